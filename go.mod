@@ -1,0 +1,3 @@
+module github.com/rtmp-server/rtmp-server
+
+go 1.26
