@@ -1,0 +1,226 @@
+package chunk
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// initialPayloadAlloc bounds how much is allocated for a message before its
+// bytes arrive; the buffer grows as chunks are read.
+const initialPayloadAlloc = 64 << 10
+
+// inStream is the state of one incoming chunk stream.
+type inStream struct {
+	timestamp uint32 // absolute timestamp of the current message
+	delta     uint32 // last timestamp field (absolute for type 0), reused by type 3
+	length    uint32
+	typ       uint8
+	streamID  uint32
+	extended  bool // the last header carried an extended timestamp
+	hasHeader bool
+	payload   []byte // message being assembled; nil between messages
+}
+
+// Reader reassembles messages from chunks. It is owned by one goroutine.
+//
+// Set Chunk Size and Abort messages are applied by the Reader itself and are
+// also returned, so the caller can log them.
+type Reader struct {
+	r         *bufio.Reader
+	chunkSize uint32
+	streams   map[uint32]*inStream
+	inFlight  int    // streams with a partial message
+	bytesRead uint64 // bytes consumed, for acknowledgements
+	hdr       [16]byte
+}
+
+// NewReader returns a Reader reading from r with the default chunk size. A
+// *bufio.Reader is used as it is, so bytes it already buffered (for example
+// after the handshake) are not lost.
+func NewReader(r io.Reader) *Reader {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 64<<10)
+	}
+	return &Reader{r: br, chunkSize: DefaultChunkSize, streams: make(map[uint32]*inStream)}
+}
+
+// ChunkSize reports the current incoming chunk size.
+func (r *Reader) ChunkSize() uint32 { return r.chunkSize }
+
+// SetChunkSize changes the incoming chunk size.
+func (r *Reader) SetChunkSize(n uint32) error {
+	if n < 1 || n > MaxChunkSize {
+		return fmt.Errorf("%w: %d (want 1..%d)", ErrChunkSize, n, MaxChunkSize)
+	}
+	r.chunkSize = n
+	return nil
+}
+
+// BytesRead reports how many bytes the Reader has consumed so far.
+func (r *Reader) BytesRead() uint64 { return r.bytesRead }
+
+func (r *Reader) readFull(b []byte) error {
+	n, err := io.ReadFull(r.r, b)
+	r.bytesRead += uint64(n)
+	if err == io.EOF && n == 0 {
+		return io.EOF
+	}
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// ReadMessage reads chunks until one message is complete and returns it.
+// The returned payload is owned by the caller and never reused.
+func (r *Reader) ReadMessage() (*Message, error) {
+	for {
+		m, err := r.readChunk()
+		if err != nil {
+			return nil, err
+		}
+		if m == nil {
+			continue
+		}
+		if err := r.apply(m); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+}
+
+// apply handles the protocol control messages that change how chunks are read.
+func (r *Reader) apply(m *Message) error {
+	switch m.Type {
+	case TypeSetChunkSize:
+		if len(m.Payload) < 4 {
+			return fmt.Errorf("%w: Set Chunk Size payload of %d bytes", ErrChunkSize, len(m.Payload))
+		}
+		return r.SetChunkSize(binary.BigEndian.Uint32(m.Payload) & 0x7FFFFFFF)
+	case TypeAbort:
+		if len(m.Payload) < 4 {
+			return nil
+		}
+		if s, ok := r.streams[binary.BigEndian.Uint32(m.Payload)]; ok && s.payload != nil {
+			s.payload = nil
+			r.inFlight--
+		}
+	}
+	return nil
+}
+
+// readChunk reads one chunk; it returns a message when that chunk completed one.
+func (r *Reader) readChunk() (*Message, error) {
+	if err := r.readFull(r.hdr[:1]); err != nil {
+		return nil, err
+	}
+	format := r.hdr[0] >> 6
+	csid := uint32(r.hdr[0] & 0x3F)
+	switch csid {
+	case 0:
+		if err := r.readFull(r.hdr[1:2]); err != nil {
+			return nil, err
+		}
+		csid = 64 + uint32(r.hdr[1])
+	case 1:
+		if err := r.readFull(r.hdr[1:3]); err != nil {
+			return nil, err
+		}
+		csid = 64 + uint32(r.hdr[1]) + uint32(r.hdr[2])<<8
+	}
+
+	s, ok := r.streams[csid]
+	if !ok {
+		if len(r.streams) >= MaxChunkStreams {
+			return nil, fmt.Errorf("%w: more than %d", ErrTooManyStreams, MaxChunkStreams)
+		}
+		s = &inStream{}
+		r.streams[csid] = s
+	}
+	if format != 0 && !s.hasHeader {
+		return nil, fmt.Errorf("%w: type %d on chunk stream %d", ErrNoPreviousHeader, format, csid)
+	}
+
+	newMessage := s.payload == nil
+	var tsField uint32
+	hdrLen := [4]int{11, 7, 3, 0}[format]
+	if hdrLen > 0 {
+		b := r.hdr[:hdrLen]
+		if err := r.readFull(b); err != nil {
+			return nil, err
+		}
+		tsField = uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])
+		if format <= 1 {
+			length := uint32(b[3])<<16 | uint32(b[4])<<8 | uint32(b[5])
+			if !newMessage && length != s.length {
+				return nil, fmt.Errorf("%w: chunk stream %d", ErrMessageSize, csid)
+			}
+			s.length = length
+			s.typ = b[6]
+		}
+		if format == 0 {
+			s.streamID = binary.LittleEndian.Uint32(b[7:11])
+		}
+		s.extended = tsField == extendedTimestamp
+	}
+	if s.extended {
+		// Type 3 chunks repeat the extended timestamp of the header they continue.
+		if err := r.readFull(r.hdr[:4]); err != nil {
+			return nil, err
+		}
+		if hdrLen > 0 {
+			tsField = binary.BigEndian.Uint32(r.hdr[:4])
+		} else {
+			tsField = s.delta
+		}
+	} else if hdrLen == 0 {
+		tsField = s.delta
+	}
+
+	if newMessage {
+		if format == 0 {
+			s.timestamp = tsField
+		} else {
+			s.timestamp += tsField
+		}
+		s.delta = tsField
+		s.hasHeader = true
+		if s.length > 0 {
+			s.payload = make([]byte, 0, min(int(s.length), initialPayloadAlloc))
+			r.inFlight++
+			if r.inFlight > MaxChunkStreams {
+				return nil, fmt.Errorf("%w: more than %d", ErrTooManyStreams, MaxChunkStreams)
+			}
+		}
+	}
+
+	remaining := int(s.length) - len(s.payload)
+	n := min(remaining, int(r.chunkSize))
+	if n > 0 {
+		start := len(s.payload)
+		s.payload = append(s.payload, make([]byte, n)...)
+		if err := r.readFull(s.payload[start:]); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.payload) < int(s.length) {
+		return nil, nil
+	}
+	m := &Message{
+		ChunkStreamID: csid,
+		Timestamp:     s.timestamp,
+		Type:          s.typ,
+		StreamID:      s.streamID,
+		Payload:       s.payload,
+	}
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	} else {
+		r.inFlight--
+	}
+	s.payload = nil
+	return m, nil
+}
