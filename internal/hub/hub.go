@@ -1,0 +1,373 @@
+// Package hub connects publishers to players: one Stream per channel, with
+// the publisher's metadata, codec headers and GOP cache, and the set of
+// players waiting for or playing it.
+//
+// Locking: Hub.mu guards membership (which streams exist, who publishes,
+// who plays); Stream.mu guards a stream's media state and is the only lock
+// taken per media packet. The order is always Hub.mu, then Stream.mu. No
+// lock is held while touching a socket: fan-out only appends to queues.
+package hub
+
+import (
+	"crypto/subtle"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	ErrStreamBusy = errors.New("hub: stream already publishing")
+	ErrBadKey     = errors.New("hub: invalid stream key")
+	ErrClosed     = errors.New("hub: closed")
+	// ErrReplaced is the reason given to a publisher kicked by a reconnecting one.
+	ErrReplaced = errors.New("hub: replaced by a new publisher with the same key")
+)
+
+// Publisher is the hub's view of a publishing connection.
+type Publisher interface {
+	// SessionID identifies the connection in logs.
+	SessionID() uint64
+	// Idle reports how long ago the publisher last sent anything.
+	Idle() time.Duration
+	// Kick ends the connection with reason. It must not block.
+	Kick(reason error)
+}
+
+// PlayerEvents receives a player's stream events. Methods are called with
+// the stream's lock held and must only queue messages, never block.
+type PlayerEvents interface {
+	// PublishStarted is called when a waiting player starts receiving a new publication.
+	PublishStarted()
+	// Unpublished is called when the publisher leaves; the player keeps waiting.
+	Unpublished()
+	// Rejected is called when a new publication's key does not match the
+	// player's; the player is removed and should be disconnected.
+	Rejected(err error)
+}
+
+// Player is one playing connection. The caller fills the exported fields
+// before Hub.Play and must not change them afterwards.
+type Player struct {
+	SessionID uint64
+	Key       string
+	Queue     *Queue
+	Events    PlayerEvents
+	// NoCache skips the GOP cache (?cache=no): the player starts at the next keyframe.
+	NoCache bool
+	// ClearCache empties and disables the stream's GOP cache (?cache=clear).
+	ClearCache bool
+
+	audio  atomic.Bool // receiveAudio; true by default
+	video  atomic.Bool // receiveVideo; true by default
+	paused atomic.Bool
+
+	stream  *Stream // guarded by Hub.mu
+	playing bool    // guarded by the stream's mu: false while waiting for a publisher
+}
+
+// NewPlayer returns a player receiving audio and video.
+func NewPlayer(sessionID uint64, key string, q *Queue, ev PlayerEvents) *Player {
+	p := &Player{SessionID: sessionID, Key: key, Queue: q, Events: ev}
+	p.audio.Store(true)
+	p.video.Store(true)
+	return p
+}
+
+// SetReceiveAudio and SetReceiveVideo implement receiveAudio/receiveVideo.
+func (p *Player) SetReceiveAudio(on bool) { p.audio.Store(on) }
+
+// SetReceiveVideo implements receiveVideo; turning video back on resumes at a keyframe.
+func (p *Player) SetReceiveVideo(on bool) {
+	if on && !p.video.Load() {
+		p.Queue.SkipToKeyframe()
+	}
+	p.video.Store(on)
+}
+
+// SetPaused implements pause; resuming starts again at the next keyframe.
+func (p *Player) SetPaused(paused bool) {
+	if !paused && p.paused.Load() {
+		p.Queue.SkipToKeyframe()
+	}
+	p.paused.Store(paused)
+}
+
+// Stats is a snapshot of the hub's counters.
+type Stats struct {
+	Streams    int
+	Publishers int
+	Players    int
+	BytesIn    uint64
+	BytesOut   uint64
+}
+
+// Hub is the registry of streams. The zero value is not usable; call New.
+type Hub struct {
+	mu      sync.Mutex
+	streams map[string]*Stream // guarded by mu
+	closed  bool               // guarded by mu
+
+	publishers atomic.Int64
+	players    atomic.Int64
+	bytesIn    atomic.Uint64
+	bytesOut   atomic.Uint64
+}
+
+// New returns an empty hub.
+func New() *Hub {
+	return &Hub{streams: make(map[string]*Stream)}
+}
+
+// keysEqual compares stream keys in constant time.
+func keysEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// streamLocked returns the stream of channel, creating it. h.mu must be held.
+func (h *Hub) streamLocked(channel string) *Stream {
+	s := h.streams[channel]
+	if s == nil {
+		s = newStream(h, channel)
+		h.streams[channel] = s
+	}
+	return s
+}
+
+// removeIfEmptyLocked forgets s when nobody publishes or plays it. h.mu must be held.
+func (h *Hub) removeIfEmptyLocked(s *Stream) {
+	if s.pub == nil && len(s.players) == 0 && h.streams[s.channel] == s {
+		delete(h.streams, s.channel)
+	}
+}
+
+// Stats returns the current counters.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	n := len(h.streams)
+	h.mu.Unlock()
+	return Stats{
+		Streams:    n,
+		Publishers: int(h.publishers.Load()),
+		Players:    int(h.players.Load()),
+		BytesIn:    h.bytesIn.Load(),
+		BytesOut:   h.bytesOut.Load(),
+	}
+}
+
+// AddBytesOut counts bytes written to players.
+func (h *Hub) AddBytesOut(n int) { h.bytesOut.Add(uint64(n)) }
+
+// Ping checks that the hub's locks can be taken, for the watchdog. It
+// returns false if they could not be within the deadline.
+func (h *Hub) Ping(deadline time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		h.mu.Lock()
+		streams := make([]*Stream, 0, len(h.streams))
+		for _, s := range h.streams {
+			streams = append(streams, s)
+		}
+		h.mu.Unlock()
+		for _, s := range streams {
+			s.mu.Lock()
+			//lint:ignore SA2001 taking the lock is the check
+			s.mu.Unlock()
+		}
+		close(done)
+	}()
+	t := time.NewTimer(deadline)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// Publication is an accepted publish: the handle a publisher feeds media through.
+type Publication struct {
+	Channel  string
+	Key      string
+	StreamID string
+	conn     Publisher
+	stream   *Stream
+	started  time.Time
+	ended    atomic.Bool
+}
+
+// PublishOptions are the per-publication settings taken from the configuration.
+type PublishOptions struct {
+	ChunkSize     uint32
+	GOPCacheBytes int64
+	// StaleAfter lets a publish with the same key replace a publisher that
+	// has sent nothing for this long (an encoder reconnecting after its old
+	// connection died). Zero disables replacement.
+	StaleAfter time.Duration
+}
+
+// CheckPublish reports whether channel could be published with key now,
+// without claiming it. It is used before asking the callback server, so a
+// busy channel is refused without a callback; Publish checks again.
+func (h *Hub) CheckPublish(channel, key string, opts PublishOptions) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	if s := h.streams[channel]; s != nil && s.pub != nil && !replaceable(s.pub, key, opts) {
+		return ErrStreamBusy
+	}
+	return nil
+}
+
+func replaceable(old *Publication, key string, opts PublishOptions) bool {
+	return opts.StaleAfter > 0 && keysEqual(old.Key, key) && old.conn.Idle() >= opts.StaleAfter
+}
+
+// Publish makes conn the publisher of channel. If the channel has a
+// publisher with the same key that has been silent for opts.StaleAfter, that
+// publisher is kicked and returned as replaced. Waiting players with the
+// same key start; those with another key are rejected.
+func (h *Hub) Publish(channel, key, streamID string, conn Publisher, opts PublishOptions) (pub, replaced *Publication, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, nil, ErrClosed
+	}
+	s := h.streamLocked(channel)
+	if s.pub != nil {
+		if !replaceable(s.pub, key, opts) {
+			return nil, nil, ErrStreamBusy
+		}
+		replaced = s.pub
+	}
+	pub = &Publication{Channel: channel, Key: key, StreamID: streamID, conn: conn, stream: s, started: time.Now()}
+	s.mu.Lock()
+	if replaced != nil {
+		// Hand over: players keep playing and resume at the new
+		// publisher's first keyframe.
+		replaced.ended.Store(true)
+		for p := range s.players {
+			if p.playing {
+				p.Queue.SkipToKeyframe()
+			}
+		}
+		h.publishers.Add(-1)
+	}
+	s.startLocked(pub, opts)
+	s.mu.Unlock()
+	h.publishers.Add(1)
+	if replaced != nil {
+		replaced.conn.Kick(ErrReplaced)
+	}
+	return pub, replaced, nil
+}
+
+// Unpublish ends pub if it is still the channel's publisher; players are
+// told and keep waiting. It is safe to call more than once and reports
+// whether this call ended the publication.
+func (h *Hub) Unpublish(pub *Publication) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := pub.stream
+	s.mu.Lock()
+	ended := s.pub == pub
+	if ended {
+		s.endLocked(pub)
+	}
+	s.mu.Unlock()
+	if ended {
+		h.publishers.Add(-1)
+		h.removeIfEmptyLocked(s)
+	}
+	return ended
+}
+
+// Lookup returns the channel's current publication, or nil.
+func (h *Hub) Lookup(channel string) *Publication {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.streams[channel]; s != nil {
+		return s.pub
+	}
+	return nil
+}
+
+// Kick ends the connection of the channel's publisher when match accepts
+// its publication. It reports whether a publisher was kicked.
+func (h *Hub) Kick(channel string, reason error, match func(*Publication) bool) bool {
+	pub := h.Lookup(channel)
+	if pub == nil || (match != nil && !match(pub)) {
+		return false
+	}
+	pub.conn.Kick(reason)
+	return true
+}
+
+// Publications returns the current publications.
+func (h *Hub) Publications() []*Publication {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Publication, 0, len(h.streams))
+	for _, s := range h.streams {
+		if s.pub != nil {
+			out = append(out, s.pub)
+		}
+	}
+	return out
+}
+
+// Play adds p to channel. If the channel is being published with p's key
+// the player starts at once (waiting=false); if nobody publishes it waits
+// for a publisher. A key that does not match the publisher's is ErrBadKey.
+func (h *Hub) Play(channel string, p *Player) (waiting bool, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false, ErrClosed
+	}
+	s := h.streamLocked(channel)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pub != nil && !keysEqual(s.pub.Key, p.Key) {
+		h.removeIfEmptyLocked(s)
+		return false, ErrBadKey
+	}
+	s.players[p] = struct{}{}
+	p.stream = s
+	h.players.Add(1)
+	if s.pub == nil {
+		return true, nil
+	}
+	s.startPlayerLocked(p)
+	return false, nil
+}
+
+// StopPlaying removes p from its stream. It is safe to call more than once.
+func (h *Hub) StopPlaying(p *Player) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := p.stream
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if _, ok := s.players[p]; ok {
+		delete(s.players, p)
+		h.players.Add(-1)
+	}
+	s.mu.Unlock()
+	p.stream = nil
+	h.removeIfEmptyLocked(s)
+}
+
+// Close refuses new publications and players. Existing ones are ended by
+// their connections.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+}

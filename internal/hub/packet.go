@@ -1,0 +1,81 @@
+package hub
+
+import (
+	"encoding/binary"
+
+	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/media"
+)
+
+// Chunk stream IDs used for media sent to players.
+const (
+	csidAudio = 4
+	csidData  = 5
+	csidVideo = 6
+)
+
+// WireStreamID is the message stream ID media is encoded for. Players whose
+// play stream has another ID get a patched copy (see Packet.Wire).
+const WireStreamID = 1
+
+// Packet is one audio, video or data message of a stream, encoded into
+// chunks once. It is immutable after NewPacket returns and is shared by the
+// GOP cache and by every player queue that holds it.
+type Packet struct {
+	Type      uint8 // chunk.TypeAudio, chunk.TypeVideo or chunk.TypeDataAMF0
+	Timestamp uint32
+	Kind      media.Kind
+	ChunkSize uint32 // the chunk size wire was encoded with
+	wire      []byte // type-0 chunk header + payload chunks, for WireStreamID
+	headerLen int    // length of the basic header, to find the stream ID field
+}
+
+// NewPacket classifies payload and encodes it for the given chunk size.
+func NewPacket(typ uint8, timestamp uint32, payload []byte, chunkSize uint32) *Packet {
+	p := &Packet{Type: typ, Timestamp: timestamp, ChunkSize: chunkSize, headerLen: 1}
+	csid := uint32(csidData)
+	switch typ {
+	case chunk.TypeAudio:
+		p.Kind = media.Audio(payload)
+		csid = csidAudio
+	case chunk.TypeVideo:
+		p.Kind = media.Video(payload)
+		csid = csidVideo
+	default:
+		p.Kind = media.Info
+	}
+	p.wire = chunk.AppendMessage(nil, &chunk.Message{
+		ChunkStreamID: csid, Timestamp: timestamp, Type: typ, StreamID: WireStreamID, Payload: payload,
+	}, chunkSize)
+	return p
+}
+
+// Size is the number of bytes the packet takes on the wire.
+func (p *Packet) Size() int { return len(p.wire) }
+
+// Wire returns the encoded chunks for a play stream with the given message
+// stream ID. For WireStreamID it is the shared buffer, which must not be
+// modified; otherwise a copy with the stream ID patched.
+func (p *Packet) Wire(streamID uint32) []byte {
+	if streamID == WireStreamID {
+		return p.wire
+	}
+	b := append([]byte(nil), p.wire...)
+	// Type-0 header: basic header, 3 timestamp, 3 length, 1 type, then the stream ID.
+	binary.LittleEndian.PutUint32(b[p.headerLen+7:], streamID)
+	return b
+}
+
+// essential reports whether p must reach a player even while it skips
+// ahead: codec configuration and metadata are small and needed to decode.
+func (p *Packet) essential() bool {
+	return p.Kind == media.SequenceHeader || p.Type == chunk.TypeDataAMF0
+}
+
+// resumes reports whether a player that skipped ahead may start again at p.
+func (p *Packet) resumes(hasVideo bool) bool {
+	if p.Type == chunk.TypeVideo {
+		return p.Kind == media.Keyframe
+	}
+	return !hasVideo
+}
