@@ -38,6 +38,8 @@ type Publisher interface {
 // PlayerEvents receives a player's stream events. Methods are called with
 // the stream's lock held and must only queue messages, never block.
 type PlayerEvents interface {
+	// Accepted is called when Play accepts the player, before any media is queued.
+	Accepted()
 	// PublishStarted is called when a waiting player starts receiving a new publication.
 	PublishStarted()
 	// Unpublished is called when the publisher leaves; the player keeps waiting.
@@ -198,6 +200,15 @@ type Publication struct {
 	ended    atomic.Bool
 }
 
+// HasKey compares key with the publication's in constant time.
+func (pub *Publication) HasKey(key string) bool { return keysEqual(pub.Key, key) }
+
+// Idle reports how long ago the publisher last sent anything.
+func (pub *Publication) Idle() time.Duration { return pub.conn.Idle() }
+
+// SessionID identifies the publishing connection.
+func (pub *Publication) SessionID() uint64 { return pub.conn.SessionID() }
+
 // PublishOptions are the per-publication settings taken from the configuration.
 type PublishOptions struct {
 	ChunkSize     uint32
@@ -320,6 +331,18 @@ func (h *Hub) Publications() []*Publication {
 	return out
 }
 
+// IsPublisher reports whether conn currently publishes a stream.
+func (h *Hub) IsPublisher(conn Publisher) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.streams {
+		if s.pub != nil && s.pub.conn == conn {
+			return true
+		}
+	}
+	return false
+}
+
 // Play adds p to channel. If the channel is being published with p's key
 // the player starts at once (waiting=false); if nobody publishes it waits
 // for a publisher. A key that does not match the publisher's is ErrBadKey.
@@ -339,6 +362,7 @@ func (h *Hub) Play(channel string, p *Player) (waiting bool, err error) {
 	s.players[p] = struct{}{}
 	p.stream = s
 	h.players.Add(1)
+	p.Events.Accepted()
 	if s.pub == nil {
 		return true, nil
 	}

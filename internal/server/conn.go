@@ -1,0 +1,321 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/handshake"
+	"github.com/rtmp-server/rtmp-server/internal/hub"
+)
+
+// Deadlines and sizes of a connection.
+const (
+	// HandshakeTimeout bounds the TLS and RTMP handshakes and the connect command.
+	HandshakeTimeout = 10 * time.Second
+	// IdleTimeout ends a connection that has sent nothing, not even a ping
+	// response, for this long.
+	IdleTimeout = 30 * time.Second
+	// PublisherTimeout ends a publisher that has sent nothing for this long:
+	// encoders send media continuously, so it is dead.
+	PublisherTimeout = 10 * time.Second
+	// PublisherStaleAfter lets a publish with the same key replace a
+	// publisher that has been silent this long (an encoder reconnecting).
+	PublisherStaleAfter = 2 * time.Second
+	// PingInterval is how often the server sends a ping request.
+	PingInterval = 5 * time.Second
+	// WriteTimeout ends a connection whose peer stops reading.
+	WriteTimeout = 10 * time.Second
+	// FinishTimeout bounds flushing the last messages before closing.
+	FinishTimeout = 2 * time.Second
+	readBufferSize = 64 << 10
+)
+
+var (
+	errKilled   = errors.New("killed by control command")
+	errShutdown = errors.New("server shutting down")
+	errSlow     = errors.New("player stopped reading")
+)
+
+// conn is one client connection: a read loop that owns the protocol state
+// and the publisher/player roles, and a writer goroutine that owns writes.
+type conn struct {
+	srv      *Server
+	nc       net.Conn
+	id       uint64
+	clientIP netip.Addr
+	ip       string
+	log      *slog.Logger
+	cfg      *config.Config // the configuration when the connection arrived; immutable
+	overIP   bool           // over the per-IP limit: refused at connect; immutable
+	release  func()
+
+	queue      *hub.Queue
+	reader     *chunk.Reader // owned by the read loop
+	lastRead   atomic.Int64  // unix nanoseconds of the last message read
+	playID     atomic.Uint32 // message stream ID of the play stream; 0 when not playing
+	kicked     atomic.Bool
+	kickMu     sync.Mutex
+	kickReason error         // guarded by kickMu
+	finish     chan struct{} // closed by the read loop when the writer should flush and stop
+	writerDone chan struct{}
+	ctx        context.Context // cancelled when the connection is kicked or ends
+	cancel     context.CancelFunc
+
+	// Owned by the read loop.
+	connected    bool
+	channel      string
+	nextStreamID uint32
+	ackWindow    uint32
+	lastAck      uint64
+	pub          *publisher
+	play         *player
+}
+
+func (c *conn) SessionID() uint64 { return c.id }
+
+// Idle reports how long ago the peer last sent a message.
+func (c *conn) Idle() time.Duration {
+	return time.Since(time.Unix(0, c.lastRead.Load()))
+}
+
+// Kick ends the connection with reason: the read loop stops, cleans up,
+// flushes what is queued and closes. It never blocks.
+func (c *conn) Kick(reason error) {
+	c.kickMu.Lock()
+	if c.kickReason == nil {
+		c.kickReason = reason
+	}
+	c.kickMu.Unlock()
+	c.kicked.Store(true)
+	c.cancel()
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+func (c *conn) reason() error {
+	c.kickMu.Lock()
+	defer c.kickMu.Unlock()
+	return c.kickReason
+}
+
+// send queues a control or command message; a peer that lets them pile up is dropped.
+func (c *conn) send(m *chunk.Message) {
+	if err := c.queue.PushControl(m); err != nil {
+		c.Kick(errSlow)
+	}
+}
+
+func (c *conn) logRequest(msg string, args ...any) {
+	if c.srv.config().LogRequests {
+		c.log.Info(msg, args...)
+	}
+}
+
+// serve runs the connection to its end.
+func (c *conn) serve() {
+	defer c.srv.forget(c)
+	defer c.release()
+	c.logRequest("connection accepted")
+
+	_ = c.nc.SetDeadline(time.Now().Add(HandshakeTimeout))
+	br := bufio.NewReaderSize(c.nc, readBufferSize)
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{br, c.nc}
+	if err := handshake.Server(rw, nil); err != nil {
+		c.log.Debug("handshake failed", "err", err)
+		c.logRequest("connection closed", "reason", "handshake failed")
+		_ = c.nc.Close()
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Time{})
+	c.reader = chunk.NewReader(br)
+	c.lastRead.Store(time.Now().UnixNano())
+
+	go c.writeLoop()
+	err := c.readLoopSafe()
+	c.cleanup()
+	close(c.finish)
+	<-c.writerDone
+	_ = c.nc.Close()
+
+	if r := c.reason(); r != nil {
+		err = r
+	}
+	c.logRequest("connection closed", "reason", closeReason(err))
+}
+
+func closeReason(err error) string {
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "closed by peer"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "timed out"
+	}
+	return err.Error()
+}
+
+// readLoopSafe runs the read loop; a panic ends only this connection.
+func (c *conn) readLoopSafe() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic in connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return c.readLoop()
+}
+
+func (c *conn) readTimeout() time.Duration {
+	switch {
+	case !c.connected:
+		return HandshakeTimeout
+	case c.pub != nil:
+		return PublisherTimeout
+	}
+	return IdleTimeout
+}
+
+func (c *conn) readLoop() error {
+	for {
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.readTimeout())); err != nil {
+			return err
+		}
+		if c.kicked.Load() {
+			return c.reason()
+		}
+		m, err := c.reader.ReadMessage()
+		if err != nil {
+			return err
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		if err := c.handleMessage(m); err != nil {
+			return err
+		}
+		if c.ackWindow > 0 && c.reader.BytesRead()-c.lastAck >= uint64(c.ackWindow) {
+			c.lastAck = c.reader.BytesRead()
+			c.send(ackMessage(uint32(c.lastAck)))
+		}
+	}
+}
+
+// writeLoop drains the queue to the socket, sends pings, and on finish
+// flushes what is left within FinishTimeout.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	ping := time.NewTicker(PingInterval)
+	defer ping.Stop()
+	w := &wireWriter{conn: c, chunkSize: chunk.DefaultChunkSize}
+	for {
+		select {
+		case <-c.queue.Ready():
+		case <-ping.C:
+			c.send(userControlMessage(eventPingRequest, uint32(time.Now().UnixMilli())))
+			continue
+		case <-c.finish:
+			_ = c.nc.SetWriteDeadline(time.Now().Add(FinishTimeout))
+			_ = w.flush(c.queue.Drain(nil))
+			c.queue.Close()
+			return
+		}
+		if err := w.flush(c.queue.Drain(w.items[:0])); err != nil {
+			c.log.Debug("write failed", "err", err)
+			c.queue.Close()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.Kick(errSlow)
+			} else {
+				c.Kick(err)
+			}
+			<-c.finish
+			return
+		}
+	}
+}
+
+// wireWriter encodes queue items for one connection, tracking the chunk
+// size the peer was told.
+type wireWriter struct {
+	conn      *conn
+	chunkSize uint32
+	items     []hub.Item
+	scratch   []byte
+	bufs      net.Buffers
+}
+
+func (w *wireWriter) flush(items []hub.Item) error {
+	w.items = items
+	if len(items) == 0 {
+		return nil
+	}
+	w.scratch = w.scratch[:0]
+	w.bufs = w.bufs[:0]
+	// Control messages are encoded into scratch; packets are shared buffers
+	// referenced as they are. Offsets into scratch are recorded first since
+	// appending may move it.
+	type span struct {
+		start, end int
+		shared     []byte
+	}
+	spans := make([]span, 0, len(items))
+	encode := func(m *chunk.Message) {
+		start := len(w.scratch)
+		w.scratch = chunk.AppendMessage(w.scratch, m, w.chunkSize)
+		spans = append(spans, span{start: start, end: len(w.scratch)})
+		if m.Type == chunk.TypeSetChunkSize && len(m.Payload) >= 4 {
+			w.chunkSize = uint32(m.Payload[0])<<24 | uint32(m.Payload[1])<<16 | uint32(m.Payload[2])<<8 | uint32(m.Payload[3])
+		}
+	}
+	playID := w.conn.playStreamID()
+	for _, it := range items {
+		if it.Control != nil {
+			encode(it.Control)
+			continue
+		}
+		if it.Packet.ChunkSize != w.chunkSize {
+			encode(setChunkSizeMessage(it.Packet.ChunkSize))
+		}
+		spans = append(spans, span{shared: it.Packet.Wire(playID)})
+	}
+	total := 0
+	for _, s := range spans {
+		if s.shared != nil {
+			w.bufs = append(w.bufs, s.shared)
+		} else {
+			w.bufs = append(w.bufs, w.scratch[s.start:s.end])
+		}
+		total += len(w.bufs[len(w.bufs)-1])
+	}
+	clear(w.items)
+	select {
+	case <-w.conn.finish:
+	default:
+		_ = w.conn.nc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	}
+	bufs := w.bufs
+	_, err := bufs.WriteTo(w.conn.nc)
+	clear(w.bufs)
+	w.conn.srv.hub.AddBytesOut(total)
+	return err
+}
+
+// playStreamID is the message stream ID media is sent on.
+func (c *conn) playStreamID() uint32 {
+	if id := c.playID.Load(); id != 0 {
+		return id
+	}
+	return hub.WireStreamID
+}

@@ -1,0 +1,106 @@
+package server
+
+import (
+	"errors"
+
+	"github.com/rtmp-server/rtmp-server/internal/hub"
+)
+
+// player is the playing role of a connection; owned by its read loop. Its
+// event methods are called by the hub and only queue messages.
+type player struct {
+	c           *conn
+	streamMsgID uint32
+	player      *hub.Player
+}
+
+func (p *player) Accepted() {
+	id := p.streamMsgID
+	p.c.send(userControlMessage(eventStreamBegin, id))
+	p.c.send(statusMessage(id, "status", "NetStream.Play.Reset", "Playing and resetting stream."))
+	p.c.send(statusMessage(id, "status", "NetStream.Play.Start", "Started playing stream."))
+	p.c.send(dataMessage(id, "|RtmpSampleAccess", false, false))
+}
+
+func (p *player) PublishStarted() {
+	p.c.send(userControlMessage(eventStreamBegin, p.streamMsgID))
+	p.c.send(statusMessage(p.streamMsgID, "status", "NetStream.Play.PublishNotify", "Stream is now published."))
+}
+
+func (p *player) Unpublished() {
+	p.c.send(userControlMessage(eventStreamEOF, p.streamMsgID))
+	p.c.send(statusMessage(p.streamMsgID, "status", "NetStream.Play.UnpublishNotify", "Stream is now unpublished."))
+}
+
+func (p *player) Rejected(err error) {
+	p.c.send(statusMessage(p.streamMsgID, "error", "NetStream.Play.BadName", "Invalid stream key provided"))
+	p.c.Kick(errRejected{"stream key does not match the new publisher"})
+}
+
+func (c *conn) rejectPlay(msgStreamID uint32, description, reason string) error {
+	c.send(statusMessage(msgStreamID, "error", "NetStream.Play.BadName", description))
+	c.logRequest("rejected", "action", "play", "reason", reason)
+	return errRejected{reason}
+}
+
+func (c *conn) onPlay(cmd *command) error {
+	cfg := c.srv.config()
+	key, query := splitName(cmd.argString(0))
+	msgID := cmd.streamID
+	switch {
+	case c.play != nil:
+		c.send(statusMessage(msgID, "error", "NetStream.Play.BadConnection", "Connection already playing"))
+		return nil
+	case !validID(key, cfg.IDMaxLength):
+		return c.rejectPlay(msgID, "Invalid stream key provided", "invalid stream key")
+	case !cfg.PlayWhitelist.Contains(c.clientIP):
+		return c.rejectPlay(msgID, "Your net address is not whitelisted for playing", "address not in RTMP_PLAY_WHITELIST")
+	}
+	p := &player{c: c, streamMsgID: msgID}
+	p.player = hub.NewPlayer(c.id, key, c.queue, p)
+	switch query.Get("cache") {
+	case "no":
+		p.player.NoCache = true
+	case "clear":
+		p.player.ClearCache = true
+	}
+	c.playID.Store(msgID)
+	waiting, err := c.srv.hub.Play(c.channel, p.player)
+	if err != nil {
+		c.playID.Store(0)
+		if errors.Is(err, hub.ErrBadKey) {
+			return c.rejectPlay(msgID, "Invalid stream key provided", "stream key does not match the publisher's")
+		}
+		return c.rejectPlay(msgID, "Server shutting down", "server shutting down")
+	}
+	c.play = p
+	if waiting {
+		c.logRequest("play", "state", "waiting for publisher")
+	} else {
+		c.logRequest("play", "state", "playing")
+	}
+	return nil
+}
+
+func (c *conn) stopPlaying() {
+	c.srv.hub.StopPlaying(c.play.player)
+	c.play = nil
+	c.playID.Store(0)
+	c.logRequest("play stopped")
+}
+
+func (c *conn) onPause(cmd *command) {
+	if c.play == nil {
+		return
+	}
+	paused := cmd.argBool(0)
+	c.play.player.SetPaused(paused)
+	id := c.play.streamMsgID
+	if paused {
+		c.send(userControlMessage(eventStreamEOF, id))
+		c.send(statusMessage(id, "status", "NetStream.Pause.Notify", "Paused live"))
+		return
+	}
+	c.send(userControlMessage(eventStreamBegin, id))
+	c.send(statusMessage(id, "status", "NetStream.Unpause.Notify", "Unpaused live"))
+}

@@ -1,0 +1,141 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/hub"
+)
+
+// PublishEvent describes a publication for the Authorizer.
+type PublishEvent struct {
+	Session  uint64
+	Channel  string
+	Key      string
+	ClientIP string
+	StreamID string // empty for Start
+}
+
+// Authorizer approves publications and hears when they end (the event
+// callbacks). Start may block; it is called without any lock held and only
+// delays the publisher asking. Stop must not block.
+type Authorizer interface {
+	Start(ctx context.Context, ev PublishEvent) (streamID string, err error)
+	Stop(ev PublishEvent)
+}
+
+// publisher is the publishing role of a connection; owned by its read loop.
+type publisher struct {
+	streamMsgID uint32
+	key         string
+	streamID    string
+	pub         *hub.Publication
+	auth        Authorizer // the authorizer that approved it, told at the end
+	started     time.Time
+}
+
+func (p *publisher) write(typ uint8, ts uint32, payload []byte, metadata bool) {
+	p.pub.Write(typ, ts, payload, metadata)
+}
+
+func (c *conn) event(key, streamID string) PublishEvent {
+	return PublishEvent{Session: c.id, Channel: c.channel, Key: key, ClientIP: c.ip, StreamID: streamID}
+}
+
+// rejectPublish tells the peer and ends the connection.
+func (c *conn) rejectPublish(msgStreamID uint32, code, description, reason string, args ...any) error {
+	c.send(statusMessage(msgStreamID, "error", code, description))
+	c.logRequest("rejected", append([]any{"action", "publish", "reason", reason}, args...)...)
+	return errRejected{reason}
+}
+
+func (c *conn) onPublish(cmd *command) error {
+	cfg := c.srv.config()
+	key, _ := splitName(cmd.argString(0))
+	msgID := cmd.streamID
+	switch {
+	case c.pub != nil:
+		c.send(statusMessage(msgID, "error", "NetStream.Publish.BadConnection", "Connection already publishing"))
+		return nil
+	case !validID(key, cfg.IDMaxLength):
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided", "invalid stream key")
+	}
+	opts := hub.PublishOptions{
+		ChunkSize:     uint32(cfg.ChunkSize),
+		GOPCacheBytes: cfg.GOPCacheBytes(),
+		StaleAfter:    PublisherStaleAfter,
+	}
+	h := c.srv.hub
+	c.waitForStalePublisher(key)
+	if err := h.CheckPublish(c.channel, key, opts); err != nil {
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", "stream already publishing")
+	}
+
+	streamID := ""
+	auth := c.srv.authorizer()
+	if auth != nil {
+		id, err := auth.Start(c.ctx, c.event(key, ""))
+		if err != nil {
+			return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided", "callback refused", "err", err)
+		}
+		streamID = id
+	} else {
+		streamID = rand.Text()
+	}
+
+	pub, replaced, err := h.Publish(c.channel, key, streamID, c, opts)
+	if err != nil {
+		if auth != nil {
+			// Approved but lost the race: the callback server saw a start.
+			auth.Stop(c.event(key, streamID))
+		}
+		reason := "stream already publishing"
+		if errors.Is(err, hub.ErrClosed) {
+			reason = "server shutting down"
+		}
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", reason, "stream_id", streamID)
+	}
+	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, started: time.Now()}
+	c.send(userControlMessage(eventStreamBegin, msgID))
+	c.send(statusMessage(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
+	args := []any{"stream_id", streamID}
+	if replaced != nil {
+		args = append(args, "replaced_session", replaced.SessionID())
+	}
+	c.logRequest("publish", args...)
+	return nil
+}
+
+// waitForStalePublisher gives a reconnecting encoder's old, silent session
+// the time left until it counts as stale, so the new publish can replace it
+// instead of being refused.
+func (c *conn) waitForStalePublisher(key string) {
+	old := c.srv.hub.Lookup(c.channel)
+	if old == nil || !old.HasKey(key) {
+		return
+	}
+	wait := PublisherStaleAfter - old.Idle()
+	if wait <= 0 || wait > PublisherStaleAfter {
+		return
+	}
+	t := time.NewTimer(wait + 50*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+}
+
+// endPublish ends the publication, tells players and the callback server.
+func (c *conn) endPublish(reason string) {
+	p := c.pub
+	c.pub = nil
+	c.srv.hub.Unpublish(p.pub)
+	if p.auth != nil {
+		p.auth.Stop(c.event(p.key, p.streamID))
+	}
+	c.send(statusMessage(p.streamMsgID, "status", "NetStream.Unpublish.Success", "/"+c.channel+"/"+p.key+" is now unpublished."))
+	c.logRequest("unpublish", "stream_id", p.streamID, "reason", reason, "duration", time.Since(p.started).Round(time.Millisecond).String())
+}

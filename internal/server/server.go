@@ -1,0 +1,296 @@
+// Package server is the RTMP server: it accepts connections, runs the
+// handshake and the chunk stream, and connects publishers and players
+// through the hub. Its shape follows net/http.Server: Serve(listener),
+// Shutdown(ctx), Close().
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/access"
+	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/hub"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("server: closed")
+
+// Accept loop backoff on temporary errors (EMFILE, ECONNABORTED, ...).
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// Server is an RTMP server. Create it with New.
+type Server struct {
+	hub     *hub.Hub
+	log     *slog.Logger
+	limiter *access.Limiter
+
+	cfg  atomic.Pointer[config.Config]
+	auth atomic.Pointer[authHolder]
+
+	nextID atomic.Uint64
+
+	mu        sync.Mutex
+	listeners map[*net.Listener]*listenerState // guarded by mu
+	conns     map[*conn]struct{}               // guarded by mu
+	closed    bool                             // guarded by mu
+	connWG    sync.WaitGroup
+}
+
+type authHolder struct{ a Authorizer }
+
+type listenerState struct {
+	lastAccept atomic.Int64 // unix nanoseconds the accept loop last went round
+}
+
+// New returns a server with the given configuration. logger receives every
+// log line; nil discards them.
+func New(cfg config.Config, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		hub:       hub.New(),
+		log:       logger,
+		limiter:   access.NewLimiter(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist),
+		listeners: make(map[*net.Listener]*listenerState),
+		conns:     make(map[*conn]struct{}),
+	}
+	s.cfg.Store(&cfg)
+	return s
+}
+
+// SetConfig applies a new configuration to new sessions and live checks
+// (whitelists, limits, log switches, chunk size and GOP cache for new
+// streams). Listeners are not touched.
+func (s *Server) SetConfig(cfg config.Config) {
+	s.cfg.Store(&cfg)
+	s.limiter.SetLimits(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist)
+}
+
+func (s *Server) config() *config.Config { return s.cfg.Load() }
+
+// SetAuthorizer sets the publish authorizer; nil accepts every publish.
+func (s *Server) SetAuthorizer(a Authorizer) { s.auth.Store(&authHolder{a}) }
+
+func (s *Server) authorizer() Authorizer {
+	if h := s.auth.Load(); h != nil {
+		return h.a
+	}
+	return nil
+}
+
+// Hub exposes the stream registry (status, control).
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Serve accepts connections on ln until Shutdown or Close, and returns
+// ErrServerClosed then. Other accept errors that are not temporary are
+// returned. ln is closed when Serve returns.
+func (s *Server) Serve(ln net.Listener) error {
+	st := &listenerState{}
+	st.lastAccept.Store(time.Now().UnixNano())
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[&ln] = st
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, &ln)
+		s.mu.Unlock()
+		_ = ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		st.lastAccept.Store(time.Now().UnixNano())
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				t := time.NewTimer(backoff)
+				<-t.C
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if !s.track(nc) {
+			_ = nc.Close()
+			return ErrServerClosed
+		}
+	}
+}
+
+// isTemporary reports errors after which accepting can go on.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// track registers a new connection and starts serving it.
+func (s *Server) track(nc net.Conn) bool {
+	cfg := s.config()
+	id := s.nextID.Add(1)
+	ip := remoteIP(nc)
+	release, ok := s.limiter.Acquire(ip)
+	if !ok {
+		release = func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		id:         id,
+		clientIP:   ip,
+		ip:         ip.String(),
+		cfg:        cfg,
+		overIP:     !ok,
+		release:    release,
+		queue:      hub.NewQueue(),
+		finish:     make(chan struct{}),
+		writerDone: make(chan struct{}),
+		ctx:        ctx,
+		cancel:     cancel,
+	}
+	c.log = s.log.With("session", id, "client_ip", c.ip)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		release()
+		cancel()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	go c.serve()
+	return true
+}
+
+func (s *Server) forget(c *conn) {
+	c.cancel()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connWG.Done()
+}
+
+func remoteIP(nc net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// KillSession ends the publisher of channel (kill-session). It reports
+// whether this server held that channel.
+func (s *Server) KillSession(channel string) bool {
+	return s.hub.Kick(channel, errKilled, nil)
+}
+
+// CloseStream ends the publisher of channel if its stream id is streamID
+// (close-stream).
+func (s *Server) CloseStream(channel, streamID string) bool {
+	return s.hub.Kick(channel, errKilled, func(p *hub.Publication) bool { return p.StreamID == streamID })
+}
+
+// Healthy reports whether the accept loops are running and the hub answers
+// within ctx's deadline; the watchdog only pings while it returns nil.
+func (s *Server) Healthy(ctx context.Context) error {
+	deadline := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		deadline = time.Until(d)
+	}
+	if !s.hub.Ping(deadline) {
+		return errors.New("server: stream registry did not answer in time")
+	}
+	return nil
+}
+
+// Shutdown stops accepting, ends publishers (their players are told the
+// stream ended and their stop events are queued), lets queued messages
+// flush, and waits for every connection to end or ctx to expire; then it
+// closes what is left and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		_ = (*ln).Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.hub.Close()
+
+	// Publishers first, so players get end-of-stream before they go.
+	for _, c := range conns {
+		if s.hub.IsPublisher(c) {
+			c.Kick(errShutdown)
+		}
+	}
+	for _, c := range conns {
+		c.Kick(errShutdown)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeConns()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		_ = (*ln).Close()
+	}
+	s.mu.Unlock()
+	s.hub.Close()
+	s.closeConns()
+	s.connWG.Wait()
+	return nil
+}
+
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Kick(errShutdown)
+		_ = c.nc.Close()
+	}
+}
