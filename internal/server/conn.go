@@ -40,7 +40,7 @@ const (
 	// WriteTimeout ends a connection whose peer stops reading.
 	WriteTimeout = 10 * time.Second
 	// FinishTimeout bounds flushing the last messages before closing.
-	FinishTimeout = 2 * time.Second
+	FinishTimeout  = 2 * time.Second
 	readBufferSize = 64 << 10
 )
 
