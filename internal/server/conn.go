@@ -130,7 +130,7 @@ func (c *conn) serve() {
 	defer c.release()
 	c.logRequest("connection accepted")
 
-	_ = c.nc.SetDeadline(time.Now().Add(HandshakeTimeout))
+	_ = c.nc.SetDeadline(time.Now().Add(c.srv.HandshakeTimeout))
 	br := bufio.NewReaderSize(c.nc, readBufferSize)
 	rw := struct {
 		io.Reader
@@ -148,14 +148,13 @@ func (c *conn) serve() {
 
 	go c.writeLoop()
 	err := c.readLoopSafe()
+	if r := c.reason(); r != nil {
+		err = r
+	}
 	c.cleanup()
 	close(c.finish)
 	<-c.writerDone
 	_ = c.nc.Close()
-
-	if r := c.reason(); r != nil {
-		err = r
-	}
 	c.logRequest("connection closed", "reason", closeReason(err))
 }
 
@@ -183,11 +182,11 @@ func (c *conn) readLoopSafe() (err error) {
 func (c *conn) readTimeout() time.Duration {
 	switch {
 	case !c.connected:
-		return HandshakeTimeout
+		return c.srv.HandshakeTimeout
 	case c.pub != nil:
-		return PublisherTimeout
+		return c.srv.PublisherTimeout
 	}
-	return IdleTimeout
+	return c.srv.IdleTimeout
 }
 
 func (c *conn) readLoop() error {
@@ -217,7 +216,7 @@ func (c *conn) readLoop() error {
 // flushes what is left within FinishTimeout.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
-	ping := time.NewTicker(PingInterval)
+	ping := time.NewTicker(c.srv.PingInterval)
 	defer ping.Stop()
 	w := &wireWriter{conn: c, chunkSize: chunk.DefaultChunkSize}
 	for {
@@ -300,16 +299,40 @@ func (w *wireWriter) flush(items []hub.Item) error {
 		total += len(w.bufs[len(w.bufs)-1])
 	}
 	clear(w.items)
-	select {
-	case <-w.conn.finish:
-	default:
-		_ = w.conn.nc.SetWriteDeadline(time.Now().Add(WriteTimeout))
-	}
-	bufs := w.bufs
-	_, err := bufs.WriteTo(w.conn.nc)
+	err := w.writeAll()
 	clear(w.bufs)
 	w.conn.srv.hub.AddBytesOut(total)
 	return err
+}
+
+// writeSegment is how much is written under one write deadline: a peer
+// that reads slowly but steadily is not cut off, one that stops is.
+const writeSegment = 256 << 10
+
+func (w *wireWriter) writeAll() error {
+	finishing := false
+	select {
+	case <-w.conn.finish:
+		finishing = true // the finish deadline applies
+	default:
+	}
+	rest := w.bufs
+	for len(rest) > 0 {
+		n, size := 0, 0
+		for n < len(rest) && (n == 0 || size+len(rest[n]) <= writeSegment) {
+			size += len(rest[n])
+			n++
+		}
+		if !finishing {
+			_ = w.conn.nc.SetWriteDeadline(time.Now().Add(w.conn.srv.WriteTimeout))
+		}
+		seg := rest[:n:n]
+		if _, err := seg.WriteTo(w.conn.nc); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return nil
 }
 
 // playStreamID is the message stream ID media is sent on.

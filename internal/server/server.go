@@ -28,8 +28,15 @@ const (
 	acceptBackoffMax = time.Second
 )
 
-// Server is an RTMP server. Create it with New.
+// Server is an RTMP server. Create it with New. The timeout fields may be
+// changed before Serve; New sets them to the package defaults.
 type Server struct {
+	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
+	PublisherTimeout time.Duration
+	WriteTimeout     time.Duration
+	PingInterval     time.Duration
+
 	hub     *hub.Hub
 	log     *slog.Logger
 	limiter *access.Limiter
@@ -59,11 +66,16 @@ func New(cfg config.Config, logger *slog.Logger) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		hub:       hub.New(),
-		log:       logger,
-		limiter:   access.NewLimiter(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist),
-		listeners: make(map[*net.Listener]*listenerState),
-		conns:     make(map[*conn]struct{}),
+		HandshakeTimeout: HandshakeTimeout,
+		IdleTimeout:      IdleTimeout,
+		PublisherTimeout: PublisherTimeout,
+		WriteTimeout:     WriteTimeout,
+		PingInterval:     PingInterval,
+		hub:              hub.New(),
+		log:              logger,
+		limiter:          access.NewLimiter(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist),
+		listeners:        make(map[*net.Listener]*listenerState),
+		conns:            make(map[*conn]struct{}),
 	}
 	s.cfg.Store(&cfg)
 	return s

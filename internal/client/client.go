@@ -1,0 +1,268 @@
+// Package client is a small RTMP client: enough to publish and play, read
+// the server's status codes exactly, and drive load. Tests and the load
+// tool use it; the server does not.
+package client
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/amf"
+	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/handshake"
+)
+
+// ErrStatus is returned when the server answers with an error status.
+var ErrStatus = errors.New("client: error status")
+
+// Status is an onStatus or _error info object.
+type Status struct {
+	Level, Code, Description string
+}
+
+func (s Status) Error() string { return s.Code + ": " + s.Description }
+
+// Conn is one client connection. It is not safe for concurrent use, except
+// that Close may be called from another goroutine.
+type Conn struct {
+	nc       net.Conn
+	r        *chunk.Reader
+	w        *chunk.Writer
+	txn      float64
+	streamID uint32
+	// Pending holds media and data messages read while waiting for a reply.
+	Pending []*chunk.Message
+}
+
+// Dial connects to addr over TCP (or TLS when tlsConfig is not nil) and
+// runs the handshake.
+func Dial(addr string, tlsConfig *tls.Config, timeout time.Duration) (*Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	var nc net.Conn
+	var err error
+	if tlsConfig != nil {
+		nc, err = tls.DialWithDialer(&d, "tcp", addr, tlsConfig)
+	} else {
+		nc, err = d.Dial("tcp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Now().Add(timeout))
+	br := bufio.NewReader(nc)
+	if err := handshake.Client(struct {
+		io.Reader
+		io.Writer
+	}{br, nc}, nil); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return &Conn{nc: nc, r: chunk.NewReader(br), w: chunk.NewWriter(nc)}, nil
+}
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// SetDeadline sets the read and write deadline.
+func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
+
+// SetChunkSize tells the server and switches the writer.
+func (c *Conn) SetChunkSize(n uint32) error {
+	if err := c.w.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: chunk.TypeSetChunkSize, Payload: binary.BigEndian.AppendUint32(nil, n)}); err != nil {
+		return err
+	}
+	c.w.SetChunkSize(n)
+	return nil
+}
+
+// Call sends a command with the next transaction id.
+func (c *Conn) Call(streamID uint32, name string, args ...any) (float64, error) {
+	c.txn++
+	vals := append([]any{name, c.txn}, args...)
+	payload, err := amf.AppendAMF0All(nil, vals...)
+	if err != nil {
+		return 0, err
+	}
+	return c.txn, c.w.WriteMessage(&chunk.Message{ChunkStreamID: 3, Type: chunk.TypeCommandAMF0, StreamID: streamID, Payload: payload})
+}
+
+// WriteMessage sends a raw message.
+func (c *Conn) WriteMessage(m *chunk.Message) error { return c.w.WriteMessage(m) }
+
+// ReadMessage reads the next message, answering ping requests.
+func (c *Conn) ReadMessage() (*chunk.Message, error) {
+	for {
+		m, err := c.r.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		if m.Type == chunk.TypeUserControl && len(m.Payload) >= 6 && binary.BigEndian.Uint16(m.Payload) == 6 {
+			pong := append([]byte{0, 7}, m.Payload[2:6]...)
+			if err := c.w.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: chunk.TypeUserControl, Payload: pong}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return m, nil
+	}
+}
+
+// Command is a decoded command message.
+type Command struct {
+	Name   string
+	Txn    float64
+	Values []any // after the transaction id
+}
+
+// StatusOf returns the info object of an onStatus/_result/_error command.
+func (cmd *Command) StatusOf() Status {
+	for _, v := range cmd.Values {
+		if o, ok := v.(amf.Object); ok && o.String("code") != "" {
+			return Status{Level: o.String("level"), Code: o.String("code"), Description: o.String("description")}
+		}
+	}
+	return Status{}
+}
+
+// ReadCommand reads until a command message arrives; media read meanwhile
+// is kept in Pending.
+func (c *Conn) ReadCommand() (*Command, error) {
+	for {
+		m, err := c.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		switch m.Type {
+		case chunk.TypeCommandAMF0:
+		case chunk.TypeAudio, chunk.TypeVideo, chunk.TypeDataAMF0:
+			c.Pending = append(c.Pending, m)
+			continue
+		default:
+			continue
+		}
+		vals, err := amf.DecodeAMF0All(m.Payload)
+		if err != nil || len(vals) < 2 {
+			return nil, fmt.Errorf("client: bad command: %v", err)
+		}
+		name, _ := vals[0].(string)
+		txn, _ := vals[1].(float64)
+		return &Command{Name: name, Txn: txn, Values: vals[2:]}, nil
+	}
+}
+
+// waitResult reads until the reply to txn; an _error becomes a Status error.
+func (c *Conn) waitResult(txn float64) (*Command, error) {
+	for {
+		cmd, err := c.ReadCommand()
+		if err != nil {
+			return nil, err
+		}
+		if cmd.Txn != txn || (cmd.Name != "_result" && cmd.Name != "_error") {
+			continue
+		}
+		if cmd.Name == "_error" {
+			return cmd, fmt.Errorf("%w: %w", ErrStatus, cmd.StatusOf())
+		}
+		return cmd, nil
+	}
+}
+
+// Connect sends connect for app and waits for the result.
+func (c *Conn) Connect(app string) error {
+	txn, err := c.Call(0, "connect", amf.Object{
+		{Key: "app", Value: app},
+		{Key: "type", Value: "nonprivate"},
+		{Key: "flashVer", Value: "FMLE/3.0 (compatible; rtmp-server client)"},
+		{Key: "tcUrl", Value: "rtmp://localhost/" + app},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = c.waitResult(txn)
+	return err
+}
+
+// CreateStream creates a stream and remembers its ID for Publish and Play.
+func (c *Conn) CreateStream() (uint32, error) {
+	txn, err := c.Call(0, "createStream", nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := c.waitResult(txn)
+	if err != nil {
+		return 0, err
+	}
+	for _, v := range res.Values {
+		if f, ok := v.(float64); ok {
+			c.streamID = uint32(f)
+			return c.streamID, nil
+		}
+	}
+	return 0, errors.New("client: createStream result without a stream id")
+}
+
+// waitStatus reads until an onStatus and returns it; an error level is an error.
+func (c *Conn) waitStatus() (Status, error) {
+	for {
+		cmd, err := c.ReadCommand()
+		if err != nil {
+			return Status{}, err
+		}
+		if cmd.Name != "onStatus" {
+			continue
+		}
+		st := cmd.StatusOf()
+		if st.Level == "error" {
+			return st, fmt.Errorf("%w: %w", ErrStatus, st)
+		}
+		return st, nil
+	}
+}
+
+// Publish publishes key on the created stream and returns the status.
+func (c *Conn) Publish(key string) (Status, error) {
+	if _, err := c.Call(c.streamID, "publish", nil, key, "live"); err != nil {
+		return Status{}, err
+	}
+	return c.waitStatus()
+}
+
+// Play plays name on the created stream and returns the first status that
+// is not Play.Reset (normally NetStream.Play.Start).
+func (c *Conn) Play(name string) (Status, error) {
+	if _, err := c.Call(c.streamID, "play", nil, name); err != nil {
+		return Status{}, err
+	}
+	for {
+		st, err := c.waitStatus()
+		if err != nil || st.Code != "NetStream.Play.Reset" {
+			return st, err
+		}
+	}
+}
+
+// WaitStatus returns the next onStatus (exported for tests that expect
+// notifications such as UnpublishNotify).
+func (c *Conn) WaitStatus() (Status, error) { return c.waitStatus() }
+
+// StreamID returns the stream created by CreateStream.
+func (c *Conn) StreamID() uint32 { return c.streamID }
+
+// WriteMedia sends an audio, video or data message on the created stream.
+func (c *Conn) WriteMedia(typ uint8, timestamp uint32, payload []byte) error {
+	csid := uint32(4)
+	if typ == chunk.TypeVideo {
+		csid = 6
+	}
+	return c.w.WriteMessage(&chunk.Message{ChunkStreamID: csid, Timestamp: timestamp, Type: typ, StreamID: c.streamID, Payload: payload})
+}

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/config"
+)
+
+// testServer is a server on a loopback port with its log captured.
+type testServer struct {
+	*Server
+	addr string
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startServer(t testing.TB, mod func(*config.Config)) *testServer {
+	t.Helper()
+	cfg := config.Default()
+	cfg.MaxIPConnections = 0
+	if mod != nil {
+		mod(&cfg)
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := New(cfg, logger)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-errc; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	return &testServer{Server: srv, addr: ln.Addr().String(), logs: logs}
+}
+
+// dial connects a client and runs connect(app); it fails the test on error.
+func (ts *testServer) dial(t testing.TB, app string) *client.Conn {
+	t.Helper()
+	c, err := client.Dial(ts.addr, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	if err := c.Connect(app); err != nil {
+		t.Fatalf("connect %q: %v", app, err)
+	}
+	if _, err := c.CreateStream(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// Synthetic FLV payloads.
+var (
+	videoHeader = []byte{0x17, 0x00, 0, 0, 0, 0x01, 0x64, 0x00, 0x1f}
+	audioHeader = []byte{0xAF, 0x00, 0x12, 0x10}
+)
+
+func keyframe(n byte) []byte { return []byte{0x17, 0x01, 0, 0, 0, 'K', n} }
+func interFrame(n byte) []byte {
+	return []byte{0x27, 0x01, 0, 0, 0, 'P', n}
+}
+func audioFrame(n byte) []byte { return []byte{0xAF, 0x01, 'A', n} }
+
+// isStreamData reports whether m is media or stream data (not the
+// |RtmpSampleAccess notification).
+func isStreamData(m *chunk.Message) bool {
+	switch m.Type {
+	case chunk.TypeAudio, chunk.TypeVideo:
+		return true
+	case chunk.TypeDataAMF0:
+		return !bytes.Contains(m.Payload, []byte("|RtmpSampleAccess"))
+	}
+	return false
+}
+
+// readMedia reads until n media messages arrived (after any pending ones).
+func readMedia(t testing.TB, c *client.Conn, n int) []*chunk.Message {
+	t.Helper()
+	var out []*chunk.Message
+	for _, m := range c.Pending {
+		if isStreamData(m) {
+			out = append(out, m)
+		}
+	}
+	c.Pending = nil
+	for len(out) < n {
+		m, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("reading media (have %d of %d): %v", len(out), n, err)
+		}
+		if isStreamData(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func expectStatus(t testing.TB, st client.Status, err error, code string) {
+	t.Helper()
+	if st.Code != code {
+		t.Fatalf("status %q (err %v), want %q", st.Code, err, code)
+	}
+}

@@ -1,0 +1,437 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/access"
+	"github.com/rtmp-server/rtmp-server/internal/amf"
+	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/config"
+)
+
+func publish(t testing.TB, ts *testServer, channel, key string) *client.Conn {
+	t.Helper()
+	c := ts.dial(t, channel)
+	st, err := c.Publish(key)
+	expectStatus(t, st, err, "NetStream.Publish.Start")
+	return c
+}
+
+func TestPublishPlayStatuses(t *testing.T) {
+	ts := startServer(t, nil)
+	pub := publish(t, ts, "live", "key1")
+
+	p := ts.dial(t, "live")
+	st, err := p.Play("key1")
+	expectStatus(t, st, err, "NetStream.Play.Start")
+
+	bad := ts.dial(t, "live")
+	st, err = bad.Play("wrong")
+	expectStatus(t, st, err, "NetStream.Play.BadName")
+	if st.Description != "Invalid stream key provided" {
+		t.Errorf("description %q", st.Description)
+	}
+
+	dup := ts.dial(t, "live")
+	st, err = dup.Publish("key2")
+	expectStatus(t, st, err, "NetStream.Publish.BadName")
+	if st.Description != "Stream already publishing" {
+		t.Errorf("description %q", st.Description)
+	}
+
+	badKey := ts.dial(t, "other")
+	st, err = badKey.Publish("no spaces")
+	expectStatus(t, st, err, "NetStream.Publish.BadName")
+
+	// Still publishing: media reaches the player.
+	if err := pub.WriteMedia(chunk.TypeVideo, 0, videoHeader); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WriteMedia(chunk.TypeVideo, 40, keyframe(1)); err != nil {
+		t.Fatal(err)
+	}
+	got := readMedia(t, p, 2)
+	if !bytes.Equal(got[1].Payload, keyframe(1)) || got[1].Timestamp != 40 {
+		t.Fatalf("player got %+v", got[1])
+	}
+}
+
+func TestConnectRejections(t *testing.T) {
+	tests := []struct {
+		name string
+		app  string
+		mod  func(*config.Config)
+		want string
+	}{
+		{"invalid channel characters", "bad.channel", nil, "Invalid channel."},
+		{"channel too long", strings.Repeat("a", 9), func(c *config.Config) { c.IDMaxLength = 8 }, "Invalid channel."},
+		{"empty channel", "", nil, "Invalid channel."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, tt.mod)
+			c, err := client.Dial(ts.addr, nil, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			err = c.Connect(tt.app)
+			var st client.Status
+			if !errors.As(err, &st) || st.Code != "NetConnection.Connect.Rejected" || st.Description != tt.want {
+				t.Fatalf("connect: %v, want NetConnection.Connect.Rejected %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPerIPLimit(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.MaxIPConnections = 2 })
+	ts.dial(t, "a")
+	ts.dial(t, "b")
+	c, err := client.Dial(ts.addr, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Connect("c")
+	var st client.Status
+	if !errors.As(err, &st) || st.Code != "NetConnection.Connect.Rejected" {
+		t.Fatalf("third connection: %v, want NetConnection.Connect.Rejected", err)
+	}
+
+	// Exempt addresses are not limited.
+	ts.SetConfig(func() config.Config {
+		cfg := *ts.config()
+		cfg.ConcurrentLimitWhitelist = access.MustParseList("127.0.0.1")
+		return cfg
+	}())
+	ts.dial(t, "d")
+}
+
+func TestPlayWhitelist(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.PlayWhitelist = access.MustParseList("10.0.0.0/8,::1") })
+	publish(t, ts, "live", "k")
+	p := ts.dial(t, "live")
+	st, err := p.Play("k")
+	expectStatus(t, st, err, "NetStream.Play.BadName")
+	if st.Description != "Your net address is not whitelisted for playing" {
+		t.Errorf("description %q", st.Description)
+	}
+	if !strings.Contains(ts.logs.String(), "RTMP_PLAY_WHITELIST") {
+		t.Errorf("rejection not logged with its reason")
+	}
+
+	// A bare IP in the list allows that address.
+	ts.SetConfig(func() config.Config {
+		cfg := *ts.config()
+		cfg.PlayWhitelist = access.MustParseList("10.0.0.0/8, 127.0.0.1")
+		return cfg
+	}())
+	p2 := ts.dial(t, "live")
+	st, err = p2.Play("k")
+	expectStatus(t, st, err, "NetStream.Play.Start")
+}
+
+func TestUnknownCommandGetsError(t *testing.T) {
+	ts := startServer(t, nil)
+	c := ts.dial(t, "live")
+	txn, err := c.Call(0, "noSuchMethod", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		cmd, err := c.ReadCommand()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cmd.Txn == txn {
+			if cmd.Name != "_error" || cmd.StatusOf().Code != "NetConnection.Call.Failed" {
+				t.Fatalf("got %s %+v", cmd.Name, cmd.StatusOf())
+			}
+			break
+		}
+	}
+	// The connection is still usable.
+	st, err := c.Publish("k")
+	expectStatus(t, st, err, "NetStream.Publish.Start")
+}
+
+func TestGOPCacheStartsAtLastKeyframe(t *testing.T) {
+	ts := startServer(t, nil)
+	pub := publish(t, ts, "live", "k")
+	meta, _ := amf.AppendAMF0All(nil, "@setDataFrame", "onMetaData", amf.ECMAArray{{Key: "width", Value: 320.0}})
+	send := func(typ uint8, tsms uint32, p []byte) {
+		t.Helper()
+		if err := pub.WriteMedia(typ, tsms, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(chunk.TypeDataAMF0, 0, meta)
+	send(chunk.TypeVideo, 0, videoHeader)
+	send(chunk.TypeAudio, 0, audioHeader)
+	send(chunk.TypeVideo, 0, keyframe(1))
+	send(chunk.TypeVideo, 40, interFrame(2))
+	send(chunk.TypeAudio, 50, audioFrame(3))
+	send(chunk.TypeVideo, 80, keyframe(4))
+	send(chunk.TypeVideo, 120, interFrame(5))
+	send(chunk.TypeAudio, 130, audioFrame(6))
+	// Wait until the server has read them all: a player joining now must
+	// see them in its first burst. Use a sentinel player to synchronise.
+	sync := ts.dial(t, "live")
+	if st, err := sync.Play("k"); err != nil {
+		t.Fatal(st, err)
+	}
+	readMedia(t, sync, 6)
+
+	p := ts.dial(t, "live")
+	if st, err := p.Play("k"); err != nil {
+		t.Fatal(st, err)
+	}
+	got := readMedia(t, p, 6)
+	want := []struct {
+		typ     uint8
+		ts      uint32
+		payload []byte
+	}{
+		{chunk.TypeDataAMF0, 0, nil},
+		{chunk.TypeVideo, 0, videoHeader},
+		{chunk.TypeAudio, 0, audioHeader},
+		{chunk.TypeVideo, 80, keyframe(4)},
+		{chunk.TypeVideo, 120, interFrame(5)},
+		{chunk.TypeAudio, 130, audioFrame(6)},
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Type != w.typ || g.Timestamp != w.ts || (w.payload != nil && !bytes.Equal(g.Payload, w.payload)) {
+			t.Fatalf("message %d: got type %d ts %d % x, want type %d ts %d % x", i, g.Type, g.Timestamp, g.Payload, w.typ, w.ts, w.payload)
+		}
+	}
+	vals, err := amf.DecodeAMF0All(got[0].Payload)
+	if err != nil || len(vals) != 2 || vals[0] != "onMetaData" {
+		t.Fatalf("metadata sent as %v (%v), want onMetaData without @setDataFrame", vals, err)
+	}
+}
+
+func TestCacheNoStartsAtNextKeyframe(t *testing.T) {
+	ts := startServer(t, nil)
+	pub := publish(t, ts, "live", "k")
+	for _, m := range []struct {
+		typ uint8
+		ts  uint32
+		p   []byte
+	}{{chunk.TypeVideo, 0, videoHeader}, {chunk.TypeVideo, 0, keyframe(1)}, {chunk.TypeVideo, 40, interFrame(2)}} {
+		if err := pub.WriteMedia(m.typ, m.ts, m.p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync := ts.dial(t, "live")
+	sync.Play("k")
+	readMedia(t, sync, 3)
+
+	p := ts.dial(t, "live")
+	if st, err := p.Play("k?cache=no"); err != nil {
+		t.Fatal(st, err)
+	}
+	pub.WriteMedia(chunk.TypeVideo, 80, interFrame(3))
+	pub.WriteMedia(chunk.TypeVideo, 120, keyframe(4))
+	got := readMedia(t, p, 2)
+	if !bytes.Equal(got[0].Payload, videoHeader) || !bytes.Equal(got[1].Payload, keyframe(4)) {
+		t.Fatalf("got % x then % x, want the header then the next keyframe", got[0].Payload, got[1].Payload)
+	}
+}
+
+func TestWaitingPlayerStartsAndSeesEnd(t *testing.T) {
+	ts := startServer(t, nil)
+	p := ts.dial(t, "live")
+	st, err := p.Play("k")
+	expectStatus(t, st, err, "NetStream.Play.Start")
+	waitFor(t, "player registered", 5*time.Second, func() bool { return ts.Hub().Stats().Players == 1 })
+
+	wrong := ts.dial(t, "live")
+	st, err = wrong.Play("other")
+	expectStatus(t, st, err, "NetStream.Play.Start") // nobody publishes yet: it waits too
+
+	pub := publish(t, ts, "live", "k")
+	st, err = wrong.WaitStatus()
+	expectStatus(t, st, err, "NetStream.Play.BadName")
+
+	st, err = p.WaitStatus()
+	expectStatus(t, st, err, "NetStream.Play.PublishNotify")
+	pub.WriteMedia(chunk.TypeVideo, 0, videoHeader)
+	pub.WriteMedia(chunk.TypeVideo, 0, keyframe(1))
+	readMedia(t, p, 2)
+
+	if _, err := pub.Call(0, "deleteStream", nil, float64(pub.StreamID())); err != nil {
+		t.Fatal(err)
+	}
+	st, err = p.WaitStatus()
+	expectStatus(t, st, err, "NetStream.Play.UnpublishNotify")
+
+	// The player waits and starts again with the next publisher.
+	pub2 := publish(t, ts, "live", "k")
+	st, err = p.WaitStatus()
+	expectStatus(t, st, err, "NetStream.Play.PublishNotify")
+	pub2.WriteMedia(chunk.TypeVideo, 0, videoHeader)
+	pub2.WriteMedia(chunk.TypeVideo, 0, keyframe(9))
+	got := readMedia(t, p, 2)
+	if !bytes.Equal(got[1].Payload, keyframe(9)) {
+		t.Fatalf("got % x", got[1].Payload)
+	}
+}
+
+func TestReconnectReplacesSilentPublisher(t *testing.T) {
+	ts := startServer(t, nil)
+	old := publish(t, ts, "live", "k")
+	oldID := ts.Hub().Lookup("live").SessionID()
+	// The old connection goes silent (its network died) but is not closed.
+	start := time.Now()
+	fresh := ts.dial(t, "live")
+	st, err := fresh.Publish("k")
+	expectStatus(t, st, err, "NetStream.Publish.Start")
+	if ts.Hub().Lookup("live").SessionID() == oldID {
+		t.Fatal("the old session still publishes")
+	}
+	t.Logf("replaced a silent publisher after %v", time.Since(start).Round(time.Millisecond))
+	// The old session is closed.
+	_ = old.SetDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, err := old.ReadMessage(); err != nil {
+			break
+		}
+	}
+
+	// A different key is still refused while the publisher is alive.
+	other := ts.dial(t, "live")
+	st, err = other.Publish("k2")
+	expectStatus(t, st, err, "NetStream.Publish.BadName")
+}
+
+func TestActivePublisherIsNotReplaced(t *testing.T) {
+	ts := startServer(t, nil)
+	pub := publish(t, ts, "live", "k")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if pub.WriteMedia(chunk.TypeAudio, uint32(i*100), audioFrame(byte(i))) != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	dup := ts.dial(t, "live")
+	st, err := dup.Publish("k")
+	expectStatus(t, st, err, "NetStream.Publish.BadName")
+}
+
+func TestSlowPlayerDoesNotBlockPublisher(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.WriteTimeout = time.Second
+	pub := publish(t, ts, "live", "k")
+	if err := pub.SetChunkSize(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	stalled := ts.dial(t, "live") // plays, then never reads
+	if st, err := stalled.Play("k"); err != nil {
+		t.Fatal(st, err)
+	}
+	fast := ts.dial(t, "live")
+	if st, err := fast.Play("k"); err != nil {
+		t.Fatal(st, err)
+	}
+	frame := bytes.Repeat([]byte{0xAB}, 64<<10)
+	frame[0], frame[1] = 0x17, 0x01
+	const n = 400 // 25 MiB: more than the stalled player's socket and queue hold
+	last := uint32((n - 1) * 40)
+	// The reading player sees the last frame (it may have skipped some if
+	// it fell behind; every frame here is a keyframe).
+	fastDone := make(chan error, 1)
+	go func() {
+		for {
+			m, err := fast.ReadMessage()
+			if err != nil {
+				fastDone <- err
+				return
+			}
+			if m.Type == chunk.TypeVideo && m.Timestamp == last {
+				fastDone <- nil
+				return
+			}
+		}
+	}()
+	// The publisher gets through everything although one player reads nothing.
+	for i := 0; i < n; i++ {
+		if err := pub.WriteMedia(chunk.TypeVideo, uint32(i*40), frame); err != nil {
+			t.Fatalf("publisher blocked at frame %d: %v", i, err)
+		}
+	}
+	if err := <-fastDone; err != nil {
+		t.Fatalf("reading player: %v", err)
+	}
+	// The stalled one is disconnected after the write deadline.
+	waitFor(t, "stalled player disconnected", 10*time.Second, func() bool {
+		return strings.Contains(ts.logs.String(), "player stopped reading")
+	})
+}
+
+func TestKillAndCloseStream(t *testing.T) {
+	ts := startServer(t, nil)
+	pub := publish(t, ts, "live", "k")
+	id := ts.Hub().Lookup("live").StreamID
+	if ts.CloseStream("live", "not-"+id) {
+		t.Fatal("close-stream with another id acted")
+	}
+	if ts.KillSession("nochannel") {
+		t.Fatal("kill-session of an unknown channel acted")
+	}
+	if !ts.CloseStream("live", id) {
+		t.Fatal("close-stream with the right id did nothing")
+	}
+	_ = pub.SetDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, err := pub.ReadMessage(); err != nil {
+			break
+		}
+	}
+	waitFor(t, "publication gone", 5*time.Second, func() bool { return ts.Hub().Lookup("live") == nil })
+}
+
+func TestValidID(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want bool
+	}{
+		{"abc-DEF_123", 128, true},
+		{"", 128, false},
+		{"a.b", 128, false},
+		{"abcd", 3, false},
+		{"ключ", 128, false},
+	}
+	for _, tt := range tests {
+		if got := validID(tt.in, tt.max); got != tt.want {
+			t.Errorf("validID(%q, %d) = %v", tt.in, tt.max, got)
+		}
+	}
+}
+
+func TestRemoteIPUnmapsIPv4(t *testing.T) {
+	a := netip.MustParseAddr("::ffff:127.0.0.1").Unmap()
+	if !access.MustParseList("127.0.0.1").Contains(a) {
+		t.Fatal("mapped address not matched")
+	}
+}
