@@ -11,6 +11,7 @@ package hub
 import (
 	"crypto/subtle"
 	"errors"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,6 +206,14 @@ func (pub *Publication) HasKey(key string) bool { return keysEqual(pub.Key, key)
 
 // Idle reports how long ago the publisher last sent anything.
 func (pub *Publication) Idle() time.Duration { return pub.conn.Idle() }
+
+// ClientAddr is the publisher's address, when its connection reports one.
+func (pub *Publication) ClientAddr() netip.Addr {
+	if a, ok := pub.conn.(interface{ ClientAddr() netip.Addr }); ok {
+		return a.ClientAddr()
+	}
+	return netip.Addr{}
+}
 
 // SessionID identifies the publishing connection.
 func (pub *Publication) SessionID() uint64 { return pub.conn.SessionID() }

@@ -87,6 +87,9 @@ type conn struct {
 
 func (c *conn) SessionID() uint64 { return c.id }
 
+// ClientAddr is the peer's IP address.
+func (c *conn) ClientAddr() netip.Addr { return c.clientIP }
+
 // Idle reports how long ago the peer last sent a message.
 func (c *conn) Idle() time.Duration {
 	return time.Since(time.Unix(0, c.lastRead.Load()))

@@ -1,0 +1,433 @@
+package server
+
+// End-to-end tests with real peers: ffmpeg and ffprobe publishing and
+// playing, rtmpdump (librtmp) playing.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/access"
+	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/media"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
+)
+
+// peer is a running external program.
+type peer struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	stdout *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+func startPeer(t testing.TB, name string, args ...string) *peer {
+	t.Helper()
+	path := testpeer.Need(t, name)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &peer{cmd: exec.CommandContext(ctx, path, args...), stderr: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stderr = p.stderr
+	p.cmd.Stdout = p.stdout
+	if err := p.cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+	})
+	return p
+}
+
+// wait waits for the program to exit within timeout and returns its error.
+func (p *peer) wait(t testing.TB, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("%s did not finish in %v; stderr:\n%s", filepath.Base(p.cmd.Path), timeout, p.stderr.String())
+		return nil
+	}
+}
+
+func (p *peer) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (ts *testServer) url(channel, key string) string {
+	return fmt.Sprintf("rtmp://%s/%s/%s", ts.addr, channel, key)
+}
+
+// publishFFmpeg publishes a generated H.264 + AAC stream (2 s GOPs) until stopped.
+func publishFFmpeg(t testing.TB, url string, extra ...string) *peer {
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "50", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "64k"}
+	args = append(args, extra...)
+	args = append(args, "-f", "flv", url)
+	return startPeer(t, "ffmpeg", args...)
+}
+
+func (ts *testServer) waitPublishing(t testing.TB, channel string, p *peer) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for ts.Hub().Lookup(channel) == nil {
+		select {
+		case <-p.done:
+			t.Fatalf("publisher exited: %v\n%s", p.err, p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no publication on %q; publisher stderr:\n%s", channel, p.stderr.String())
+		}
+	}
+}
+
+type probeStream struct {
+	CodecType string `json:"codec_type"`
+	CodecName string `json:"codec_name"`
+	Width     int    `json:"width"`
+	Height    int    `json:"height"`
+}
+
+func ffprobeStreams(t testing.TB, url string) []probeStream {
+	t.Helper()
+	p := startPeer(t, "ffprobe", "-v", "error", "-rw_timeout", "10000000", "-show_entries", "stream=codec_type,codec_name,width,height", "-of", "json", url)
+	if err := p.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, p.stderr.String())
+	}
+	var out struct{ Streams []probeStream }
+	if err := json.Unmarshal([]byte(p.stdout.String()), &out); err != nil {
+		t.Fatalf("ffprobe output: %v\n%s", err, p.stdout.String())
+	}
+	return out.Streams
+}
+
+func checkH264AAC(t testing.TB, streams []probeStream) {
+	t.Helper()
+	var video, audio bool
+	for _, s := range streams {
+		switch {
+		case s.CodecType == "video" && s.CodecName == "h264" && s.Width == 320 && s.Height == 240:
+			video = true
+		case s.CodecType == "audio" && s.CodecName == "aac":
+			audio = true
+		}
+	}
+	if !video || !audio {
+		t.Fatalf("streams %+v, want h264 320x240 and aac", streams)
+	}
+}
+
+// decodeFrames plays url with ffmpeg, decoding n video frames, and returns
+// the framecrc lines. Any decoder complaint fails the test.
+func decodeFrames(t testing.TB, url string, n int) []string {
+	t.Helper()
+	p := startPeer(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "10000000",
+		"-i", url, "-map", "0:v", "-frames:v", fmt.Sprint(n), "-f", "framecrc", "-")
+	if err := p.wait(t, 40*time.Second); err != nil {
+		t.Fatalf("ffmpeg player: %v\n%s", err, p.stderr.String())
+	}
+	if s := strings.TrimSpace(p.stderr.String()); s != "" {
+		t.Fatalf("decoder reported errors:\n%s", s)
+	}
+	var frames []string
+	for _, l := range strings.Split(p.stdout.String(), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			frames = append(frames, l)
+		}
+	}
+	if len(frames) < n {
+		t.Fatalf("decoded %d frames, want %d", len(frames), n)
+	}
+	return frames
+}
+
+func TestFFmpegPublishAndPlay(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	pub := publishFFmpeg(t, ts.url("live", "secret1"))
+	ts.waitPublishing(t, "live", pub)
+	checkH264AAC(t, ffprobeStreams(t, ts.url("live", "secret1")))
+	decodeFrames(t, ts.url("live", "secret1"), 50)
+}
+
+// TestFFmpegMidStreamJoin joins while the publisher is in the middle of a
+// GOP: the player must start on the cached keyframe and decode cleanly
+// from its very first frame.
+func TestFFmpegMidStreamJoin(t *testing.T) {
+	t.Parallel()
+	for _, gop := range []int{256, 0} {
+		t.Run(fmt.Sprintf("GOP_CACHE_SIZE_MB=%d", gop), func(t *testing.T) {
+			ts := startServer(t, func(c *config.Config) { c.GOPCacheSizeMB = gop })
+			pub := publishFFmpeg(t, ts.url("live", "k"))
+			ts.waitPublishing(t, "live", pub)
+
+			// Watch the stream until it is well into a GOP.
+			watch := ts.dial(t, "live")
+			if st, err := watch.Play("k"); err != nil {
+				t.Fatal(st, err)
+			}
+			sawKey, after := false, 0
+			for after < 15 {
+				m, err := watch.ReadMessage()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Type != chunk.TypeVideo {
+					continue
+				}
+				switch media.Video(m.Payload) {
+				case media.Keyframe:
+					sawKey, after = true, 0
+				case media.Frame:
+					if sawKey {
+						after++
+					}
+				}
+			}
+			probe := startPeer(t, "ffprobe", "-v", "error", "-rw_timeout", "10000000", "-select_streams", "v",
+				"-show_entries", "frame=key_frame,pict_type", "-read_intervals", "%+#10", "-of", "csv=p=0", ts.url("live", "k"))
+			if err := probe.wait(t, 30*time.Second); err != nil {
+				t.Fatalf("ffprobe: %v\n%s", err, probe.stderr.String())
+			}
+			if s := strings.TrimSpace(probe.stderr.String()); s != "" {
+				t.Fatalf("decoder reported errors:\n%s", s)
+			}
+			lines := strings.Fields(probe.stdout.String())
+			if len(lines) == 0 || !strings.HasPrefix(lines[0], "1,I") {
+				t.Fatalf("first frames %v, want to start on a keyframe (1,I)", lines)
+			}
+		})
+	}
+}
+
+func TestFFmpegWaitingPlayerStarts(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	player := startPeer(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "30000000",
+		"-i", ts.url("live", "k"), "-map", "0:v", "-frames:v", "25", "-f", "framecrc", "-")
+	waitFor(t, "player waiting", 15*time.Second, func() bool { return ts.Hub().Stats().Players == 1 })
+	if ts.Hub().Lookup("live") != nil {
+		t.Fatal("publication before the publisher started")
+	}
+	publishFFmpeg(t, ts.url("live", "k"))
+	if err := player.wait(t, 40*time.Second); err != nil {
+		t.Fatalf("waiting player: %v\n%s", err, player.stderr.String())
+	}
+	if n := strings.Count(player.stdout.String(), "\n0,"); n < 25 {
+		t.Fatalf("waiting player decoded %d frames", n)
+	}
+}
+
+// ffmpegRefused runs an ffmpeg client that the server must refuse and
+// checks that its error output carries the server's description.
+func ffmpegRefused(t testing.TB, want string, args ...string) {
+	t.Helper()
+	p := startPeer(t, "ffmpeg", append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, args...)...)
+	err := p.wait(t, 30*time.Second)
+	if err == nil {
+		t.Fatalf("ffmpeg %v succeeded, want it refused with %q", args, want)
+	}
+	if !strings.Contains(p.stderr.String(), want) {
+		t.Fatalf("ffmpeg %v stderr lacks %q:\n%s", args, want, p.stderr.String())
+	}
+}
+
+func TestFFmpegRefusals(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *config.Config) {
+		c.MaxIPConnections = 3
+		c.PlayWhitelist = access.MustParseList("127.0.0.1")
+	})
+	pub := publishFFmpeg(t, ts.url("live", "k"))
+	ts.waitPublishing(t, "live", pub)
+	gen := []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5", "-c:v", "libx264", "-t", "2", "-f", "flv"}
+
+	t.Run("wrong key", func(t *testing.T) {
+		ffmpegRefused(t, "Invalid stream key provided", "-rw_timeout", "10000000", "-i", ts.url("live", "wrong"), "-f", "null", "-")
+	})
+	t.Run("bad channel", func(t *testing.T) {
+		ffmpegRefused(t, "Invalid channel.", append(gen, ts.url("bad.channel", "k"))...)
+	})
+	t.Run("duplicate publisher", func(t *testing.T) {
+		ffmpegRefused(t, "Stream already publishing", append(gen, ts.url("live", "k2"))...)
+	})
+	t.Run("play whitelist", func(t *testing.T) {
+		cfg := *ts.config()
+		cfg.PlayWhitelist = access.MustParseList("10.0.0.0/8")
+		ts.SetConfig(cfg)
+		defer func() {
+			cfg.PlayWhitelist = access.MustParseList("127.0.0.1")
+			ts.SetConfig(cfg)
+		}()
+		ffmpegRefused(t, "Your net address is not whitelisted for playing", "-rw_timeout", "10000000", "-i", ts.url("live", "k"), "-f", "null", "-")
+	})
+	t.Run("per-IP limit", func(t *testing.T) {
+		// The publisher holds one slot; two idle connections take the rest.
+		for i := 0; i < 2; i++ {
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+		}
+		waitFor(t, "connections counted", 5*time.Second, func() bool {
+			return ts.limiter.Count(ts.Hub().Lookup("live").ClientAddr()) == 3
+		})
+		ffmpegRefused(t, "Too many connections", "-rw_timeout", "10000000", "-i", ts.url("live", "k"), "-f", "null", "-")
+	})
+}
+
+// cutProxy forwards TCP to target until cut, after which the client side
+// is closed and the server side is left open and silent: what the server
+// sees when an encoder's network dies.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	cut    bool
+}
+
+func newCutProxy(t testing.TB, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go p.pipe(s, c)
+			go p.pipe(c, s)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		cut := p.cut
+		p.mu.Unlock()
+		if err != nil || cut {
+			return
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// Cut stops forwarding and closes the client sides only.
+func (p *cutProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for i := 0; i < len(p.conns); i += 2 {
+		p.conns[i].Close()
+	}
+}
+
+func (p *cutProxy) url(channel, key string) string {
+	return fmt.Sprintf("rtmp://%s/%s/%s", p.ln.Addr(), channel, key)
+}
+
+func TestFFmpegReconnectAfterCut(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	proxy := newCutProxy(t, ts.addr)
+	first := publishFFmpeg(t, proxy.url("live", "k"))
+	ts.waitPublishing(t, "live", first)
+	oldSession := ts.Hub().Lookup("live").SessionID()
+
+	proxy.Cut()
+	cutAt := time.Now()
+	first.stop()
+	// The encoder comes back on a new connection with the same key.
+	second := publishFFmpeg(t, ts.url("live", "k"))
+	waitFor(t, "reconnected publisher", 10*time.Second, func() bool {
+		p := ts.Hub().Lookup("live")
+		return p != nil && p.SessionID() != oldSession
+	})
+	t.Logf("publishing again %v after the cut", time.Since(cutAt).Round(10*time.Millisecond))
+	select {
+	case <-second.done:
+		t.Fatalf("second publisher exited: %v\n%s", second.err, second.stderr.String())
+	default:
+	}
+	decodeFrames(t, ts.url("live", "k"), 25)
+}
+
+func TestRtmpdumpPlays(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	pub := publishFFmpeg(t, ts.url("live", "k"))
+	ts.waitPublishing(t, "live", pub)
+	out := filepath.Join(t.TempDir(), "dump.flv")
+	dump := startPeer(t, "rtmpdump", "--live", "-q", "-r", ts.url("live", "k"), "-o", out)
+	waitFor(t, "rtmpdump output", 30*time.Second, func() bool {
+		fi, err := os.Stat(out)
+		return err == nil && fi.Size() > 150<<10
+	})
+	dump.stop()
+	checkH264AAC(t, ffprobeStreams(t, out))
+	probe := startPeer(t, "ffprobe", "-v", "error", "-count_frames", "-select_streams", "v", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", out)
+	if err := probe.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, probe.stderr.String())
+	}
+	var n int
+	fmt.Sscan(strings.TrimSpace(probe.stdout.String()), &n)
+	if n < 25 {
+		t.Fatalf("rtmpdump recording has %d video frames", n)
+	}
+}
+
