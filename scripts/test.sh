@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every test of the project. Installs the real peers the tests talk to
+# (ffmpeg, rtmpdump, redis-server, systemd tools) with apt-get when they are
+# missing and this runs as root; the tests start their own redis-server,
+# callback servers and listeners on free loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+declare -A package_of=(
+  [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [rtmpdump]=rtmpdump [redis-server]=redis-server
+  [systemd-socket-activate]=systemd [systemd-analyze]=systemd
+)
+missing=()
+for cmd in "${!package_of[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
+done
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "== installing test peers: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # policy-rc.d keeps the packages from starting their own services.
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+  else
+    echo "== missing test peers (${missing[*]}): tests that need them will be skipped" >&2
+  fi
+fi
+
+require=1
+for cmd in "${!package_of[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || require=0
+done
+export RTMP_TEST_REQUIRE_PEERS=$require
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [[ -n $unformatted ]]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+echo "== go vet"
+go vet ./...
+echo "== go test -race"
+go test -race -count=1 -timeout 12m ./...
