@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rtmp-server/rtmp-server/internal/config"
+)
+
+// buildBinary builds the command once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "rtmp-server")
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.version=1.2.3-test", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func run(bin string, env []string, args ...string) (string, int) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	out, _ := cmd.CombinedOutput()
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
+func TestCommandLine(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.env")
+	os.WriteFile(good, []byte("RTMP_PORT=19350\nRTMP_PLAY_WHITELIST=127.0.0.1, 10.0.0.0/8\n"), 0o600)
+	bad := filepath.Join(dir, "bad.env")
+	os.WriteFile(bad, []byte("RTMP_PORT=abc\nMAX_IP_CONCURRENT_CONNECTIONS=-1\nRTMP_PLAY_WHITELIST=10.0.0.0/33\nJWT_SECRET=hunter2\n"), 0o600)
+
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		wantCode int
+		want     []string
+		notWant  []string
+	}{
+		{"version", nil, []string{"--version"}, 0, []string{"rtmp-server 1.2.3-test"}, nil},
+		{"check good file", nil, []string{"--config", good, "--check-config"}, 0, []string{"configuration OK", ":19350"}, nil},
+		{"check bad file names every variable", nil, []string{"--config", bad, "--check-config"}, 1,
+			[]string{"RTMP_PORT", "MAX_IP_CONCURRENT_CONNECTIONS", "RTMP_PLAY_WHITELIST"}, []string{"hunter2"}},
+		{"environment overrides the file", []string{"RTMP_PORT=19999"}, []string{"--config", good, "--check-config"}, 0, []string{":19999"}, nil},
+		{"bad environment value", []string{"RTMP_PORT=abc"}, []string{"--config", good, "--check-config"}, 1, []string{"RTMP_PORT"}, nil},
+		{"missing explicit file", nil, []string{"--config", filepath.Join(dir, "nope.env"), "--check-config"}, 1, []string{"nope.env"}, nil},
+		{"callback without secret", []string{"CALLBACK_URL=http://127.0.0.1:9/cb"}, []string{"--config", good, "--check-config"}, 1, []string{"JWT_SECRET"}, nil},
+		{"bad value stops start-up", nil, []string{"--config", bad}, 1, []string{"RTMP_PORT"}, []string{"hunter2"}},
+		{"unexpected argument", nil, []string{"extra"}, 2, []string{"unexpected argument"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := run(bin, tt.env, tt.args...)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; output:\n%s", code, tt.wantCode, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("output contains %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestREADMEDocumentsEveryVariable keeps the README's table complete.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Variables() {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README.md does not document %s", v.Name)
+		}
+	}
+}
