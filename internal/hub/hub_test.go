@@ -1,0 +1,293 @@
+package hub
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/media"
+)
+
+type fakePublisher struct {
+	id     uint64
+	idle   atomic.Int64
+	kicked atomic.Pointer[error]
+}
+
+func (f *fakePublisher) SessionID() uint64   { return f.id }
+func (f *fakePublisher) Idle() time.Duration { return time.Duration(f.idle.Load()) }
+func (f *fakePublisher) Kick(reason error)   { f.kicked.Store(&reason) }
+
+type events struct {
+	log []string
+}
+
+func (e *events) Accepted()          { e.log = append(e.log, "accepted") }
+func (e *events) PublishStarted()    { e.log = append(e.log, "started") }
+func (e *events) Unpublished()       { e.log = append(e.log, "unpublished") }
+func (e *events) Rejected(err error) { e.log = append(e.log, "rejected") }
+
+var (
+	seqVideo = []byte{0x17, 0x00, 0, 0, 0, 1}
+	seqAudio = []byte{0xAF, 0x00, 0x12, 0x10}
+)
+
+func key(n byte) []byte   { return []byte{0x17, 0x01, 0, 0, 0, n} }
+func inter(n byte) []byte { return []byte{0x27, 0x01, 0, 0, 0, n} }
+func audio(n byte) []byte { return []byte{0xAF, 0x01, n} }
+
+func opts() PublishOptions {
+	return PublishOptions{ChunkSize: 128, GOPCacheBytes: 1 << 20, StaleAfter: time.Second}
+}
+
+// drained returns the payload tags (last byte) of queued media.
+func drained(q *Queue) []string {
+	var out []string
+	for _, it := range q.Drain(nil) {
+		if it.Packet == nil {
+			continue
+		}
+		r := chunk.NewReader(bytes.NewReader(it.Packet.Wire(WireStreamID)))
+		m, err := r.ReadMessage()
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, fmt.Sprintf("%s:%d", it.Packet.Kind, m.Payload[len(m.Payload)-1]))
+	}
+	return out
+}
+
+func TestPacketWireStreamID(t *testing.T) {
+	payload := bytes.Repeat([]byte{7}, 300)
+	p := NewPacket(chunk.TypeVideo, 0x1234567, payload, 128)
+	for _, id := range []uint32{WireStreamID, 5} {
+		r := chunk.NewReader(bytes.NewReader(p.Wire(id)))
+		m, err := r.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.StreamID != id || m.Timestamp != 0x1234567 || !bytes.Equal(m.Payload, payload) {
+			t.Fatalf("stream %d: got id %d ts %x len %d", id, m.StreamID, m.Timestamp, len(m.Payload))
+		}
+	}
+	if !bytes.Equal(p.Wire(WireStreamID), p.wire) {
+		t.Fatal("patching changed the shared bytes")
+	}
+}
+
+func TestGOPCacheJoin(t *testing.T) {
+	h := New()
+	pub, _, err := h.Publish("ch", "k", "id", &fakePublisher{id: 1}, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.Write(chunk.TypeVideo, 0, seqVideo, false)
+	pub.Write(chunk.TypeAudio, 0, seqAudio, false)
+	pub.Write(chunk.TypeVideo, 0, key(1), false)
+	pub.Write(chunk.TypeVideo, 40, inter(2), false)
+	pub.Write(chunk.TypeVideo, 80, key(3), false)
+	pub.Write(chunk.TypeAudio, 90, audio(4), false)
+	pub.Write(chunk.TypeVideo, 120, inter(5), false)
+
+	q := NewQueue()
+	ev := &events{}
+	if waiting, err := h.Play("ch", NewPlayer(2, "k", q, ev)); err != nil || waiting {
+		t.Fatalf("Play: waiting %v err %v", waiting, err)
+	}
+	got := fmt.Sprint(drained(q))
+	want := "[sequence-header:1 sequence-header:16 keyframe:3 frame:4 frame:5]"
+	if got != want {
+		t.Fatalf("joined with %s, want %s", got, want)
+	}
+	if fmt.Sprint(ev.log) != "[accepted]" {
+		t.Fatalf("events %v", ev.log)
+	}
+}
+
+func TestGOPCacheOverflowKeepsNothingUntilNextKeyframe(t *testing.T) {
+	h := New()
+	o := opts()
+	o.GOPCacheBytes = 200
+	pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, o)
+	pub.Write(chunk.TypeVideo, 0, key(1), false)
+	big := append(inter(2), bytes.Repeat([]byte{0}, 300)...)
+	big = append(big, 2)
+	pub.Write(chunk.TypeVideo, 40, big, false)
+	pub.Write(chunk.TypeVideo, 80, inter(3), false)
+	q := NewQueue()
+	h.Play("ch", NewPlayer(2, "k", q, &events{}))
+	if got := drained(q); len(got) != 0 {
+		t.Fatalf("joined with %v, want nothing until the next keyframe", got)
+	}
+	pub.Write(chunk.TypeVideo, 120, inter(4), false)
+	pub.Write(chunk.TypeVideo, 160, key(5), false)
+	if got := fmt.Sprint(drained(q)); got != "[keyframe:5]" {
+		t.Fatalf("got %s", got)
+	}
+}
+
+func TestQueueSkipsToKeyframeWhenFull(t *testing.T) {
+	q := NewQueue()
+	q.PushControl(&chunk.Message{Type: chunk.TypeUserControl})
+	big := bytes.Repeat([]byte{0}, MaxQueueBytes/4)
+	frame := func(kind media.Kind, tag byte) *Packet {
+		p := append([]byte{0x27, 0x01}, big...)
+		if kind == media.Keyframe {
+			p[0] = 0x17
+		}
+		return NewPacket(chunk.TypeVideo, 0, append(p, tag), 4096)
+	}
+	q.PushMedia(NewPacket(chunk.TypeVideo, 0, seqVideo, 4096), true)
+	for i := 0; i < 3; i++ {
+		if !q.PushMedia(frame(media.Frame, byte(i)), true) {
+			t.Fatalf("frame %d refused below the bound", i)
+		}
+	}
+	if q.PushMedia(frame(media.Frame, 9), true) {
+		t.Fatal("frame over the bound accepted")
+	}
+	if q.PushMedia(frame(media.Frame, 10), true) {
+		t.Fatal("inter frame accepted while waiting for a keyframe")
+	}
+	if !q.PushMedia(frame(media.Keyframe, 11), true) {
+		t.Fatal("keyframe refused")
+	}
+	items := q.Drain(nil)
+	if len(items) != 3 || items[0].Control == nil || items[1].Packet.Kind != media.SequenceHeader || items[2].Packet.Kind != media.Keyframe {
+		t.Fatalf("queue after skip: %+v", items)
+	}
+	if q.Drops() != 1 {
+		t.Fatalf("drops = %d", q.Drops())
+	}
+}
+
+func TestQueueControlOverflow(t *testing.T) {
+	q := NewQueue()
+	for i := 0; i < MaxQueueControl; i++ {
+		if err := q.PushControl(&chunk.Message{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.PushControl(&chunk.Message{}); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("got %v, want ErrQueueFull", err)
+	}
+}
+
+func TestPublishRules(t *testing.T) {
+	h := New()
+	first := &fakePublisher{id: 1}
+	if _, _, err := h.Publish("ch", "k", "a", first, opts()); err != nil {
+		t.Fatal(err)
+	}
+	// Busy for another key, and for the same key while the publisher is active.
+	if err := h.CheckPublish("ch", "other", opts()); !errors.Is(err, ErrStreamBusy) {
+		t.Fatalf("other key: %v", err)
+	}
+	if _, _, err := h.Publish("ch", "k", "b", &fakePublisher{id: 2}, opts()); !errors.Is(err, ErrStreamBusy) {
+		t.Fatalf("same key, active publisher: %v", err)
+	}
+	// Same key, silent publisher: replaced and kicked.
+	first.idle.Store(int64(2 * time.Second))
+	if err := h.CheckPublish("ch", "k", opts()); err != nil {
+		t.Fatal(err)
+	}
+	pub, replaced, err := h.Publish("ch", "k", "c", &fakePublisher{id: 3}, opts())
+	if err != nil || replaced == nil || replaced.StreamID != "a" {
+		t.Fatalf("replace: %v %v", replaced, err)
+	}
+	if r := first.kicked.Load(); r == nil || !errors.Is(*r, ErrReplaced) {
+		t.Fatal("replaced publisher not kicked")
+	}
+	if !replaced.Ended() || replaced.Write(chunk.TypeVideo, 0, key(1), false) {
+		t.Fatal("replaced publication still writes")
+	}
+	if h.Unpublish(replaced) {
+		t.Fatal("unpublishing a replaced publication ended the stream")
+	}
+	if !h.Unpublish(pub) || h.Unpublish(pub) {
+		t.Fatal("Unpublish not exactly once")
+	}
+	if s := h.Stats(); s.Publishers != 0 || s.Streams != 0 {
+		t.Fatalf("stats after unpublish: %+v", s)
+	}
+}
+
+func TestWaitingPlayers(t *testing.T) {
+	h := New()
+	good, bad := &events{}, &events{}
+	qg, qb := NewQueue(), NewQueue()
+	pg, pb := NewPlayer(1, "k", qg, good), NewPlayer(2, "x", qb, bad)
+	for _, p := range []*Player{pg, pb} {
+		if waiting, err := h.Play("ch", p); err != nil || !waiting {
+			t.Fatalf("waiting %v err %v", waiting, err)
+		}
+	}
+	pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, opts())
+	if fmt.Sprint(good.log) != "[accepted started]" || fmt.Sprint(bad.log) != "[accepted rejected]" {
+		t.Fatalf("events: good %v bad %v", good.log, bad.log)
+	}
+	pub.Write(chunk.TypeVideo, 0, key(1), false)
+	if got := fmt.Sprint(drained(qg)); got != "[keyframe:1]" {
+		t.Fatalf("good player got %s", got)
+	}
+	if got := drained(qb); len(got) != 0 {
+		t.Fatalf("rejected player got %v", got)
+	}
+	h.Unpublish(pub)
+	if fmt.Sprint(good.log) != "[accepted started unpublished]" {
+		t.Fatalf("events %v", good.log)
+	}
+	if s := h.Stats(); s.Players != 1 || s.Streams != 1 {
+		t.Fatalf("stats: %+v", s)
+	}
+	h.StopPlaying(pg)
+	h.StopPlaying(pg)
+	if s := h.Stats(); s.Players != 0 || s.Streams != 0 {
+		t.Fatalf("stats after stop: %+v", s)
+	}
+	if _, err := h.Play("ch", NewPlayer(3, "k", NewQueue(), &events{})); err != nil {
+		t.Fatal(err)
+	}
+	if !h.Ping(time.Second) {
+		t.Fatal("Ping failed on an idle hub")
+	}
+}
+
+func TestPlayBadKey(t *testing.T) {
+	h := New()
+	h.Publish("ch", "k", "id", &fakePublisher{}, opts())
+	if _, err := h.Play("ch", NewPlayer(1, "nope", NewQueue(), &events{})); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// BenchmarkFanOut measures one media message delivered to N player queues.
+func BenchmarkFanOut(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("players=%d", n), func(b *testing.B) {
+			h := New()
+			pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, PublishOptions{ChunkSize: 4096, GOPCacheBytes: 1 << 20})
+			queues := make([]*Queue, n)
+			for i := range queues {
+				queues[i] = NewQueue()
+				h.Play("ch", NewPlayer(uint64(i), "k", queues[i], &events{}))
+			}
+			frame := append(inter(0), bytes.Repeat([]byte{1}, 16<<10)...)
+			items := make([]Item, 0, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				pub.Write(chunk.TypeVideo, uint32(i*33), frame, false)
+				if i%32 == 31 {
+					for _, q := range queues {
+						items = q.Drain(items[:0])
+					}
+				}
+			}
+		})
+	}
+}
