@@ -317,10 +317,16 @@ func (h *Hub) Lookup(channel string) *Publication {
 }
 
 // Kick ends the connection of the channel's publisher when match accepts
-// its publication. It reports whether a publisher was kicked.
+// its publication (match runs under the hub's lock and must be quick). It
+// reports whether a publisher was kicked.
 func (h *Hub) Kick(channel string, reason error, match func(*Publication) bool) bool {
-	pub := h.Lookup(channel)
-	if pub == nil || (match != nil && !match(pub)) {
+	h.mu.Lock()
+	var pub *Publication
+	if s := h.streams[channel]; s != nil && s.pub != nil && (match == nil || match(s.pub)) {
+		pub = s.pub
+	}
+	h.mu.Unlock()
+	if pub == nil {
 		return false
 	}
 	pub.conn.Kick(reason)

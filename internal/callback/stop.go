@@ -1,0 +1,144 @@
+package callback
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Stop queues the stop event for ev and returns at once. The event is sent
+// in the background until the server answers 200, retrying any other answer
+// or failure with exponential backoff for StopRetryWindow; after that it is
+// logged as lost. Each retry is signed with the configuration current at
+// that moment (see SetConfig). A stop whose request timed out on our side may
+// still have reached the server, so the server should treat stop events as
+// idempotent by stream_id.
+//
+// At most maxPendingStops events wait at once; past that, and after Close,
+// Stop logs the event as dropped instead of queueing it.
+func (c *Client) Stop(ev Event) {
+	log := c.logger.With("session", ev.Session, "client_ip", ev.ClientIP,
+		"channel", ev.Channel, "stream_id", ev.StreamID, "event", EventStop)
+
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		log.Error("callback stop dropped: client closed")
+		return
+	case c.pending >= maxPendingStops:
+		c.mu.Unlock()
+		log.Error("callback stop dropped: too many pending stop events", "pending", maxPendingStops)
+		return
+	}
+	c.pending++
+	c.wg.Add(1)
+	c.mu.Unlock()
+
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			c.pending--
+			c.mu.Unlock()
+			c.wg.Done()
+		}()
+		c.deliverStop(ev, log)
+	}()
+}
+
+// deliverStop sends one stop event until it is accepted, the retry window
+// closes, or Close gives up.
+func (c *Client) deliverStop(ev Event, log *slog.Logger) {
+	deadline := time.Now().Add(c.retryWindow)
+	backoff := c.retryInitial
+	var timer *time.Timer
+	for attempt := 1; ; attempt++ {
+		err := c.sendStop(ev)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("callback stop delivered", "attempts", attempt)
+			} else {
+				log.Debug("callback stop delivered")
+			}
+			return
+		}
+		if c.life.Err() != nil {
+			log.Error("callback stop lost: client closed before delivery", "attempts", attempt, "error", err)
+			return
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			log.Error("callback stop lost: retry window over", "attempts", attempt,
+				"window", c.retryWindow, "error", err)
+			return
+		}
+		if attempt == 1 {
+			log.Warn("callback stop failed, retrying", "error", err)
+		} else {
+			log.Debug("callback stop failed, retrying", "attempts", attempt, "error", err)
+		}
+
+		if timer == nil {
+			timer = time.NewTimer(backoff)
+			defer timer.Stop()
+		} else {
+			timer.Reset(backoff)
+		}
+		select {
+		case <-timer.C:
+		case <-c.life.Done():
+			log.Error("callback stop lost: client closed before delivery", "attempts", attempt, "error", err)
+			return
+		}
+		backoff = min(2*backoff, c.retryMax)
+	}
+}
+
+// sendStop makes one delivery attempt.
+func (c *Client) sendStop(ev Event) error {
+	resp, err := c.send(c.life, c.config(), EventStop, ev)
+	if err != nil {
+		return err
+	}
+	if resp.status != http.StatusOK {
+		return fmt.Errorf("callback: stop answered with status %d", resp.status)
+	}
+	return nil
+}
+
+// Pending reports how many stop events are queued or in flight.
+func (c *Client) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending
+}
+
+// Close stops accepting stop events and waits until every pending one is
+// delivered or given up. If ctx ends first, the remaining events are
+// abandoned and logged as lost, and Close returns ctx.Err() once their
+// goroutines have exited. Idle connections are closed in either case.
+// Start may still be called after Close.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		c.abort()
+		<-done
+	}
+	c.abort()
+	c.http.CloseIdleConnections()
+	return err
+}

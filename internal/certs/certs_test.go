@@ -1,0 +1,567 @@
+package certs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ioDeadline bounds every network wait in these tests.
+const ioDeadline = 10 * time.Second
+
+// testPair is a self-signed certificate for localhost with its key, as PEM.
+type testPair struct {
+	serial          int64
+	certPEM, keyPEM []byte
+	cert            *x509.Certificate
+}
+
+func newPair(t *testing.T, serial int64) testPair {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: fmt.Sprintf("rtmp-server test %d", serial)},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testPair{
+		serial:  serial,
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		cert:    cert,
+	}
+}
+
+// files are the two paths a Reloader reads.
+type files struct{ cert, key string }
+
+func newFiles(t *testing.T) files {
+	dir := t.TempDir()
+	return files{filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")}
+}
+
+// write replaces both files in place.
+func (f files) write(t *testing.T, certPEM, keyPEM []byte) {
+	t.Helper()
+	if err := os.WriteFile(f.cert, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// swap replaces both files by renaming new ones over them, as certbot and
+// configuration management tools do.
+func (f files) swap(t *testing.T, certPEM, keyPEM []byte) {
+	t.Helper()
+	for path, data := range map[string][]byte{f.cert: certPEM, f.key: keyPEM} {
+		tmp := path + ".new"
+		if err := os.WriteFile(tmp, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// logBuffer collects log output from any goroutine.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer // guarded by mu
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), s)
+}
+
+func newLogger() (*slog.Logger, *logBuffer) {
+	logs := new(logBuffer)
+	return slog.New(slog.NewTextHandler(logs, nil)), logs
+}
+
+// echoServer is an RTMPS stand-in: it completes the handshake and echoes.
+type echoServer struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // guarded by mu
+}
+
+func startEchoServer(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &echoServer{ln: ln, conns: make(map[net.Conn]struct{})}
+	s.wg.Go(s.acceptLoop)
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func (s *echoServer) acceptLoop() {
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.conns[conn] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Go(func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, conn)
+				s.mu.Unlock()
+				conn.Close()
+			}()
+			conn.SetDeadline(time.Now().Add(ioDeadline))
+			io.Copy(conn, conn)
+		})
+	}
+}
+
+// dial completes a TLS handshake with the server, trusting roots.
+func dial(addr string, roots *x509.CertPool, maxVersion uint16) (*tls.Conn, error) {
+	d := &net.Dialer{Timeout: ioDeadline}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{
+		RootCAs:    roots,
+		ServerName: "localhost",
+		MaxVersion: maxVersion,
+	})
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(ioDeadline))
+	return conn, nil
+}
+
+// servedSerial opens a connection and returns the serial the server showed.
+func servedSerial(t *testing.T, addr string, roots *x509.CertPool) int64 {
+	t.Helper()
+	conn, err := dial(addr, roots, 0)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+// echo checks that conn still carries data both ways.
+func echo(t *testing.T, conn *tls.Conn, msg string) {
+	t.Helper()
+	if _, err := io.WriteString(conn, msg+"\n"); err != nil {
+		t.Fatalf("write on an open connection: %v", err)
+	}
+	got, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read on an open connection: %v", err)
+	}
+	if got != msg+"\n" {
+		t.Fatalf("echoed %q, want %q", got, msg)
+	}
+}
+
+func roots(pairs ...testPair) *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, p := range pairs {
+		pool.AddCert(p.cert)
+	}
+	return pool
+}
+
+func TestReload(t *testing.T) {
+	a, b, c := newPair(t, 1001), newPair(t, 2002), newPair(t, 3003)
+	pool := roots(a, b, c)
+	f := newFiles(t)
+	f.write(t, a.certPEM, a.keyPEM)
+	logger, logs := newLogger()
+
+	r, err := Load(f.cert, f.key, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startEchoServer(t, r.TLSConfig())
+	if got := servedSerial(t, addr, pool); got != a.serial {
+		t.Fatalf("served serial %d, want %d", got, a.serial)
+	}
+	if r.Serial().Int64() != a.serial {
+		t.Fatalf("Serial() = %v, want %d", r.Serial(), a.serial)
+	}
+
+	before, err := dial(addr, pool, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Close()
+	echo(t, before, "opened with A")
+
+	if changed, err := r.Reload(false); changed || err != nil {
+		t.Fatalf("Reload(false) on unchanged files = %v, %v; want false, nil", changed, err)
+	}
+
+	f.write(t, b.certPEM, b.keyPEM)
+	if changed, err := r.Reload(false); !changed || err != nil {
+		t.Fatalf("Reload(false) after replacing the files = %v, %v; want true, nil", changed, err)
+	}
+	if got := servedSerial(t, addr, pool); got != b.serial {
+		t.Fatalf("served serial %d after reload, want %d", got, b.serial)
+	}
+	echo(t, before, "still open after the reload")
+
+	broken := []struct {
+		name            string
+		certPEM, keyPEM []byte
+		wantErr         error
+	}{
+		{"garbage certificate", []byte("not a certificate"), b.keyPEM, ErrNoCertificate},
+		{"garbage key", b.certPEM, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), ErrNoKey},
+		{"empty key", b.certPEM, nil, ErrNoKey},
+		{"key of another certificate", b.certPEM, c.keyPEM, ErrMismatch},
+		{"certificate of another key", c.certPEM, b.keyPEM, ErrMismatch},
+		{"missing key file", b.certPEM, nil, fs.ErrNotExist},
+	}
+	for _, tt := range broken {
+		t.Run(tt.name, func(t *testing.T) {
+			f.write(t, tt.certPEM, tt.keyPEM)
+			if tt.wantErr == fs.ErrNotExist {
+				os.Remove(f.key)
+			}
+			changed, err := r.Reload(false)
+			if changed || !errors.Is(err, tt.wantErr) {
+				t.Errorf("Reload(false) = %v, %v; want false, %v", changed, err, tt.wantErr)
+			}
+			if got := servedSerial(t, addr, pool); got != b.serial {
+				t.Errorf("served serial %d after a failed reload, want %d still", got, b.serial)
+			}
+			if r.Serial().Int64() != b.serial {
+				t.Errorf("Serial() = %v, want %d", r.Serial(), b.serial)
+			}
+		})
+	}
+
+	// Back to B: nothing changes for what is served.
+	f.write(t, b.certPEM, b.keyPEM)
+	if changed, err := r.Reload(false); changed || err != nil {
+		t.Fatalf("Reload(false) with the served pair back = %v, %v; want false, nil", changed, err)
+	}
+	if changed, err := r.Reload(true); changed || err != nil {
+		t.Fatalf("Reload(true) with unchanged files = %v, %v; want false, nil", changed, err)
+	}
+	if got := servedSerial(t, addr, pool); got != b.serial {
+		t.Fatalf("served serial %d, want %d", got, b.serial)
+	}
+	echo(t, before, "still open at the end")
+	if n := logs.count("certificate reloaded"); n != 1 {
+		t.Errorf("logged %d reloads, want 1", n)
+	}
+}
+
+func TestReloadLogsRepeatedFailureOnce(t *testing.T) {
+	a := newPair(t, 1)
+	f := newFiles(t)
+	f.write(t, a.certPEM, a.keyPEM)
+	logger, logs := newLogger()
+	r, err := Load(f.cert, f.key, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, []byte("garbage"), a.keyPEM)
+	for range 3 {
+		if _, err := r.Reload(false); err == nil {
+			t.Fatal("Reload(false) of a broken pair succeeded")
+		}
+	}
+	if n := logs.count("cannot load certificate"); n != 1 {
+		t.Errorf("logged the same failure %d times, want once", n)
+	}
+	if _, err := r.Reload(true); err == nil {
+		t.Fatal("Reload(true) of a broken pair succeeded")
+	}
+	if n := logs.count("cannot load certificate"); n != 2 {
+		t.Errorf("logged %d failures in all, want 2: a forced reload logs again", n)
+	}
+}
+
+func TestOldTLSRefused(t *testing.T) {
+	a := newPair(t, 7)
+	f := newFiles(t)
+	f.write(t, a.certPEM, a.keyPEM)
+	r, err := Load(f.cert, f.key, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := r.TLSConfig()
+	if cfg.MinVersion != tls.VersionTLS12 {
+		t.Errorf("MinVersion = %x, want TLS 1.2", cfg.MinVersion)
+	}
+	addr := startEchoServer(t, cfg)
+	for _, tt := range []struct {
+		name    string
+		max     uint16
+		wantErr bool
+	}{
+		{"TLS 1.0", tls.VersionTLS10, true},
+		{"TLS 1.1", tls.VersionTLS11, true},
+		{"TLS 1.2", tls.VersionTLS12, false},
+		{"TLS 1.3", tls.VersionTLS13, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := dial(addr, roots(a), tt.max)
+			if err == nil {
+				conn.Close()
+			}
+			if (err != nil) != tt.wantErr {
+				t.Errorf("handshake error = %v, want error: %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	a, b := newPair(t, 1), newPair(t, 2)
+	tests := []struct {
+		name            string
+		certPEM, keyPEM []byte
+		noFiles         bool
+		wantErr         error
+	}{
+		{name: "mismatch", certPEM: a.certPEM, keyPEM: b.keyPEM, wantErr: ErrMismatch},
+		{name: "garbage certificate", certPEM: []byte("x"), keyPEM: a.keyPEM, wantErr: ErrNoCertificate},
+		{name: "key in the certificate file", certPEM: a.keyPEM, keyPEM: a.keyPEM, wantErr: ErrNoCertificate},
+		{name: "certificate in the key file", certPEM: a.certPEM, keyPEM: a.certPEM, wantErr: ErrNoKey},
+		{name: "missing files", noFiles: true, wantErr: fs.ErrNotExist},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFiles(t)
+			if !tt.noFiles {
+				f.write(t, tt.certPEM, tt.keyPEM)
+			}
+			r, err := Load(f.cert, f.key, slog.New(slog.DiscardHandler))
+			if !errors.Is(err, tt.wantErr) || r != nil {
+				t.Errorf("Load = %v, %v; want nil, %v", r, err, tt.wantErr)
+			}
+		})
+	}
+	if _, err := Load("", "key.pem", slog.New(slog.DiscardHandler)); !errors.Is(err, ErrNoFiles) {
+		t.Errorf("Load without a certificate file = %v, want %v", err, ErrNoFiles)
+	}
+}
+
+func TestSetFiles(t *testing.T) {
+	a, d, e := newPair(t, 1), newPair(t, 4), newPair(t, 5)
+	pool := roots(a, d, e)
+	first, second, third := newFiles(t), newFiles(t), newFiles(t)
+	first.write(t, a.certPEM, a.keyPEM)
+	second.write(t, d.certPEM, d.keyPEM)
+	third.write(t, e.certPEM, []byte("not yet"))
+
+	r, err := Load(first.cert, first.key, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startEchoServer(t, r.TLSConfig())
+
+	if changed, err := r.SetFiles(second.cert, second.key); !changed || err != nil {
+		t.Fatalf("SetFiles(second) = %v, %v; want true, nil", changed, err)
+	}
+	if got := servedSerial(t, addr, pool); got != d.serial {
+		t.Fatalf("served serial %d, want %d", got, d.serial)
+	}
+	if changed, err := r.SetFiles(second.cert, second.key); changed || err != nil {
+		t.Fatalf("SetFiles with the same files = %v, %v; want false, nil", changed, err)
+	}
+
+	if changed, err := r.SetFiles(third.cert, third.key); changed || !errors.Is(err, ErrNoKey) {
+		t.Fatalf("SetFiles(broken) = %v, %v; want false, %v", changed, err, ErrNoKey)
+	}
+	if got := servedSerial(t, addr, pool); got != d.serial {
+		t.Fatalf("served serial %d after a failed switch, want %d", got, d.serial)
+	}
+
+	// The new names stay: once their pair is complete, a reload serves it.
+	third.write(t, e.certPEM, e.keyPEM)
+	if changed, err := r.Reload(false); !changed || err != nil {
+		t.Fatalf("Reload(false) = %v, %v; want true, nil", changed, err)
+	}
+	if got := servedSerial(t, addr, pool); got != e.serial {
+		t.Fatalf("served serial %d, want %d", got, e.serial)
+	}
+
+	if _, err := r.SetFiles("", ""); !errors.Is(err, ErrNoFiles) {
+		t.Errorf("SetFiles without names = %v, want %v", err, ErrNoFiles)
+	}
+}
+
+func TestWatch(t *testing.T) {
+	a, b := newPair(t, 10), newPair(t, 20)
+	f := newFiles(t)
+	f.write(t, a.certPEM, a.keyPEM)
+	r, err := Load(f.cert, f.key, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startEchoServer(t, r.TLSConfig())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Watch(ctx, 10*time.Millisecond)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(ioDeadline):
+			t.Error("Watch did not return after its context ended")
+		}
+	}()
+
+	f.swap(t, b.certPEM, b.keyPEM)
+	waitFor(t, func() bool { return r.Serial().Int64() == b.serial })
+	if got := servedSerial(t, addr, roots(a, b)); got != b.serial {
+		t.Fatalf("served serial %d, want %d", got, b.serial)
+	}
+}
+
+func TestWatchOff(t *testing.T) {
+	a := newPair(t, 1)
+	f := newFiles(t)
+	f.write(t, a.certPEM, a.keyPEM)
+	r, err := Load(f.cert, f.key, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Watch(context.Background(), 0)
+	}()
+	select {
+	case <-done:
+	case <-time.After(ioDeadline):
+		t.Fatal("Watch with interval 0 did not return")
+	}
+}
+
+// TestHandshakesDuringReloads races handshakes against reloads.
+func TestHandshakesDuringReloads(t *testing.T) {
+	a, b := newPair(t, 100), newPair(t, 200)
+	pool := roots(a, b)
+	f := newFiles(t)
+	f.write(t, a.certPEM, a.keyPEM)
+	r, err := Load(f.cert, f.key, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startEchoServer(t, r.TLSConfig())
+
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 10 {
+				conn, err := dial(addr, pool, 0)
+				if err != nil {
+					errs <- err
+					return
+				}
+				serial := conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+				conn.Close()
+				if serial != a.serial && serial != b.serial {
+					errs <- fmt.Errorf("served serial %d", serial)
+					return
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		p := a
+		if i%2 == 0 {
+			p = b
+		}
+		f.swap(t, p.certPEM, p.keyPEM)
+		if _, err := r.Reload(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// waitFor waits until cond holds, failing the test after ioDeadline.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.After(ioDeadline)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("condition not met within %v", ioDeadline)
+		case <-tick.C:
+		}
+	}
+}

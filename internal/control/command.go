@@ -1,0 +1,157 @@
+// Package control receives stream control commands over Redis pub/sub and
+// applies them to the server.
+//
+// Each pub/sub message is one command, written "COMMAND>ARG_1|ARG_2|...":
+//
+//	kill-session>CHANNEL            close the publisher of CHANNEL
+//	close-stream>CHANNEL|STREAM_ID  close it only if its stream id is STREAM_ID
+//
+// Commands are broadcast: every server subscribed to the channel receives
+// each one, and acts on it only if it holds the stream.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Command names.
+const (
+	KillSession = "kill-session"
+	CloseStream = "close-stream"
+)
+
+// MaxMessageSize is the longest message ParseCommand accepts, in bytes,
+// counting surrounding whitespace.
+const MaxMessageSize = 4096
+
+// maxQuoted is how many bytes of a bad message an error quotes.
+const maxQuoted = 64
+
+var (
+	ErrMalformed      = errors.New("control: malformed command")
+	ErrUnknownCommand = errors.New("control: unknown command")
+)
+
+// Command is a parsed control message. StreamID is set only for CloseStream.
+type Command struct {
+	Name     string
+	Channel  string
+	StreamID string
+}
+
+// String formats c as the message that ParseCommand reads back into c.
+func (c Command) String() string {
+	if c.Name == CloseStream {
+		return c.Name + ">" + c.Channel + "|" + c.StreamID
+	}
+	return c.Name + ">" + c.Channel
+}
+
+// ParseCommand parses one message. Surrounding whitespace is ignored. The
+// channel must be letters, digits, '-' and '_'; a stream id must be non-empty
+// and free of control characters. Errors wrap ErrMalformed or
+// ErrUnknownCommand, say what was wrong, and quote at most maxQuoted bytes of
+// the message with control characters and invalid UTF-8 replaced.
+func ParseCommand(msg string) (Command, error) {
+	if len(msg) > MaxMessageSize {
+		return Command{}, fmt.Errorf("%w: %d bytes, longer than %d: %s",
+			ErrMalformed, len(msg), MaxMessageSize, quote(msg))
+	}
+	msg = strings.TrimSpace(msg)
+	if msg == "" {
+		return Command{}, fmt.Errorf("%w: empty message", ErrMalformed)
+	}
+	name, rest, found := strings.Cut(msg, ">")
+	if !found {
+		return Command{}, fmt.Errorf("%w: no '>' after the command name: %s", ErrMalformed, quote(msg))
+	}
+
+	var want int
+	switch name {
+	case KillSession:
+		want = 1
+	case CloseStream:
+		want = 2
+	default:
+		return Command{}, fmt.Errorf("%w: %s", ErrUnknownCommand, quote(name))
+	}
+	args := strings.SplitN(rest, "|", want+1)
+	if len(args) != want {
+		return Command{}, fmt.Errorf("%w: %s takes %d argument(s), got %s: %s",
+			ErrMalformed, name, want, countArgs(rest), quote(msg))
+	}
+
+	cmd := Command{Name: name, Channel: args[0]}
+	if err := checkChannel(cmd.Channel); err != nil {
+		return Command{}, fmt.Errorf("%w: %s: %v: %s", ErrMalformed, name, err, quote(msg))
+	}
+	if name == CloseStream {
+		cmd.StreamID = args[1]
+		if err := checkStreamID(cmd.StreamID); err != nil {
+			return Command{}, fmt.Errorf("%w: %s: %v: %s", ErrMalformed, name, err, quote(msg))
+		}
+	}
+	return cmd, nil
+}
+
+// countArgs describes how many '|'-separated arguments s holds.
+func countArgs(s string) string {
+	return strconv.Itoa(strings.Count(s, "|") + 1)
+}
+
+func checkChannel(ch string) error {
+	if ch == "" {
+		return errors.New("empty channel")
+	}
+	for i := 0; i < len(ch); i++ {
+		c := ch[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return errors.New("channel may hold only letters, digits, '-' and '_'")
+		}
+	}
+	return nil
+}
+
+func checkStreamID(id string) error {
+	if id == "" {
+		return errors.New("empty stream id")
+	}
+	if !utf8.ValidString(id) {
+		return errors.New("stream id is not valid UTF-8")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return errors.New("stream id holds a control character")
+		}
+	}
+	return nil
+}
+
+// quote returns the first maxQuoted bytes of s as a Go-quoted string, with
+// invalid UTF-8 and non-printable characters replaced by '?' and "..."
+// appended when s was cut.
+func quote(s string) string {
+	cut := len(s) > maxQuoted
+	if cut {
+		s = s[:maxQuoted]
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || !unicode.IsPrint(r) {
+			r = '?'
+		}
+		b.WriteRune(r)
+		i += size
+	}
+	q := strconv.Quote(b.String())
+	if cut {
+		q += "..."
+	}
+	return q
+}

@@ -1,0 +1,456 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
+)
+
+const (
+	testChannel  = "rtmp_commands"
+	testPassword = "redis-pa55word"
+	waitLimit    = 10 * time.Second
+)
+
+// call is one Target method call.
+type call struct {
+	method   string
+	channel  string
+	streamID string
+}
+
+// fakeTarget holds a fixed set of streams and reports every call.
+type fakeTarget struct {
+	held  map[string]string // channel -> stream id; immutable
+	calls chan call
+}
+
+func newFakeTarget(held map[string]string) *fakeTarget {
+	return &fakeTarget{held: held, calls: make(chan call, 100)}
+}
+
+func (f *fakeTarget) KillSession(channel string) bool {
+	f.calls <- call{method: "KillSession", channel: channel}
+	_, ok := f.held[channel]
+	return ok
+}
+
+func (f *fakeTarget) CloseStream(channel, streamID string) bool {
+	f.calls <- call{method: "CloseStream", channel: channel, streamID: streamID}
+	id, ok := f.held[channel]
+	return ok && id == streamID
+}
+
+// next returns the next call, failing the test if none comes.
+func (f *fakeTarget) next(t *testing.T) call {
+	t.Helper()
+	select {
+	case c := <-f.calls:
+		return c
+	case <-time.After(waitLimit):
+		t.Fatal("no command reached the target")
+		return call{}
+	}
+}
+
+// none checks that no call is queued.
+func (f *fakeTarget) none(t *testing.T) {
+	t.Helper()
+	select {
+	case c := <-f.calls:
+		t.Fatalf("unexpected call %+v", c)
+	default:
+	}
+}
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// count returns how many log lines contain s.
+func (b *syncBuffer) count(s string) int {
+	return strings.Count(b.String(), s)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// runSubscriber runs s until the end of the test, with short timings, and
+// checks then that Run returned nil and the password never reached the log.
+func runSubscriber(t *testing.T, s *Subscriber) *syncBuffer {
+	t.Helper()
+	logs := &syncBuffer{}
+	s.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s.minBackoff = 5 * time.Millisecond
+	s.maxBackoff = 20 * time.Millisecond
+	s.healthInterval = 100 * time.Millisecond
+	if s.Channel == "" {
+		s.Channel = testChannel
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v after cancel, want nil", err)
+			}
+		case <-time.After(waitLimit):
+			t.Error("Run did not return after cancel")
+		}
+		if s.Connected() {
+			t.Error("Connected() is true after Run returned")
+		}
+		if strings.Contains(logs.String(), testPassword) {
+			t.Errorf("log contains the password:\n%s", logs)
+		}
+	})
+	return logs
+}
+
+// publish sends msg on the test channel and returns how many subscribers got it.
+func publish(t *testing.T, r *testpeer.Redis, msg string) int64 {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), Password: r.Password(), Protocol: 2})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	n, err := c.Publish(ctx, testChannel, msg).Result()
+	if err != nil {
+		t.Fatalf("PUBLISH %q: %v", msg, err)
+	}
+	return n
+}
+
+// mustDeliver publishes msg and checks the subscriber received it.
+func mustDeliver(t *testing.T, r *testpeer.Redis, msg string) {
+	t.Helper()
+	if n := publish(t, r, msg); n != 1 {
+		t.Fatalf("PUBLISH %q reached %d subscribers, want 1", msg, n)
+	}
+}
+
+func connected(t *testing.T, s *Subscriber) {
+	t.Helper()
+	waitFor(t, "the subscription", s.Connected)
+}
+
+func TestKillSession(t *testing.T) {
+	r := testpeer.StartRedis(t)
+	target := newFakeTarget(map[string]string{"live_1": "stream-a"})
+	s := &Subscriber{Addr: r.Addr(), Target: target}
+	logs := runSubscriber(t, s)
+	connected(t, s)
+
+	mustDeliver(t, r, "kill-session>live_1")
+	if got, want := target.next(t), (call{method: "KillSession", channel: "live_1"}); got != want {
+		t.Errorf("call = %+v, want %+v", got, want)
+	}
+	mustDeliver(t, r, "kill-session>elsewhere\r\n")
+	if got, want := target.next(t), (call{method: "KillSession", channel: "elsewhere"}); got != want {
+		t.Errorf("call = %+v, want %+v", got, want)
+	}
+	waitFor(t, "both outcomes in the log", func() bool { return logs.count("control command") == 2 })
+	out := logs.String()
+	for _, want := range []string{
+		"command=kill-session channel=live_1 outcome=acted",
+		`command=kill-session channel=elsewhere outcome="not held by this server"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCloseStream(t *testing.T) {
+	r := testpeer.StartRedis(t)
+	target := newFakeTarget(map[string]string{"live_1": "stream-a"})
+	s := &Subscriber{Addr: r.Addr(), Target: target}
+	logs := runSubscriber(t, s)
+	connected(t, s)
+
+	mustDeliver(t, r, "close-stream>live_1|stream-a")
+	if got, want := target.next(t), (call{"CloseStream", "live_1", "stream-a"}); got != want {
+		t.Errorf("call = %+v, want %+v", got, want)
+	}
+	mustDeliver(t, r, "close-stream>live_1|stream-old")
+	if got, want := target.next(t), (call{"CloseStream", "live_1", "stream-old"}); got != want {
+		t.Errorf("call = %+v, want %+v", got, want)
+	}
+	waitFor(t, "both outcomes in the log", func() bool { return logs.count("control command") == 2 })
+	out := logs.String()
+	for _, want := range []string{
+		"channel=live_1 outcome=acted stream_id=stream-a",
+		`channel=live_1 outcome="not held by this server" stream_id=stream-old`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestMalformedMessagesAreIgnored(t *testing.T) {
+	r := testpeer.StartRedis(t)
+	target := newFakeTarget(nil)
+	s := &Subscriber{Addr: r.Addr(), Target: target}
+	logs := runSubscriber(t, s)
+	connected(t, s)
+
+	bad := []string{
+		"kill-session",
+		"kill-session>",
+		"reboot>now",
+		"close-stream>ch",
+		"kill-session>a|b",
+		"\x1b[31mkill-session>\x00\xff",
+		strings.Repeat("z", MaxMessageSize+1),
+	}
+	for _, msg := range bad {
+		mustDeliver(t, r, msg)
+	}
+	mustDeliver(t, r, "kill-session>good")
+	if got, want := target.next(t), (call{method: "KillSession", channel: "good"}); got != want {
+		t.Fatalf("first call = %+v, want %+v (bad messages must not reach the target)", got, want)
+	}
+	target.none(t)
+
+	waitFor(t, "the good command in the log", func() bool { return logs.count("control command") == 1 })
+	if n := logs.count("control message ignored"); n != len(bad) {
+		t.Errorf("log has %d ignored lines, want %d:\n%s", n, len(bad), logs)
+	}
+	out := logs.String()
+	if strings.ContainsAny(out, "\x00\x1b\xff") || strings.Contains(out, strings.Repeat("z", maxQuoted+1)) {
+		t.Errorf("log holds raw or overlong message bytes:\n%q", out)
+	}
+}
+
+func TestPassword(t *testing.T) {
+	r := testpeer.StartRedis(t, testpeer.WithRedisPassword(testPassword))
+
+	t.Run("right", func(t *testing.T) {
+		target := newFakeTarget(nil)
+		s := &Subscriber{Addr: r.Addr(), Password: testPassword, Target: target}
+		runSubscriber(t, s)
+		connected(t, s)
+		mustDeliver(t, r, "kill-session>ch")
+		if got := target.next(t); got.channel != "ch" {
+			t.Errorf("call = %+v", got)
+		}
+	})
+
+	t.Run("wrong", func(t *testing.T) {
+		s := &Subscriber{Addr: r.Addr(), Password: "not-it", Target: newFakeTarget(nil)}
+		logs := runSubscriber(t, s)
+		waitFor(t, "several failed attempts", func() bool { return s.failedAttempts.Load() >= 3 })
+		if s.Connected() {
+			t.Error("connected with the wrong password")
+		}
+		if n := logs.count("redis unavailable"); n != 1 {
+			t.Errorf("log has %d unavailable lines, want 1:\n%s", n, logs)
+		}
+		if out := logs.String(); !strings.Contains(out, "WRONGPASS") || strings.Contains(out, "not-it") {
+			t.Errorf("log should name the auth failure without the password:\n%s", out)
+		}
+	})
+}
+
+func TestRedisDownAtStart(t *testing.T) {
+	r := testpeer.StartRedis(t)
+	r.Stop()
+	target := newFakeTarget(nil)
+	s := &Subscriber{Addr: r.Addr(), Target: target}
+	logs := runSubscriber(t, s)
+
+	waitFor(t, "several failed attempts", func() bool { return s.failedAttempts.Load() >= 3 })
+	if s.Connected() {
+		t.Fatal("connected while Redis is down")
+	}
+	r.Restart()
+	connected(t, s)
+	mustDeliver(t, r, "kill-session>after_start")
+	if got := target.next(t); got.channel != "after_start" {
+		t.Errorf("call = %+v", got)
+	}
+
+	if n := logs.count("redis unavailable"); n != 1 {
+		t.Errorf("log has %d unavailable lines, want 1:\n%s", n, logs)
+	}
+	if n := logs.count("redis connected and subscribed"); n != 1 {
+		t.Errorf("log has %d connected lines, want 1:\n%s", n, logs)
+	}
+}
+
+func TestRedisRestartedMidway(t *testing.T) {
+	r := testpeer.StartRedis(t)
+	target := newFakeTarget(nil)
+	s := &Subscriber{Addr: r.Addr(), Target: target}
+	logs := runSubscriber(t, s)
+	connected(t, s)
+	mustDeliver(t, r, "kill-session>before")
+	if got := target.next(t); got.channel != "before" {
+		t.Fatalf("call = %+v", got)
+	}
+
+	r.Stop()
+	waitFor(t, "the loss to be noticed", func() bool { return !s.Connected() })
+	failed := s.failedAttempts.Load()
+	waitFor(t, "several failed reconnects", func() bool { return s.failedAttempts.Load() >= failed+3 })
+	r.Restart()
+	connected(t, s)
+	mustDeliver(t, r, "close-stream>after|s2")
+	if got, want := target.next(t), (call{"CloseStream", "after", "s2"}); got != want {
+		t.Errorf("call = %+v, want %+v", got, want)
+	}
+
+	out := logs.String()
+	if n := logs.count("redis connection lost"); n != 1 {
+		t.Errorf("log has %d lost lines, want 1:\n%s", n, out)
+	}
+	if n := logs.count("redis connected and subscribed"); n != 2 {
+		t.Errorf("log has %d connected lines, want 2:\n%s", n, out)
+	}
+	if n := logs.count("redis unavailable"); n != 0 {
+		t.Errorf("log has %d unavailable lines, want 0 (the outage is already logged as lost):\n%s", n, out)
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key, and
+// returns their paths and a pool that trusts the certificate.
+func writeCert(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "redis test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
+}
+
+func TestTLS(t *testing.T) {
+	certFile, keyFile, roots := writeCert(t)
+	r := testpeer.StartRedis(t, testpeer.WithRedisTLS(certFile, keyFile))
+
+	t.Run("trusted", func(t *testing.T) {
+		target := newFakeTarget(nil)
+		s := &Subscriber{Addr: r.Addr(), Target: target,
+			TLSConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}}
+		runSubscriber(t, s)
+		connected(t, s)
+		c := redis.NewClient(&redis.Options{Addr: r.Addr(), Protocol: 2,
+			TLSConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}})
+		defer c.Close()
+		if n, err := c.Publish(context.Background(), testChannel, "kill-session>over_tls").Result(); err != nil || n != 1 {
+			t.Fatalf("PUBLISH over TLS = %d, %v", n, err)
+		}
+		if got := target.next(t); got.channel != "over_tls" {
+			t.Errorf("call = %+v", got)
+		}
+	})
+
+	t.Run("system roots do not trust a self-signed certificate", func(t *testing.T) {
+		s := &Subscriber{Addr: r.Addr(), TLS: true, Target: newFakeTarget(nil)}
+		logs := runSubscriber(t, s)
+		waitFor(t, "a failed attempt", func() bool { return s.failedAttempts.Load() >= 1 })
+		if s.Connected() {
+			t.Error("connected to an untrusted server")
+		}
+		if out := logs.String(); !strings.Contains(out, "certificate") {
+			t.Errorf("log does not name the certificate problem:\n%s", out)
+		}
+	})
+}
+
+func TestRunRejectsUnusableFields(t *testing.T) {
+	tests := []struct {
+		name string
+		sub  *Subscriber
+	}{
+		{"no target", &Subscriber{Addr: "127.0.0.1:1", Channel: "c"}},
+		{"no channel", &Subscriber{Addr: "127.0.0.1:1", Target: newFakeTarget(nil)}},
+		{"address without port", &Subscriber{Addr: "127.0.0.1", Channel: "c", Target: newFakeTarget(nil)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.sub.Run(context.Background()); err == nil {
+				t.Fatal("Run succeeded")
+			}
+		})
+	}
+}
