@@ -430,4 +430,3 @@ func TestRtmpdumpPlays(t *testing.T) {
 		t.Fatalf("rtmpdump recording has %d video frames", n)
 	}
 }
-
