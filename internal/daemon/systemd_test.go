@@ -1,0 +1,577 @@
+package daemon
+
+// Process-level tests of the systemd integration: socket activation with
+// named sockets (systemd-socket-activate), sd_notify on a test-owned
+// unixgram NOTIFY_SOCKET, the watchdog, reload, RTMPS with certificate
+// reload, and graceful stop.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/hub"
+	"github.com/rtmp-server/rtmp-server/internal/sd"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
+)
+
+var (
+	sysBinOnce sync.Once
+	sysBin     string
+	sysBinErr  error
+)
+
+// sysBinary builds the server binary once for this package's tests.
+func sysBinary(t *testing.T) string {
+	t.Helper()
+	sysBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rtmp-server-bin")
+		if err != nil {
+			sysBinErr = err
+			return
+		}
+		sysBin = filepath.Join(dir, "rtmp-server")
+		out, err := exec.Command("go", "build", "-o", sysBin, "../../cmd/rtmp-server").CombinedOutput()
+		if err != nil {
+			sysBinErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if sysBinErr != nil {
+		t.Fatal(sysBinErr)
+	}
+	return sysBin
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is a running child process.
+type proc struct {
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+func startProc(t *testing.T, env []string, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(name, args...), out: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	p.cmd.Stdout = p.out
+	p.cmd.Stderr = p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(name), p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitExit waits for the process to end and returns its exit code.
+func (p *proc) waitExit(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("process did not exit within %v", timeout)
+		return -1
+	}
+}
+
+// waitLog waits until the output contains s n times.
+func (p *proc) waitLog(t *testing.T, s string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for strings.Count(p.out.String(), s) < n {
+		select {
+		case <-p.done:
+			if strings.Count(p.out.String(), s) >= n {
+				return
+			}
+			t.Fatalf("process exited (%v) before logging %q", p.err, s)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log within %v", s, timeout)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func writeEnv(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notifySocket is a test-owned NOTIFY_SOCKET collecting datagrams.
+type notifySocket struct {
+	path string
+	conn *net.UnixConn
+	msgs chan string
+}
+
+func newNotifySocket(t *testing.T) *notifySocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &notifySocket{path: path, conn: conn, msgs: make(chan string, 1024)}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				close(n.msgs)
+				return
+			}
+			n.msgs <- string(buf[:k])
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return n
+}
+
+// expect reads datagrams until one starts with prefix and returns it.
+func (n *notifySocket) expect(t *testing.T, prefix string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m, ok := <-n.msgs:
+			if !ok {
+				t.Fatalf("notify socket closed before %q", prefix)
+			}
+			if strings.HasPrefix(m, prefix) {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no %q notification within %v", prefix, timeout)
+		}
+	}
+}
+
+func TestSocketActivationServesFFmpeg(t *testing.T) {
+	activate := testpeer.Need(t, "systemd-socket-activate")
+	testpeer.Need(t, "ffmpeg")
+	bin := sysBinary(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "rtmp-server.env")
+	// RTMP_PORT differs from the socket's port: the passed socket wins.
+	writeEnv(t, cfgPath, "RTMP_PORT=1", "MAX_IP_CONCURRENT_CONNECTIONS=0")
+	notify := newNotifySocket(t)
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	startProc(t, nil, activate, "-l", addr, "--fdname=rtmp", "-E", "NOTIFY_SOCKET="+notify.path,
+		bin, "--config", cfgPath)
+	waitListening(t, addr)
+
+	url := "rtmp://" + addr + "/live/k"
+	pub := startProc(t, nil, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-t", "20", "-f", "flv", url)
+	notify.expect(t, "READY=1", 15*time.Second)
+	probe := startProc(t, nil, "ffprobe", "-v", "error", "-rw_timeout", "10000000", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", url)
+	if code := probe.waitExit(t, 30*time.Second); code != 0 {
+		t.Fatalf("ffprobe exit %d: %s", code, probe.out.String())
+	}
+	if got := strings.TrimSpace(probe.out.String()); got != "h264,320,240" {
+		t.Fatalf("ffprobe saw %q", got)
+	}
+	_ = pub.cmd.Process.Kill()
+}
+
+func TestSocketActivationRejectsUnknownName(t *testing.T) {
+	activate := testpeer.Need(t, "systemd-socket-activate")
+	bin := sysBinary(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startProc(t, nil, activate, "-l", addr, "--fdname=bogus", bin, "--config", "/dev/null")
+	// The child starts on the first connection.
+	c, err := dialRetry(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	p.waitLog(t, `"bogus"`, 1, 15*time.Second)
+	if code := p.waitExit(t, 15*time.Second); code == 0 {
+		t.Fatal("exit 0 with an unknown socket name")
+	}
+
+	// An rtmps socket without a certificate is refused too.
+	addr2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr3 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p2 := startProc(t, nil, activate, "-l", addr2, "-l", addr3, "--fdname=rtmp:rtmps", bin, "--config", "/dev/null")
+	c, err = dialRetry(addr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	p2.waitLog(t, "SSL_CERT and SSL_KEY are not set", 1, 15*time.Second)
+	if code := p2.waitExit(t, 15*time.Second); code == 0 {
+		t.Fatal("exit 0 with an rtmps socket and no certificate")
+	}
+}
+
+func dialRetry(addr string) (net.Conn, error) {
+	var err error
+	for i := 0; i < 100; i++ {
+		var c net.Conn
+		if c, err = net.Dial("tcp", addr); err == nil {
+			return c, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil, err
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	c, err := dialRetry(addr)
+	if err != nil {
+		t.Fatalf("nothing listens on %s: %v", addr, err)
+	}
+	c.Close()
+}
+
+func TestNotifyLifecycle(t *testing.T) {
+	bin := sysBinary(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "rtmp-server.env")
+	port := freePort(t)
+	writeEnv(t, cfgPath, fmt.Sprintf("RTMP_PORT=%d", port), "BIND_ADDRESS=127.0.0.1")
+	notify := newNotifySocket(t)
+	p := startProc(t, []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=400000"}, bin, "--config", cfgPath)
+
+	notify.expect(t, "READY=1", 15*time.Second)
+	if st := notify.expect(t, "STATUS=", 15*time.Second); !strings.Contains(st, "publishers") {
+		t.Fatalf("status %q", st)
+	}
+	for i := 0; i < 3; i++ {
+		notify.expect(t, "WATCHDOG=1", 5*time.Second)
+	}
+	p.signal(t, syscall.SIGHUP)
+	m := notify.expect(t, "RELOADING=1", 10*time.Second)
+	if !strings.Contains(m, "MONOTONIC_USEC=") {
+		t.Fatalf("reloading without MONOTONIC_USEC: %q", m)
+	}
+	notify.expect(t, "READY=1", 10*time.Second)
+	start := time.Now()
+	p.signal(t, syscall.SIGTERM)
+	notify.expect(t, "STOPPING=1", 10*time.Second)
+	if code := p.waitExit(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+}
+
+// TestWatchdogSilentWhileWedged runs the daemon in this process, wedges
+// its stream registry and checks that no WATCHDOG=1 is sent until it
+// recovers.
+func TestWatchdogSilentWhileWedged(t *testing.T) {
+	notify := newNotifySocket(t)
+	t.Setenv("NOTIFY_SOCKET", notify.path)
+	t.Setenv("WATCHDOG_USEC", "200000")
+	t.Setenv("WATCHDOG_PID", fmt.Sprint(os.Getpid()))
+	cfg := config.Default()
+	cfg.RTMPPort = freePort(t)
+	cfg.BindAddress = "127.0.0.1"
+	cfg.LogRequests = false
+	logs := &lockedBuffer{}
+	d := &daemon{log: slog.New(slog.NewTextHandler(logs, nil)), level: new(slog.LevelVar), notifier: sd.NewNotifier(), fatal: make(chan error, 4)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx, cfg, nil) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	notify.expect(t, "READY=1", 10*time.Second)
+	notify.expect(t, "WATCHDOG=1", 5*time.Second)
+
+	// A publication to hold the registry's lock through.
+	c, err := client.Dial(cfg.RTMPAddr(), nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Connect("live"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateStream(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish("k"); err != nil {
+		t.Fatal(err)
+	}
+
+	wedged := make(chan struct{})
+	release := make(chan struct{})
+	go d.srv.Hub().Kick("live", errors.New("test"), func(*hub.Publication) bool {
+		close(wedged)
+		<-release
+		return false
+	})
+	<-wedged
+	// Drain pings already in flight, then expect silence for many intervals.
+	drainUntilQuiet(notify, 300*time.Millisecond)
+	silence := time.After(1500 * time.Millisecond)
+	for quiet := true; quiet; {
+		select {
+		case m := <-notify.msgs:
+			if strings.HasPrefix(m, "WATCHDOG=1") {
+				close(release)
+				t.Fatal("WATCHDOG=1 sent while the registry was wedged")
+			}
+		case <-silence:
+			quiet = false
+		}
+	}
+	close(release)
+	notify.expect(t, "WATCHDOG=1", 5*time.Second)
+}
+
+// drainUntilQuiet reads notifications until none arrived for quiet.
+func drainUntilQuiet(n *notifySocket, quiet time.Duration) {
+	for {
+		select {
+		case <-n.msgs:
+		case <-time.After(quiet):
+			return
+		}
+	}
+}
+
+func TestReloadAppliesWhitelistWithoutDroppingStream(t *testing.T) {
+	testpeer.Need(t, "ffmpeg")
+	bin := sysBinary(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "rtmp-server.env")
+	port := freePort(t)
+	base := []string{fmt.Sprintf("RTMP_PORT=%d", port), "BIND_ADDRESS=127.0.0.1", "MAX_IP_CONCURRENT_CONNECTIONS=0"}
+	writeEnv(t, cfgPath, base...)
+	srv := startProc(t, nil, bin, "--config", cfgPath)
+	srv.waitLog(t, "msg=ready", 1, 15*time.Second)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	pub := startProc(t, nil, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-t", "60", "-f", "flv", "rtmp://"+addr+"/live/k")
+	srv.waitLog(t, "msg=publish", 1, 15*time.Second)
+
+	play := func() (client.Status, error) {
+		c, err := client.Dial(addr, nil, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := c.Connect("live"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateStream(); err != nil {
+			t.Fatal(err)
+		}
+		return c.Play("k")
+	}
+	if st, err := play(); err != nil || st.Code != "NetStream.Play.Start" {
+		t.Fatalf("before reload: %v %v", st, err)
+	}
+
+	writeEnv(t, cfgPath, append(base, "RTMP_PLAY_WHITELIST=10.0.0.0/8")...)
+	srv.signal(t, syscall.SIGHUP)
+	srv.waitLog(t, "configuration reloaded", 1, 10*time.Second)
+	if st, _ := play(); st.Code != "NetStream.Play.BadName" {
+		t.Fatalf("after reload: %v, want NetStream.Play.BadName", st)
+	}
+
+	// An invalid file changes nothing.
+	writeEnv(t, cfgPath, append(base, "RTMP_PLAY_WHITELIST=*", "MAX_IP_CONCURRENT_CONNECTIONS=-1")...)
+	srv.signal(t, syscall.SIGHUP)
+	srv.waitLog(t, "still running on the previous one", 1, 10*time.Second)
+	if !strings.Contains(srv.out.String(), "MAX_IP_CONCURRENT_CONNECTIONS") {
+		t.Fatal("the reload error does not name the variable")
+	}
+	if st, _ := play(); st.Code != "NetStream.Play.BadName" {
+		t.Fatalf("after invalid reload: %v, want the previous whitelist to hold", st)
+	}
+	// The publisher was never dropped.
+	select {
+	case <-pub.done:
+		t.Fatalf("publisher ended during reloads: %v\n%s", pub.err, pub.out.String())
+	default:
+	}
+	if strings.Contains(srv.out.String(), "msg=unpublish") {
+		t.Fatal("the stream was unpublished by a reload")
+	}
+}
+
+// writeCert writes a self-signed certificate with the given serial, and its key.
+func writeCert(t *testing.T, certPath, keyPath string, serial int64) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certPath != "" {
+		os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	}
+	if keyPath != "" {
+		os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	}
+}
+
+func servedSerial(t *testing.T, addr string) int64 {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+func TestRTMPSAndCertificateReload(t *testing.T) {
+	testpeer.Need(t, "ffmpeg")
+	bin := sysBinary(t)
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCert(t, certPath, keyPath, 1001)
+	cfgPath := filepath.Join(dir, "rtmp-server.env")
+	port, sslPort := freePort(t), freePort(t)
+	writeEnv(t, cfgPath, fmt.Sprintf("RTMP_PORT=%d", port), fmt.Sprintf("SSL_PORT=%d", sslPort), "BIND_ADDRESS=127.0.0.1",
+		"SSL_CERT="+certPath, "SSL_KEY="+keyPath, "SSL_CHECK_RELOAD_SECONDS=0", "MAX_IP_CONCURRENT_CONNECTIONS=0")
+	srv := startProc(t, nil, bin, "--config", cfgPath)
+	srv.waitLog(t, "msg=ready", 1, 15*time.Second)
+	sslAddr := fmt.Sprintf("127.0.0.1:%d", sslPort)
+
+	url := "rtmps://" + sslAddr + "/live/k"
+	pub := startProc(t, nil, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-t", "60", "-f", "flv", url)
+	srv.waitLog(t, "msg=publish", 1, 20*time.Second)
+	play := startProc(t, nil, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "10000000",
+		"-i", url, "-map", "0:v", "-frames:v", "25", "-f", "framecrc", "-")
+	if code := play.waitExit(t, 30*time.Second); code != 0 {
+		t.Fatalf("rtmps player exit %d: %s", code, play.out.String())
+	}
+	if n := strings.Count(play.out.String(), "\n0,"); n < 25 {
+		t.Fatalf("rtmps player decoded %d frames", n)
+	}
+	if got := servedSerial(t, sslAddr); got != 1001 {
+		t.Fatalf("serial %d, want 1001", got)
+	}
+
+	// Renewal: new files, then SIGHUP (the certbot deploy-hook case).
+	writeCert(t, certPath, keyPath, 2002)
+	srv.signal(t, syscall.SIGHUP)
+	srv.waitLog(t, "configuration reloaded", 1, 10*time.Second)
+	if got := servedSerial(t, sslAddr); got != 2002 {
+		t.Fatalf("serial %d after renewal, want 2002", got)
+	}
+	// A broken replacement (certificate without its key) keeps the old pair.
+	writeCert(t, certPath, "", 3003)
+	srv.signal(t, syscall.SIGHUP)
+	srv.waitLog(t, "configuration reloaded", 2, 10*time.Second)
+	if got := servedSerial(t, sslAddr); got != 2002 {
+		t.Fatalf("serial %d after a broken replacement, want 2002 kept", got)
+	}
+	if !strings.Contains(srv.out.String(), "certificate not replaced") {
+		t.Fatal("the broken replacement was not logged")
+	}
+	// The stream in progress was not affected.
+	select {
+	case <-pub.done:
+		t.Fatalf("rtmps publisher ended: %v\n%s", pub.err, pub.out.String())
+	default:
+	}
+	// TLS older than 1.2 is refused.
+	c, err := tls.Dial("tcp", sslAddr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11})
+	if err == nil {
+		c.Close()
+		t.Fatal("TLS 1.1 handshake accepted")
+	}
+}
+
