@@ -574,4 +574,3 @@ func TestRTMPSAndCertificateReload(t *testing.T) {
 		t.Fatal("TLS 1.1 handshake accepted")
 	}
 }
-
