@@ -271,9 +271,9 @@ func classify(ctx context.Context, err error) error {
 	}
 	var netErr net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()) {
-		return fmt.Errorf("%w: %v", ErrTimeout, detail)
+		return fmt.Errorf("%w: %w", ErrTimeout, detail)
 	}
-	return fmt.Errorf("%w: %v", ErrUnreachable, detail)
+	return fmt.Errorf("%w: %w", ErrUnreachable, detail)
 }
 
 // sign builds the event token. rtmp_port is a JSON number, as the original

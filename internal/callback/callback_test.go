@@ -470,11 +470,7 @@ func TestStartTLSFailureIsUnreachable(t *testing.T) {
 }
 
 func TestStartReusesConnection(t *testing.T) {
-	srv := newCallbackServer(t, func(w http.ResponseWriter, r *http.Request, ev received, n int) {
-		// A body the client must drain before the connection can be reused.
-		w.Header().Set(StreamIDHeader, "sid")
-		_, _ = w.Write(bytes.Repeat([]byte("x"), 10<<10))
-	})
+	srv := newCallbackServer(t, approve)
 	c, _ := newTestClient(t, srv.url(), waitLimit)
 
 	for i := range 5 {
@@ -484,6 +480,27 @@ func TestStartReusesConnection(t *testing.T) {
 	}
 	if n := srv.newConns.Load(); n != 1 {
 		t.Errorf("5 sequential starts opened %d connections, want 1", n)
+	}
+}
+
+func TestStartDrainsResponseBody(t *testing.T) {
+	srv := newCallbackServer(t, func(w http.ResponseWriter, _ *http.Request, _ received, _ int) {
+		w.Header().Set(StreamIDHeader, "sid")
+		_, _ = w.Write(bytes.Repeat([]byte("x"), 10<<10))
+	})
+	c, _ := newTestClient(t, srv.url(), waitLimit)
+
+	const starts = 10
+	for i := range starts {
+		if _, err := c.Start(context.Background(), testEvent(fmt.Sprintf("ch%d", i))); err != nil {
+			t.Fatalf("Start %d: %v", i, err)
+		}
+	}
+	// An undrained body would cost every request its connection. Drained,
+	// connections are reused, though net/http returns one to the pool just
+	// after the body's EOF, so a request may occasionally dial anew.
+	if n := srv.newConns.Load(); n >= starts {
+		t.Errorf("%d sequential starts opened %d connections: bodies are not drained", starts, n)
 	}
 }
 

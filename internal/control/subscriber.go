@@ -79,8 +79,10 @@ func (s *Subscriber) Connected() bool { return s.connected.Load() }
 // Run connects, subscribes and applies commands until ctx ends, then returns
 // nil. While Redis is unreachable, or after the connection is lost, it keeps
 // reconnecting with backoff, logging each change of state once rather than
-// every attempt. Messages that do not parse are logged and skipped. It
-// returns an error at once only if the Subscriber's fields are unusable.
+// every attempt. Messages that do not parse are logged and skipped.
+// Commands published while the subscription is down are lost: Redis pub/sub
+// does not keep them. Run returns an error at once only if the Subscriber's
+// fields are unusable.
 func (s *Subscriber) Run(ctx context.Context) error {
 	opts, err := s.options()
 	if err != nil {
@@ -95,12 +97,9 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	client := redis.NewClient(opts)
 	defer client.Close()
 
-	minWait, maxWait := or(s.minBackoff, minBackoff), or(s.maxBackoff, maxBackoff)
+	minWait, maxWait := orDefault(s.minBackoff, minBackoff), orDefault(s.maxBackoff, maxBackoff)
 	backoff := minWait
 	down := false // whether the current outage has been logged
-	timer := time.NewTimer(0)
-	<-timer.C
-	defer timer.Stop()
 	for {
 		subscribed, err := s.subscribe(ctx, client, logger)
 		if ctx.Err() != nil {
@@ -119,9 +118,10 @@ func (s *Subscriber) Run(ctx context.Context) error {
 			s.failedAttempts.Add(1)
 		}
 
-		timer.Reset(backoff)
+		timer := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return nil
 		case <-timer.C:
 		}
@@ -168,9 +168,10 @@ func (s *Subscriber) options() (*redis.Options, error) {
 // the connection fails or ctx ends. It reports whether the subscription was
 // confirmed, and why it ended.
 func (s *Subscriber) subscribe(ctx context.Context, client *redis.Client, logger *slog.Logger) (bool, error) {
-	// The PubSub is used only here and closed on return, so its own
-	// reconnection never runs behind our back: a failure ends this
-	// subscription and Run decides when to try again.
+	// The PubSub lives only as long as this connection. go-redis re-dials
+	// inside the call that saw a connection fail; closing the PubSub on
+	// return discards that connection, so every reconnection goes through
+	// Run, where it is backed off and its state change logged.
 	ps := client.Subscribe(ctx)
 	defer ps.Close()
 	// Receive does not watch ctx; closing the PubSub unblocks it.
@@ -192,7 +193,7 @@ func (s *Subscriber) subscribe(ctx context.Context, client *redis.Client, logger
 	defer s.connected.Store(false)
 	logger.Info("redis connected and subscribed")
 
-	health := or(s.healthInterval, healthInterval)
+	health := orDefault(s.healthInterval, healthInterval)
 	pinged := false
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, health)
@@ -252,8 +253,8 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout())
 }
 
-// or returns d, or def when d is zero.
-func or(d, def time.Duration) time.Duration {
+// orDefault returns d, or def when d is zero.
+func orDefault(d, def time.Duration) time.Duration {
 	if d == 0 {
 		return def
 	}
