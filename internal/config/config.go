@@ -69,6 +69,9 @@ type Config struct {
 	// from one IP; 0 means unlimited. MAX_IP_CONCURRENT_CONNECTIONS,
 	// default 4.
 	MaxIPConnections int
+	// MaxConnections is the maximum number of concurrent connections to
+	// the whole server. MAX_CONNECTIONS, default 20000.
+	MaxConnections int
 	// ConcurrentLimitWhitelist holds the addresses that MaxIPConnections
 	// does not apply to. CONCURRENT_LIMIT_WHITELIST, default empty.
 	ConcurrentLimitWhitelist access.List
@@ -167,6 +170,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("log_debug", c.LogDebug),
 		slog.Int("id_max_length", c.IDMaxLength),
 		slog.Int("max_ip_concurrent_connections", c.MaxIPConnections),
+		slog.Int("max_connections", c.MaxConnections),
 		slog.String("concurrent_limit_whitelist", c.ConcurrentLimitWhitelist.String()),
 		slog.String("rtmp_play_whitelist", c.PlayWhitelist.String()),
 		slog.String("callback_url", redactURL(c.CallbackURL)),

@@ -31,6 +31,7 @@ func TestDefault(t *testing.T) {
 		LogDebug:                 false,
 		IDMaxLength:              128,
 		MaxIPConnections:         4,
+		MaxConnections:           20000,
 		ConcurrentLimitWhitelist: access.List{},
 		PlayWhitelist:            access.MustParseList("*"),
 		JWTSubject:               "rtmp_event",

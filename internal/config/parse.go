@@ -36,6 +36,7 @@ func Parse(lookup func(string) (string, bool)) (Config, error) {
 
 		IDMaxLength:              p.number("ID_MAX_LENGTH", 1, 4096, "a whole number 1..4096"),
 		MaxIPConnections:         p.number("MAX_IP_CONCURRENT_CONNECTIONS", 0, math.MaxInt, "a whole number >= 0, 0 = unlimited"),
+		MaxConnections:           p.number("MAX_CONNECTIONS", 1, 1000000, "a whole number 1..1000000"),
 		ConcurrentLimitWhitelist: p.list("CONCURRENT_LIMIT_WHITELIST"),
 		PlayWhitelist:            p.playWhitelist(),
 

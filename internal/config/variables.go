@@ -29,6 +29,7 @@ var variables = []Variable{
 	{Name: "RTMP_PLAY_WHITELIST", Default: "*", Description: "Comma-separated IP addresses and CIDR prefixes allowed to play; * allows everyone."},
 	{Name: "PLAY_ALLOWED_FROM", Default: "", Description: "Older name of RTMP_PLAY_WHITELIST; if both are set they must be equal."},
 	{Name: "MAX_IP_CONCURRENT_CONNECTIONS", Default: "4", Description: "Maximum number of concurrent connections from one IP address; 0 means unlimited."},
+	{Name: "MAX_CONNECTIONS", Default: "20000", Description: "Maximum number of concurrent connections to the server (1..1000000); more are closed at once."},
 	{Name: "CONCURRENT_LIMIT_WHITELIST", Default: "", Description: "Comma-separated IP addresses and CIDR prefixes exempt from MAX_IP_CONCURRENT_CONNECTIONS; * exempts everyone."},
 
 	// Callbacks.

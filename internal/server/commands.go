@@ -264,6 +264,7 @@ func (c *conn) onConnect(cmd *command) error {
 		return errRejected{"invalid channel"}
 	}
 	c.connected = true
+	c.srv.connected(c)
 	c.channel = channel
 	c.log = c.log.With("channel", channel)
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ var (
 	errKilled   = errors.New("killed by control command")
 	errShutdown = errors.New("server shutting down")
 	errSlow     = errors.New("player stopped reading")
+	errEvicted  = errors.New("dropped: too many connections still in handshake (MaxPending)")
 )
 
 // conn is one client connection: a read loop that owns the protocol state
@@ -62,6 +64,8 @@ type conn struct {
 	cfg      *config.Config // the configuration when the connection arrived; immutable
 	overIP   bool           // over the per-IP limit: refused at connect; immutable
 	release  func()
+
+	pendingElem *list.Element // guarded by srv.mu: place in srv.pending until connected
 
 	queue      *hub.Queue
 	reader     *chunk.Reader // owned by the read loop
@@ -134,6 +138,10 @@ func (c *conn) serve() {
 	c.logRequest("connection accepted")
 
 	_ = c.nc.SetDeadline(time.Now().Add(c.srv.HandshakeTimeout))
+	if c.kicked.Load() {
+		_ = c.nc.Close()
+		return
+	}
 	br := bufio.NewReaderSize(c.nc, readBufferSize)
 	rw := struct {
 		io.Reader

@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startServer(t testing.TB, mod func(*config.Config)) *testServer {
+func startServer(t testing.TB, mod func(*config.Config), setup ...func(*Server)) *testServer {
 	t.Helper()
 	cfg := config.Default()
 	cfg.MaxIPConnections = 0
@@ -50,6 +50,9 @@ func startServer(t testing.TB, mod func(*config.Config)) *testServer {
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := New(cfg, logger)
+	for _, f := range setup {
+		f(srv)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
@@ -22,6 +23,12 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("server: closed")
 
+// MaxPending bounds the connections that have not yet completed connect
+// (handshake, TLS, connect command). Past it the oldest is dropped, so a
+// flood of slow or half-open connections cannot crowd out real clients,
+// which get through the handshake in milliseconds.
+const MaxPending = 1024
+
 // Accept loop backoff on temporary errors (EMFILE, ECONNABORTED, ...).
 const (
 	acceptBackoffMin = 5 * time.Millisecond
@@ -36,19 +43,23 @@ type Server struct {
 	PublisherTimeout time.Duration
 	WriteTimeout     time.Duration
 	PingInterval     time.Duration
+	// MaxPending bounds connections not yet past connect; see the constant.
+	MaxPending int
 
 	hub     *hub.Hub
 	log     *slog.Logger
 	limiter *access.Limiter
 
-	cfg  atomic.Pointer[config.Config]
-	auth atomic.Pointer[authHolder]
+	cfg      atomic.Pointer[config.Config]
+	limitLog rateLimited
+	auth     atomic.Pointer[authHolder]
 
 	nextID atomic.Uint64
 
 	mu        sync.Mutex
 	listeners map[*net.Listener]*listenerState // guarded by mu
 	conns     map[*conn]struct{}               // guarded by mu
+	pending   *list.List                       // guarded by mu: *conn not yet connected, oldest first
 	closed    bool                             // guarded by mu
 	connWG    sync.WaitGroup
 }
@@ -71,11 +82,13 @@ func New(cfg config.Config, logger *slog.Logger) *Server {
 		PublisherTimeout: PublisherTimeout,
 		WriteTimeout:     WriteTimeout,
 		PingInterval:     PingInterval,
+		MaxPending:       MaxPending,
 		hub:              hub.New(),
 		log:              logger,
 		limiter:          access.NewLimiter(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist),
 		listeners:        make(map[*net.Listener]*listenerState),
 		conns:            make(map[*conn]struct{}),
+		pending:          list.New(),
 	}
 	s.cfg.Store(&cfg)
 	return s
@@ -196,16 +209,48 @@ func (s *Server) track(nc net.Conn) bool {
 		cancel()
 		return false
 	}
+	if len(s.conns) >= cfg.MaxConnections {
+		s.mu.Unlock()
+		release()
+		cancel()
+		_ = nc.Close()
+		s.limitLog.warn(s.log, "connection refused: MAX_CONNECTIONS reached", "limit", cfg.MaxConnections)
+		return true
+	}
+	var evict *conn
+	if s.pending.Len() >= s.MaxPending {
+		evict = s.pending.Remove(s.pending.Front()).(*conn)
+		evict.pendingElem = nil
+	}
+	c.pendingElem = s.pending.PushBack(c)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
+	if evict != nil {
+		evict.Kick(errEvicted)
+		s.limitLog.warn(s.log, "dropped the oldest connection still in handshake", "bound", "MaxPending", "limit", s.MaxPending)
+	}
 	go c.serve()
 	return true
+}
+
+// connected marks c as past the connect command: no longer evictable.
+func (s *Server) connected(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.pendingElem != nil {
+		s.pending.Remove(c.pendingElem)
+		c.pendingElem = nil
+	}
 }
 
 func (s *Server) forget(c *conn) {
 	c.cancel()
 	s.mu.Lock()
+	if c.pendingElem != nil {
+		s.pending.Remove(c.pendingElem)
+		c.pendingElem = nil
+	}
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.connWG.Done()

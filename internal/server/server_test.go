@@ -3,7 +3,9 @@ package server
 import (
 	"bytes"
 	"errors"
+	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -339,8 +341,7 @@ func TestActivePublisherIsNotReplaced(t *testing.T) {
 }
 
 func TestSlowPlayerDoesNotBlockPublisher(t *testing.T) {
-	ts := startServer(t, nil)
-	ts.WriteTimeout = time.Second
+	ts := startServer(t, nil, func(s *Server) { s.WriteTimeout = time.Second })
 	pub := publish(t, ts, "live", "k")
 	if err := pub.SetChunkSize(64 << 10); err != nil {
 		t.Fatal(err)
@@ -433,5 +434,47 @@ func TestRemoteIPUnmapsIPv4(t *testing.T) {
 	a := netip.MustParseAddr("::ffff:127.0.0.1").Unmap()
 	if !access.MustParseList("127.0.0.1").Contains(a) {
 		t.Fatal("mapped address not matched")
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.MaxConnections = 2 })
+	ts.dial(t, "a")
+	ts.dial(t, "b")
+	if _, err := client.Dial(ts.addr, nil, 5*time.Second); err == nil {
+		t.Fatal("third connection completed the handshake")
+	}
+	waitFor(t, "refusal logged", 5*time.Second, func() bool {
+		return strings.Contains(ts.logs.String(), "MAX_CONNECTIONS reached")
+	})
+}
+
+// TestSlowHandshakesDoNotStarvePublishers opens connections that never
+// handshake; past MaxPending the oldest are dropped and a real publisher
+// still gets in.
+func TestSlowHandshakesDoNotStarvePublishers(t *testing.T) {
+	ts := startServer(t, nil, func(s *Server) { s.MaxPending = 8 })
+	var idle []net.Conn
+	for i := 0; i < 8; i++ {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	waitFor(t, "idle connections accepted", 5*time.Second, func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return ts.pending.Len() == 8
+	})
+	publish(t, ts, "live", "k")
+	// The oldest idle connection was dropped to make room.
+	_ = idle[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle[0].Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("oldest pending connection still open: %v", err)
+	}
+	if !strings.Contains(ts.logs.String(), "MaxPending") {
+		t.Fatal("eviction not logged with its bound")
 	}
 }
