@@ -46,10 +46,14 @@ type Reloader struct {
 }
 
 // Load reads and checks the pair once. An error here is a start-up error:
-// there is nothing to serve yet.
+// there is nothing to serve yet. A nil logger discards the Reloader's logs,
+// for a configuration check that only wants the error.
 func Load(certFile, keyFile string, logger *slog.Logger) (*Reloader, error) {
 	if certFile == "" || keyFile == "" {
 		return nil, ErrNoFiles
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	p, err := readPair(certFile, keyFile)
 	if err != nil {
@@ -200,6 +204,11 @@ func readPair(certFile, keyFile string) (pair, error) {
 func (p pair) parse() (*tls.Certificate, error) {
 	cert, err := tls.X509KeyPair(p.certPEM, p.keyPEM)
 	if err == nil {
+		if cert.Leaf == nil { // GODEBUG=x509keypairleaf=0
+			if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+				return nil, fmt.Errorf("%w %s: %v", ErrNoCertificate, p.certFile, err)
+			}
+		}
 		return &cert, nil
 	}
 	leaf, lerr := parseLeaf(p.certPEM)

@@ -340,6 +340,24 @@ func TestReloadLogsRepeatedFailureOnce(t *testing.T) {
 	}
 }
 
+func TestLoadWithoutLogger(t *testing.T) {
+	a, b := newPair(t, 1), newPair(t, 2)
+	f := newFiles(t)
+	f.write(t, a.certPEM, a.keyPEM)
+	r, err := Load(f.cert, f.key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, []byte("garbage"), a.keyPEM)
+	if _, err := r.Reload(false); err == nil {
+		t.Fatal("Reload(false) of a broken pair succeeded")
+	}
+	f.write(t, b.certPEM, b.keyPEM)
+	if changed, err := r.Reload(false); !changed || err != nil {
+		t.Fatalf("Reload(false) = %v, %v; want true, nil", changed, err)
+	}
+}
+
 func TestOldTLSRefused(t *testing.T) {
 	a := newPair(t, 7)
 	f := newFiles(t)
@@ -401,7 +419,7 @@ func TestLoadErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Load("", "key.pem", slog.New(slog.DiscardHandler)); !errors.Is(err, ErrNoFiles) {
+	if _, err := Load("", "key.pem", nil); !errors.Is(err, ErrNoFiles) {
 		t.Errorf("Load without a certificate file = %v, want %v", err, ErrNoFiles)
 	}
 }

@@ -74,8 +74,10 @@ func TestJournalHandlerFields(t *testing.T) {
 			},
 		},
 		{
-			name:       "other keys are sanitised",
-			log:        func(l *slog.Logger) { l.Info("m", "bytes-in", 42, "Peer.Addr", "x", "__private", true, "9lives", 9, "été", "summer") },
+			name: "other keys are sanitised",
+			log: func(l *slog.Logger) {
+				l.Info("m", "bytes-in", 42, "Peer.Addr", "x", "__private", true, "9lives", 9, "été", "summer")
+			},
 			wantMsg:    "m bytes-in=42 Peer.Addr=x __private=true 9lives=9 été=summer",
 			wantFields: map[string]string{"BYTES_IN": "42", "PEER_ADDR": "x", "PRIVATE": "true", "ATTR_9LIVES": "9", "T_": "summer"},
 		},
@@ -100,14 +102,18 @@ func TestJournalHandlerFields(t *testing.T) {
 			wantFields: map[string]string{"REASON": "bad stream key", "EMPTY": "", "EQ": "a=b", "NL": "x\ny", "ERR": "boom"},
 		},
 		{
-			name:       "kinds",
-			log:        func(l *slog.Logger) { l.Info("m", "d", 1500*time.Millisecond, "t", when, "f", 0.5, "b", false, "v", logValuer("x")) },
+			name: "kinds",
+			log: func(l *slog.Logger) {
+				l.Info("m", "d", 1500*time.Millisecond, "t", when, "f", 0.5, "b", false, "v", logValuer("x"))
+			},
 			wantMsg:    "m d=1.5s t=2024-05-06T07:08:09.00000001Z f=0.5 b=false v=resolved-x",
 			wantFields: map[string]string{"D": "1.5s", "T": "2024-05-06T07:08:09.00000001Z", "F": "0.5", "B": "false", "V": "resolved-x"},
 		},
 		{
-			name:       "with attrs",
-			log:        func(l *slog.Logger) { l.With("session", "s9", "client_ip", "198.51.100.1").Warn("slow player", "dropped", 3) },
+			name: "with attrs",
+			log: func(l *slog.Logger) {
+				l.With("session", "s9", "client_ip", "198.51.100.1").Warn("slow player", "dropped", 3)
+			},
 			wantMsg:    "slow player session=s9 client_ip=198.51.100.1 dropped=3",
 			wantFields: map[string]string{"SESSION_ID": "s9", "CLIENT_IP": "198.51.100.1", "DROPPED": "3"},
 		},
@@ -126,8 +132,10 @@ func TestJournalHandlerFields(t *testing.T) {
 			wantFields: map[string]string{"TLS_VERSION": "1.3", "SESSION_ID": "s"},
 		},
 		{
-			name:       "empty attrs and groups are dropped, empty group keys inlined",
-			log:        func(l *slog.Logger) { l.WithGroup("g").Info("m", slog.Attr{}, slog.Group("empty"), slog.Group("", "k", "v")) },
+			name: "empty attrs and groups are dropped, empty group keys inlined",
+			log: func(l *slog.Logger) {
+				l.WithGroup("g").Info("m", slog.Attr{}, slog.Group("empty"), slog.Group("", "k", "v"))
+			},
 			wantMsg:    "m g.k=v",
 			wantFields: map[string]string{"G_K": "v"},
 		},
