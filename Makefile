@@ -27,3 +27,42 @@ fuzz:
 
 clean:
 	rm -rf bin dist
+
+## bench: load this server and nginx-rtmp with cmd/rtmp-bench and compare (see BENCHMARKS.md)
+.PHONY: bench
+bench:
+	bash bench/run.sh
+
+## package: .deb and .rpm in dist/ with go tool nfpm, from the nfpms entry of
+## .goreleaser.yaml (see packaging/nfpm); PKG_ARCH=amd64|arm64|arm (ARMv7)
+PKG_ARCH ?= $(shell go env GOARCH)
+PKG_DIR := bin/pkg
+package:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(PKG_ARCH) GOARM=7 go build -trimpath -ldflags "$(LDFLAGS)" \
+	  -o $(PKG_DIR)/linux_$(PKG_ARCH)/rtmp-server ./cmd/rtmp-server
+	go run ./packaging/man -version $(VERSION) -o $(PKG_DIR)/rtmp-server.8.gz
+	go run ./packaging/nfpm -version $(VERSION) -arch $(PKG_ARCH) \
+	  -binary $(PKG_DIR)/linux_$(PKG_ARCH)/rtmp-server -o $(PKG_DIR)/nfpm-$(PKG_ARCH).yaml
+	@mkdir -p dist
+	go tool nfpm package -f $(PKG_DIR)/nfpm-$(PKG_ARCH).yaml -p deb -t dist/
+	go tool nfpm package -f $(PKG_DIR)/nfpm-$(PKG_ARCH).yaml -p rpm -t dist/
+
+## test-packages: lint the packages, then install, run, reload, upgrade and
+## remove them under a booted systemd in a container (root; see the script)
+test-packages:
+	bash packaging/test/nspawn.sh
+
+## test-image: build the container image with podman and stream through it
+test-image:
+	bash packaging/test/image.sh
+
+## image: the container image localhost/rtmp-server:$(VERSION) (podman)
+image:
+	bash packaging/test/image.sh --build-only
+
+## release-snapshot: everything a release makes, without publishing
+## (needs goreleaser v2: go install github.com/goreleaser/goreleaser/v2@v2.15.1)
+release-snapshot:
+	goreleaser release --snapshot --clean --skip=publish
+
+.PHONY: package test-packages test-image image release-snapshot

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -125,9 +126,12 @@ func (c *conn) send(m *chunk.Message) {
 	}
 }
 
+// logRequest logs one request event (connect, publish, play, close,
+// rejection) when LOG_REQUESTS is on. The message doubles as the "event"
+// attribute (EVENT= in the journal), with spaces as underscores.
 func (c *conn) logRequest(msg string, args ...any) {
 	if c.srv.config().LogRequests {
-		c.log.Info(msg, args...)
+		c.log.Info(msg, append([]any{"event", strings.ReplaceAll(msg, " ", "_")}, args...)...)
 	}
 }
 
