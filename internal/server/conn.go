@@ -42,8 +42,10 @@ const (
 	// WriteTimeout ends a connection whose peer stops reading.
 	WriteTimeout = 10 * time.Second
 	// FinishTimeout bounds flushing the last messages before closing.
-	FinishTimeout  = 2 * time.Second
-	readBufferSize = 64 << 10
+	FinishTimeout = 2 * time.Second
+	// readBufferSize is small: idle players are many, and large chunk
+	// payloads bypass the buffer (they are read straight into the message).
+	readBufferSize = 4 << 10
 )
 
 var (
