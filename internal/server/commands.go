@@ -46,7 +46,9 @@ func (c *conn) handleMessage(m *chunk.Message) error {
 	case chunk.TypeUserControl:
 		c.handleUserControl(m.Payload)
 	case chunk.TypeAudio, chunk.TypeVideo:
-		if c.pub != nil && m.StreamID == c.pub.streamMsgID {
+		// Media is taken on whatever message stream it arrives: some
+		// encoders do not use the one they published on.
+		if c.pub != nil {
 			c.pub.write(m.Type, m.Timestamp, m.Payload, false)
 		}
 	case chunk.TypeDataAMF0:
