@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/server"
+)
+
+// startServer runs this project's server on a loopback port.
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.MaxIPConnections = 0
+	cfg.ChunkSize = 4096
+	srv := server.New(cfg, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-errc; !errors.Is(err, server.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+func testOptions(addr string) options {
+	return options{
+		url: "rtmp://" + addr + "/live/bench", duration: time.Second, warmup: 300 * time.Millisecond,
+		drain: 3 * time.Second, bitrate: 1_000_000, fps: 30, gop: time.Second, chunkSize: 4096,
+		pid: os.Getpid(), ramp: 0, vary: "app", timeout: 5 * time.Second,
+	}
+}
+
+func TestFanOut(t *testing.T) {
+	o := testOptions(startServer(t))
+	o.players, o.stalled, o.idle = 3, 1, 2
+	rep, err := execute(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := rep.Players
+	if pr == nil || rep.Publishers == nil || rep.Publishers.SentMsgs == 0 {
+		t.Fatalf("nothing was sent: %+v", rep)
+	}
+	if pr.Connected != 3 || pr.Failed != 0 || pr.Disconnected != 0 || len(pr.Errors) != 0 {
+		t.Errorf("players: %d connected, %d failed, %d disconnected, errors %v", pr.Connected, pr.Failed, pr.Disconnected, pr.Errors)
+	}
+	// The server drops nothing for three players reading a 1 Mbit/s stream.
+	if pr.DeliveryPct != 100 || pr.Gaps != 0 || pr.Complete != 3 {
+		t.Errorf("delivery %.2f %%, %d gaps, %d complete", pr.DeliveryPct, pr.Gaps, pr.Complete)
+	}
+	if pr.LatencyMs.Max <= 0 || pr.LatencyMs.P50 > pr.LatencyMs.P99 {
+		t.Errorf("latency %+v", pr.LatencyMs)
+	}
+	if rep.Stalled == nil || rep.Stalled.Count != 1 || rep.Stalled.Failed != 0 {
+		t.Errorf("stalled: %+v", rep.Stalled)
+	}
+	if rep.Idle == nil || rep.Idle.Connected != 2 {
+		t.Errorf("idle: %+v", rep.Idle)
+	}
+	if rep.Server == nil || rep.Server.RSSEndMB <= 0 || rep.Server.GB <= 0 {
+		t.Errorf("server: %+v", rep.Server)
+	}
+}
+
+func TestIngest(t *testing.T) {
+	o := testOptions(startServer(t))
+	o.publishers = 3
+	o.duration = 500 * time.Millisecond
+	rep, err := execute(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Players != nil {
+		t.Errorf("ingest run has players: %+v", rep.Players)
+	}
+	if p := rep.Publishers; p == nil || p.Started != 3 || len(p.Errors) != 0 {
+		t.Errorf("publishers: %+v", p)
+	}
+}
