@@ -93,7 +93,7 @@ func TestGOPCacheJoin(t *testing.T) {
 	pub.Write(chunk.TypeAudio, 90, audio(4), false)
 	pub.Write(chunk.TypeVideo, 120, inter(5), false)
 
-	q := NewQueue()
+	q := NewQueue(nil)
 	ev := &events{}
 	if waiting, err := h.Play("ch", NewPlayer(2, "k", q, ev)); err != nil || waiting {
 		t.Fatalf("Play: waiting %v err %v", waiting, err)
@@ -118,7 +118,7 @@ func TestGOPCacheOverflowKeepsNothingUntilNextKeyframe(t *testing.T) {
 	big = append(big, 2)
 	pub.Write(chunk.TypeVideo, 40, big, false)
 	pub.Write(chunk.TypeVideo, 80, inter(3), false)
-	q := NewQueue()
+	q := NewQueue(nil)
 	h.Play("ch", NewPlayer(2, "k", q, &events{}))
 	if got := drained(q); len(got) != 0 {
 		t.Fatalf("joined with %v, want nothing until the next keyframe", got)
@@ -131,7 +131,7 @@ func TestGOPCacheOverflowKeepsNothingUntilNextKeyframe(t *testing.T) {
 }
 
 func TestQueueSkipsToKeyframeWhenFull(t *testing.T) {
-	q := NewQueue()
+	q := NewQueue(nil)
 	q.PushControl(&chunk.Message{Type: chunk.TypeUserControl})
 	big := bytes.Repeat([]byte{0}, MaxQueueBytes/4)
 	frame := func(kind media.Kind, tag byte) *Packet {
@@ -141,19 +141,19 @@ func TestQueueSkipsToKeyframeWhenFull(t *testing.T) {
 		}
 		return NewPacket(chunk.TypeVideo, 0, append(p, tag), 4096)
 	}
-	q.PushMedia(NewPacket(chunk.TypeVideo, 0, seqVideo, 4096), true)
+	q.PushMedia(NewPacket(chunk.TypeVideo, 0, seqVideo, 4096), true, time.Now())
 	for i := 0; i < 3; i++ {
-		if !q.PushMedia(frame(media.Frame, byte(i)), true) {
+		if !q.PushMedia(frame(media.Frame, byte(i)), true, time.Now()) {
 			t.Fatalf("frame %d refused below the bound", i)
 		}
 	}
-	if q.PushMedia(frame(media.Frame, 9), true) {
+	if q.PushMedia(frame(media.Frame, 9), true, time.Now()) {
 		t.Fatal("frame over the bound accepted")
 	}
-	if q.PushMedia(frame(media.Frame, 10), true) {
+	if q.PushMedia(frame(media.Frame, 10), true, time.Now()) {
 		t.Fatal("inter frame accepted while waiting for a keyframe")
 	}
-	if !q.PushMedia(frame(media.Keyframe, 11), true) {
+	if !q.PushMedia(frame(media.Keyframe, 11), true, time.Now()) {
 		t.Fatal("keyframe refused")
 	}
 	items := q.Drain(nil)
@@ -166,7 +166,7 @@ func TestQueueSkipsToKeyframeWhenFull(t *testing.T) {
 }
 
 func TestQueueControlOverflow(t *testing.T) {
-	q := NewQueue()
+	q := NewQueue(nil)
 	for i := 0; i < MaxQueueControl; i++ {
 		if err := q.PushControl(&chunk.Message{}); err != nil {
 			t.Fatal(err)
@@ -219,7 +219,7 @@ func TestPublishRules(t *testing.T) {
 func TestWaitingPlayers(t *testing.T) {
 	h := New()
 	good, bad := &events{}, &events{}
-	qg, qb := NewQueue(), NewQueue()
+	qg, qb := NewQueue(nil), NewQueue(nil)
 	pg, pb := NewPlayer(1, "k", qg, good), NewPlayer(2, "x", qb, bad)
 	for _, p := range []*Player{pg, pb} {
 		if waiting, err := h.Play("ch", p); err != nil || !waiting {
@@ -249,7 +249,7 @@ func TestWaitingPlayers(t *testing.T) {
 	if s := h.Stats(); s.Players != 0 || s.Streams != 0 {
 		t.Fatalf("stats after stop: %+v", s)
 	}
-	if _, err := h.Play("ch", NewPlayer(3, "k", NewQueue(), &events{})); err != nil {
+	if _, err := h.Play("ch", NewPlayer(3, "k", NewQueue(nil), &events{})); err != nil {
 		t.Fatal(err)
 	}
 	if !h.Ping(time.Second) {
@@ -260,7 +260,7 @@ func TestWaitingPlayers(t *testing.T) {
 func TestPlayBadKey(t *testing.T) {
 	h := New()
 	h.Publish("ch", "k", "id", &fakePublisher{}, opts())
-	if _, err := h.Play("ch", NewPlayer(1, "nope", NewQueue(), &events{})); !errors.Is(err, ErrBadKey) {
+	if _, err := h.Play("ch", NewPlayer(1, "nope", NewQueue(nil), &events{})); !errors.Is(err, ErrBadKey) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -273,7 +273,7 @@ func BenchmarkFanOut(b *testing.B) {
 			pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, PublishOptions{ChunkSize: 4096, GOPCacheBytes: 1 << 20})
 			queues := make([]*Queue, n)
 			for i := range queues {
-				queues[i] = NewQueue()
+				queues[i] = NewQueue(nil)
 				h.Play("ch", NewPlayer(uint64(i), "k", queues[i], &events{}))
 			}
 			frame := append(inter(0), bytes.Repeat([]byte{1}, 16<<10)...)
@@ -289,5 +289,69 @@ func BenchmarkFanOut(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestQueueDelayBound(t *testing.T) {
+	q := NewQueue(nil)
+	t0 := time.Now()
+	if !q.PushMedia(NewPacket(chunk.TypeVideo, 0, key(1), 128), true, t0) {
+		t.Fatal("keyframe refused")
+	}
+	q.PushMedia(NewPacket(chunk.TypeVideo, 40, inter(2), 128), true, t0.Add(time.Second))
+	// Media queued longer than MaxQueueDelay: the player skips ahead.
+	if q.PushMedia(NewPacket(chunk.TypeVideo, 80, inter(3), 128), true, t0.Add(MaxQueueDelay+time.Millisecond)) {
+		t.Fatal("frame accepted behind a queue older than MaxQueueDelay")
+	}
+	if !q.PushMedia(NewPacket(chunk.TypeVideo, 120, key(4), 128), true, t0.Add(MaxQueueDelay+2*time.Millisecond)) {
+		t.Fatal("next keyframe refused")
+	}
+	if got := fmt.Sprint(drained(q)); got != "[keyframe:4]" {
+		t.Fatalf("queue after the skip: %s", got)
+	}
+}
+
+func TestQueueConsumer(t *testing.T) {
+	var q *Queue
+	wakes := make(chan struct{}, 10)
+	q = NewQueue(func() { wakes <- struct{}{} })
+	q.PushControl(&chunk.Message{Type: 1})
+	q.PushControl(&chunk.Message{Type: 2})
+	if len(wakes) != 1 {
+		t.Fatalf("%d wakes for two pushes, want one consumer started", len(wakes))
+	}
+	<-wakes
+	if items := q.Next(nil); len(items) != 2 {
+		t.Fatalf("Next returned %d items", len(items))
+	}
+	if q.Next(nil) != nil {
+		t.Fatal("Next on an empty queue did not stop the consumer")
+	}
+	q.PushControl(&chunk.Message{Type: 3})
+	if len(wakes) != 1 {
+		t.Fatal("no new consumer after the previous one stopped")
+	}
+	<-wakes
+	done := make(chan struct{})
+	go func() {
+		q.Finish() // waits for the running consumer
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("Finish returned while a consumer was active")
+	case <-time.After(50 * time.Millisecond):
+	}
+	q.Next(nil)
+	if q.Next(nil) != nil {
+		t.Fatal("consumer not stopped")
+	}
+	<-done
+	q.PushControl(&chunk.Message{Type: 4})
+	if len(wakes) != 0 {
+		t.Fatal("consumer started after Finish")
+	}
+	if items := q.Drain(nil); len(items) != 1 {
+		t.Fatalf("final drain: %d items", len(items))
 	}
 }

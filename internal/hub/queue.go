@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 )
@@ -14,6 +15,9 @@ const (
 	MaxQueueBytes = 16 << 20
 	// MaxQueuePackets bounds the media packets queued for one player.
 	MaxQueuePackets = 4096
+	// MaxQueueDelay bounds how long media may wait in a player's queue: a
+	// player further behind skips to the next keyframe instead of lagging.
+	MaxQueueDelay = 3 * time.Second
 	// MaxQueueControl bounds control messages waiting for a player that does
 	// not read; beyond it the connection is given up.
 	MaxQueueControl = 1024
@@ -31,84 +35,112 @@ type Item struct {
 }
 
 // Queue is the bounded outgoing queue of one connection. Producers (the
-// stream's fan-out, the connection's read loop) never block on it; one
-// writer goroutine drains it.
+// stream's fan-out, the connection's read loop, the server's pinger) never
+// block on it. It has at most one consumer at a time, started through the
+// wake function when items arrive and none is running, so an idle
+// connection has no writer goroutine.
 //
 // A player that falls behind loses its queued media and skips to the next
 // keyframe: decoders can restart there.
 type Queue struct {
+	wake func() // guarded by mu; starts a consumer; nil after Finish
+
 	mu           sync.Mutex
-	items        []Item // guarded by mu
-	mediaBytes   int    // guarded by mu
-	mediaCount   int    // guarded by mu
-	controlCount int    // guarded by mu
-	waitKeyframe bool   // guarded by mu; dropping media until a keyframe
-	closed       bool   // guarded by mu
-	drops        uint64 // guarded by mu; skips to keyframe so far
-	ready        chan struct{}
+	idle         sync.Cond // signalled when the consumer stops; uses mu
+	items        []Item    // guarded by mu
+	mediaBytes   int       // guarded by mu
+	mediaCount   int       // guarded by mu
+	oldestMedia  time.Time // guarded by mu; when the oldest queued media was queued
+	controlCount int       // guarded by mu
+	waitKeyframe bool      // guarded by mu; dropping media until a keyframe
+	active       bool      // guarded by mu; a consumer is running
+	closed       bool      // guarded by mu
+	drops        uint64    // guarded by mu; skips to keyframe so far
 }
 
-// NewQueue returns an empty queue.
-func NewQueue() *Queue {
-	return &Queue{ready: make(chan struct{}, 1)}
+// NewQueue returns an empty queue. wake, if not nil, is called (with no
+// lock held by the queue, but possibly under the caller's locks, so it must
+// not block: typically `go writer()`) when items arrive and no consumer is
+// active; the consumer then calls Next until it returns nil. With a nil
+// wake the owner polls with Drain.
+func NewQueue(wake func()) *Queue {
+	q := &Queue{wake: wake}
+	q.idle.L = &q.mu
+	return q
 }
 
-// Ready is signalled when items may be pending.
-func (q *Queue) Ready() <-chan struct{} { return q.ready }
-
-func (q *Queue) signal() {
-	select {
-	case q.ready <- struct{}{}:
-	default:
+// startLocked marks a consumer active if one is needed and returns the
+// function to start it, which the caller calls after unlocking.
+func (q *Queue) startLocked() func() {
+	if q.wake == nil || q.active || q.closed {
+		return nil
 	}
+	q.active = true
+	return q.wake
 }
 
 // PushControl queues a control message. It fails with ErrQueueFull when the
 // peer has let too many pile up.
 func (q *Queue) PushControl(m *chunk.Message) error {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.closed {
+		q.mu.Unlock()
 		return nil
 	}
 	if q.controlCount >= MaxQueueControl {
+		q.mu.Unlock()
 		return ErrQueueFull
 	}
 	q.items = append(q.items, Item{Control: m})
 	q.controlCount++
-	q.signal()
+	start := q.startLocked()
+	q.mu.Unlock()
+	if start != nil {
+		start()
+	}
 	return nil
 }
 
-// PushMedia queues p unless the player is skipping to a keyframe. When the
-// bounds are exceeded, queued media is dropped and the player waits for the
-// next keyframe. hasVideo tells whether the stream has video, so that an
-// audio-only stream resumes on any audio packet. It reports whether p was
-// queued.
-func (q *Queue) PushMedia(p *Packet, hasVideo bool) bool {
+// PushMedia queues p, queued at now, unless the player is skipping to a
+// keyframe. When the bounds are exceeded (size, count, or media waiting
+// longer than MaxQueueDelay), queued media is dropped and the player waits
+// for the next keyframe. hasVideo tells whether the stream has video, so
+// that an audio-only stream resumes on any audio packet. It reports
+// whether p was queued.
+func (q *Queue) PushMedia(p *Packet, hasVideo bool, now time.Time) bool {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.closed {
+		q.mu.Unlock()
 		return false
 	}
 	essential := p.essential()
 	if q.waitKeyframe && !essential {
 		if !p.resumes(hasVideo) {
+			q.mu.Unlock()
 			return false
 		}
 		q.waitKeyframe = false
 	}
-	if !essential && (q.mediaBytes+p.Size() > MaxQueueBytes || q.mediaCount+1 > MaxQueuePackets) {
+	if !essential && (q.mediaBytes+p.Size() > MaxQueueBytes || q.mediaCount+1 > MaxQueuePackets ||
+		q.mediaCount > 0 && now.Sub(q.oldestMedia) > MaxQueueDelay) {
 		q.dropMediaLocked()
 		if !p.resumes(hasVideo) {
 			q.waitKeyframe = true
+			q.mu.Unlock()
 			return false
 		}
+	}
+	if q.mediaCount == 0 {
+		q.oldestMedia = now
 	}
 	q.items = append(q.items, Item{Packet: p})
 	q.mediaBytes += p.Size()
 	q.mediaCount++
-	q.signal()
+	start := q.startLocked()
+	q.mu.Unlock()
+	if start != nil {
+		start()
+	}
 	return true
 }
 
@@ -138,15 +170,46 @@ func (q *Queue) SkipToKeyframe() {
 	q.waitKeyframe = true
 }
 
-// Drain appends the pending items to dst, empties the queue and returns dst.
-func (q *Queue) Drain(dst []Item) []Item {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+// takeLocked appends the pending items to dst and empties the queue.
+func (q *Queue) takeLocked(dst []Item) []Item {
 	dst = append(dst, q.items...)
 	clear(q.items)
 	q.items = q.items[:0]
 	q.mediaBytes, q.mediaCount, q.controlCount = 0, 0, 0
 	return dst
+}
+
+// Next is the consumer's call: it appends the pending items to dst and
+// empties the queue; when nothing is pending (or the queue is closed) it
+// marks the consumer stopped and returns nil, and the consumer must exit.
+func (q *Queue) Next(dst []Item) []Item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 || q.closed {
+		q.active = false
+		q.idle.Broadcast()
+		return nil
+	}
+	return q.takeLocked(dst)
+}
+
+// Drain appends the pending items to dst and empties the queue, for an
+// owner without a consumer (or after WaitIdle).
+func (q *Queue) Drain(dst []Item) []Item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.takeLocked(dst)
+}
+
+// Finish stops starting consumers and waits until the running one, if any,
+// has stopped. Items pushed meanwhile stay queued for a final Drain.
+func (q *Queue) Finish() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.wake = nil
+	for q.active {
+		q.idle.Wait()
+	}
 }
 
 // Close drops everything queued; later pushes are ignored.
@@ -157,7 +220,6 @@ func (q *Queue) Close() {
 	clear(q.items)
 	q.items = nil
 	q.mediaBytes, q.mediaCount, q.controlCount = 0, 0, 0
-	q.signal()
 }
 
 // Drops reports how many times the player was skipped ahead to a keyframe.

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/media"
@@ -83,13 +84,14 @@ func (s *Stream) resetGOPLocked() {
 // startPlayerLocked queues what a joining player needs, then marks it playing.
 func (s *Stream) startPlayerLocked(p *Player) {
 	p.playing = true
+	now := time.Now()
 	if p.ClearCache {
 		s.resetGOPLocked()
 		s.gopLimit = 0
 	}
 	for _, h := range []*Packet{s.metadata, s.videoHeader, s.audioHeader} {
 		if h != nil {
-			p.Queue.PushMedia(h, s.hasVideo)
+			p.Queue.PushMedia(h, s.hasVideo, now)
 		}
 	}
 	if p.NoCache || len(s.gop) == 0 {
@@ -100,7 +102,7 @@ func (s *Stream) startPlayerLocked(p *Player) {
 	}
 	for _, pkt := range s.gop {
 		if p.wants(pkt) {
-			p.Queue.PushMedia(pkt, s.hasVideo)
+			p.Queue.PushMedia(pkt, s.hasVideo, now)
 		}
 	}
 }
@@ -131,9 +133,10 @@ func (pub *Publication) Write(typ uint8, timestamp uint32, payload []byte, isMet
 	}
 	pkt := NewPacket(typ, timestamp, payload, s.chunkSize)
 	s.cacheLocked(pkt, isMetadata)
+	now := time.Now()
 	for p := range s.players {
 		if p.playing && p.wants(pkt) {
-			p.Queue.PushMedia(pkt, s.hasVideo)
+			p.Queue.PushMedia(pkt, s.hasVideo, now)
 		}
 	}
 	return true

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"encoding/binary"
 	"container/list"
 	"context"
 	"errors"
@@ -77,8 +78,9 @@ type conn struct {
 	kicked     atomic.Bool
 	kickMu     sync.Mutex
 	kickReason error         // guarded by kickMu
-	finish     chan struct{} // closed by the read loop when the writer should flush and stop
-	writerDone chan struct{}
+	live       atomic.Bool   // past the handshake: may be written to (pings)
+	finishing  atomic.Bool   // the read loop ended; the last writes are flushed
+	wire       wireWriter    // used by the queue's one consumer at a time
 	ctx        context.Context // cancelled when the connection is kicked or ends
 	cancel     context.CancelFunc
 
@@ -163,14 +165,14 @@ func (c *conn) serve() {
 	c.reader = chunk.NewReader(br)
 	c.lastRead.Store(time.Now().UnixNano())
 
-	go c.writeLoop()
+	c.wire = wireWriter{conn: c, chunkSize: chunk.DefaultChunkSize}
+	c.live.Store(true)
 	err := c.readLoopSafe()
 	if r := c.reason(); r != nil {
 		err = r
 	}
 	c.cleanup()
-	close(c.finish)
-	<-c.writerDone
+	c.finishWrites()
 	_ = c.nc.Close()
 	c.logRequest("connection closed", "reason", closeReason(err))
 }
@@ -229,26 +231,21 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// writeLoop drains the queue to the socket, sends pings, and on finish
-// flushes what is left within FinishTimeout.
+// startWriter is the queue's wake function: it starts a writer goroutine
+// when there is something to write and none runs, so idle connections
+// have none.
+func (c *conn) startWriter() { go c.writeLoop() }
+
+// writeLoop drains the queue to the socket until it is empty, then exits.
+// At most one runs at a time (the queue ensures it).
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	ping := time.NewTicker(c.srv.PingInterval)
-	defer ping.Stop()
-	w := &wireWriter{conn: c, chunkSize: chunk.DefaultChunkSize}
+	w := &c.wire
 	for {
-		select {
-		case <-c.queue.Ready():
-		case <-ping.C:
-			c.send(userControlMessage(eventPingRequest, uint32(time.Now().UnixMilli())))
-			continue
-		case <-c.finish:
-			_ = c.nc.SetWriteDeadline(time.Now().Add(FinishTimeout))
-			_ = w.flush(c.queue.Drain(nil))
-			c.queue.Close()
+		items := c.queue.Next(w.items[:0])
+		if items == nil {
 			return
 		}
-		if err := w.flush(c.queue.Drain(w.items[:0])); err != nil {
+		if err := w.flush(items); err != nil {
 			c.log.Debug("write failed", "err", err)
 			c.queue.Close()
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -256,20 +253,46 @@ func (c *conn) writeLoop() {
 			} else {
 				c.Kick(err)
 			}
-			<-c.finish
-			return
 		}
 	}
 }
 
+// finishWrites flushes what is queued within FinishTimeout, once the read
+// loop has ended, and stops the queue.
+func (c *conn) finishWrites() {
+	c.finishing.Store(true)
+	_ = c.nc.SetWriteDeadline(time.Now().Add(FinishTimeout))
+	c.queue.Finish()
+	_ = c.wire.flush(c.queue.Drain(c.wire.items[:0]))
+	c.queue.Close()
+}
+
+// span is one buffer of a write: a range of wireWriter.scratch, or a
+// shared packet.
+type span struct {
+	start, end int
+	shared     []byte
+}
+
 // wireWriter encodes queue items for one connection, tracking the chunk
-// size the peer was told.
+// size the peer was told. It is used by one writer at a time.
 type wireWriter struct {
-	conn      *conn
-	chunkSize uint32
-	items     []hub.Item
-	scratch   []byte
-	bufs      net.Buffers
+	conn        *conn
+	chunkSize   uint32
+	items       []hub.Item
+	spans       []span
+	scratch     []byte
+	bufs        net.Buffers
+	deadlineSet time.Time // when the write deadline was last pushed forward
+}
+
+func (w *wireWriter) encode(m *chunk.Message) {
+	start := len(w.scratch)
+	w.scratch = chunk.AppendMessage(w.scratch, m, w.chunkSize)
+	w.spans = append(w.spans, span{start: start, end: len(w.scratch)})
+	if m.Type == chunk.TypeSetChunkSize && len(m.Payload) >= 4 {
+		w.chunkSize = binary.BigEndian.Uint32(m.Payload)
+	}
 }
 
 func (w *wireWriter) flush(items []hub.Item) error {
@@ -277,45 +300,32 @@ func (w *wireWriter) flush(items []hub.Item) error {
 	if len(items) == 0 {
 		return nil
 	}
-	w.scratch = w.scratch[:0]
-	w.bufs = w.bufs[:0]
 	// Control messages are encoded into scratch; packets are shared buffers
 	// referenced as they are. Offsets into scratch are recorded first since
 	// appending may move it.
-	type span struct {
-		start, end int
-		shared     []byte
-	}
-	spans := make([]span, 0, len(items))
-	encode := func(m *chunk.Message) {
-		start := len(w.scratch)
-		w.scratch = chunk.AppendMessage(w.scratch, m, w.chunkSize)
-		spans = append(spans, span{start: start, end: len(w.scratch)})
-		if m.Type == chunk.TypeSetChunkSize && len(m.Payload) >= 4 {
-			w.chunkSize = uint32(m.Payload[0])<<24 | uint32(m.Payload[1])<<16 | uint32(m.Payload[2])<<8 | uint32(m.Payload[3])
-		}
-	}
+	w.scratch, w.spans, w.bufs = w.scratch[:0], w.spans[:0], w.bufs[:0]
 	playID := w.conn.playStreamID()
 	for _, it := range items {
 		if it.Control != nil {
-			encode(it.Control)
+			w.encode(it.Control)
 			continue
 		}
 		if it.Packet.ChunkSize != w.chunkSize {
-			encode(setChunkSizeMessage(it.Packet.ChunkSize))
+			w.encode(setChunkSizeMessage(it.Packet.ChunkSize))
 		}
-		spans = append(spans, span{shared: it.Packet.Wire(playID)})
+		w.spans = append(w.spans, span{shared: it.Packet.Wire(playID)})
 	}
 	total := 0
-	for _, s := range spans {
-		if s.shared != nil {
-			w.bufs = append(w.bufs, s.shared)
-		} else {
-			w.bufs = append(w.bufs, w.scratch[s.start:s.end])
+	for _, s := range w.spans {
+		b := s.shared
+		if b == nil {
+			b = w.scratch[s.start:s.end]
 		}
-		total += len(w.bufs[len(w.bufs)-1])
+		w.bufs = append(w.bufs, b)
+		total += len(b)
 	}
 	clear(w.items)
+	clear(w.spans)
 	err := w.writeAll()
 	clear(w.bufs)
 	w.conn.srv.hub.AddBytesOut(total)
@@ -326,13 +336,13 @@ func (w *wireWriter) flush(items []hub.Item) error {
 // that reads slowly but steadily is not cut off, one that stops is.
 const writeSegment = 256 << 10
 
+// deadlineRefresh is how stale the write deadline may get before it is
+// pushed forward (at most a quarter of WriteTimeout); refreshing it for
+// every write costs a timer update.
+const deadlineRefresh = time.Second
+
 func (w *wireWriter) writeAll() error {
-	finishing := false
-	select {
-	case <-w.conn.finish:
-		finishing = true // the finish deadline applies
-	default:
-	}
+	finishing := w.conn.finishing.Load() // the finish deadline applies
 	rest := w.bufs
 	for len(rest) > 0 {
 		n, size := 0, 0
@@ -340,8 +350,9 @@ func (w *wireWriter) writeAll() error {
 			size += len(rest[n])
 			n++
 		}
-		if !finishing {
-			_ = w.conn.nc.SetWriteDeadline(time.Now().Add(w.conn.srv.WriteTimeout))
+		if now := time.Now(); !finishing && now.Sub(w.deadlineSet) > min(deadlineRefresh, w.conn.srv.WriteTimeout/4) {
+			_ = w.conn.nc.SetWriteDeadline(now.Add(w.conn.srv.WriteTimeout))
+			w.deadlineSet = now
 		}
 		seg := rest[:n:n]
 		if _, err := seg.WriteTo(w.conn.nc); err != nil {

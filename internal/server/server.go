@@ -56,6 +56,11 @@ type Server struct {
 
 	nextID atomic.Uint64
 
+	pingStart sync.Once
+	pingStop  sync.Once
+	pingDone  chan struct{} // closed to stop the pinger
+	pingWG    sync.WaitGroup
+
 	mu        sync.Mutex
 	listeners map[*net.Listener]*listenerState // guarded by mu
 	conns     map[*conn]struct{}               // guarded by mu
@@ -89,6 +94,7 @@ func New(cfg config.Config, logger *slog.Logger) *Server {
 		listeners:        make(map[*net.Listener]*listenerState),
 		conns:            make(map[*conn]struct{}),
 		pending:          list.New(),
+		pingDone:         make(chan struct{}),
 	}
 	s.cfg.Store(&cfg)
 	return s
@@ -131,6 +137,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[&ln] = st
 	s.mu.Unlock()
+	s.pingStart.Do(func() {
+		s.pingWG.Add(1)
+		go s.pingLoop()
+	})
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, &ln)
@@ -195,12 +205,10 @@ func (s *Server) track(nc net.Conn) bool {
 		cfg:        cfg,
 		overIP:     !ok,
 		release:    release,
-		queue:      hub.NewQueue(),
-		finish:     make(chan struct{}),
-		writerDone: make(chan struct{}),
 		ctx:        ctx,
 		cancel:     cancel,
 	}
+	c.queue = hub.NewQueue(c.startWriter)
 	c.log = s.log.With("session", id, "client_ip", c.ip)
 	s.mu.Lock()
 	if s.closed {
@@ -304,6 +312,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.hub.Close()
+	s.stopPinger()
 
 	// Publishers first, so players get end-of-stream before they go.
 	for _, c := range conns {
@@ -329,6 +338,41 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// pingLoop sends every connection a ping request each PingInterval, from
+// one goroutine for the whole server rather than a timer per connection.
+// Answers keep quiet players inside IdleTimeout.
+func (s *Server) pingLoop() {
+	defer s.pingWG.Done()
+	t := time.NewTicker(s.PingInterval)
+	defer t.Stop()
+	var conns []*conn
+	for {
+		select {
+		case <-s.pingDone:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		conns = conns[:0]
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		ping := userControlMessage(eventPingRequest, uint32(time.Now().UnixMilli()))
+		for _, c := range conns {
+			if c.live.Load() {
+				c.send(ping)
+			}
+		}
+		clear(conns)
+	}
+}
+
+func (s *Server) stopPinger() {
+	s.pingStop.Do(func() { close(s.pingDone) })
+	s.pingWG.Wait()
+}
+
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
 	s.mu.Lock()
@@ -338,6 +382,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.hub.Close()
+	s.stopPinger()
 	s.closeConns()
 	s.connWG.Wait()
 	return nil
