@@ -2,9 +2,9 @@ package server
 
 import (
 	"bufio"
-	"encoding/binary"
 	"container/list"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -77,10 +77,10 @@ type conn struct {
 	playID     atomic.Uint32 // message stream ID of the play stream; 0 when not playing
 	kicked     atomic.Bool
 	kickMu     sync.Mutex
-	kickReason error         // guarded by kickMu
-	live       atomic.Bool   // past the handshake: may be written to (pings)
-	finishing  atomic.Bool   // the read loop ended; the last writes are flushed
-	wire       wireWriter    // used by the queue's one consumer at a time
+	kickReason error           // guarded by kickMu
+	live       atomic.Bool     // past the handshake: may be written to (pings)
+	finishing  atomic.Bool     // the read loop ended; the last writes are flushed
+	wire       wireWriter      // used by the queue's one consumer at a time
 	ctx        context.Context // cancelled when the connection is kicked or ends
 	cancel     context.CancelFunc
 

@@ -197,16 +197,16 @@ func (s *Server) track(nc net.Conn) bool {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
-		srv:        s,
-		nc:         nc,
-		id:         id,
-		clientIP:   ip,
-		ip:         ip.String(),
-		cfg:        cfg,
-		overIP:     !ok,
-		release:    release,
-		ctx:        ctx,
-		cancel:     cancel,
+		srv:      s,
+		nc:       nc,
+		id:       id,
+		clientIP: ip,
+		ip:       ip.String(),
+		cfg:      cfg,
+		overIP:   !ok,
+		release:  release,
+		ctx:      ctx,
+		cancel:   cancel,
 	}
 	c.queue = hub.NewQueue(c.startWriter)
 	c.log = s.log.With("session", id, "client_ip", c.ip)
