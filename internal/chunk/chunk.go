@@ -43,6 +43,10 @@ const (
 	MaxMessageSize = 1<<24 - 1
 	// MaxChunkStreams bounds the chunk streams a peer may have messages in flight on.
 	MaxChunkStreams = 64
+	// MaxPartialBytes bounds the payload of all unfinished messages of a
+	// connection together: one largest message's worth, so a peer cannot
+	// pin MaxChunkStreams × MaxMessageSize by leaving messages open.
+	MaxPartialBytes = MaxMessageSize
 	// MaxChunkStreamID is the largest ID the 3-byte basic header can carry.
 	MaxChunkStreamID = 65599
 	// extendedTimestamp is the 3-byte timestamp value that says "read 4 more bytes".
@@ -55,6 +59,7 @@ var (
 	ErrTooManyStreams   = errors.New("chunk: too many chunk streams in flight")
 	ErrNoPreviousHeader = errors.New("chunk: compressed header without a previous header")
 	ErrMessageSize      = errors.New("chunk: message length changed mid-message")
+	ErrTooMuchPartial   = errors.New("chunk: unfinished messages exceed MaxPartialBytes")
 )
 
 // Message is one RTMP message.

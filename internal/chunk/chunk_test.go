@@ -303,3 +303,24 @@ func BenchmarkReadMessage(b *testing.B) {
 		}
 	}
 }
+
+func TestPartialMessagesBounded(t *testing.T) {
+	// Two chunk streams each leave a message open; together they pass the bound.
+	const chunkSize = 1 << 20
+	var in []byte
+	in = append(in, type0(2, 0, 4, TypeSetChunkSize, 0)...)
+	in = append(in, be32(chunkSize)...)
+	body := make([]byte, chunkSize)
+	for _, csid := range []uint32{4, 5} {
+		in = append(in, type0(csid, 0, MaxMessageSize, TypeVideo, 1)...)
+		in = append(in, body...)
+		for i := 1; i < 9; i++ {
+			in = append(in, hdr(3, csid)...)
+			in = append(in, body...)
+		}
+	}
+	_, err := readAll(t, in, 0)
+	if !errors.Is(err, ErrTooMuchPartial) {
+		t.Fatalf("got %v, want ErrTooMuchPartial", err)
+	}
+}

@@ -7,9 +7,16 @@ import (
 	"io"
 )
 
-// initialPayloadAlloc bounds how much is allocated for a message before its
-// bytes arrive; the buffer grows as chunks are read.
-const initialPayloadAlloc = 64 << 10
+// How much is allocated for a message before its bytes arrive. A message
+// up to maxPrealloc gets its whole length at once, as long as the partial
+// messages of the connection hold less than maxReserved; otherwise it
+// starts at initialPayloadAlloc and grows as chunks are read, so a peer
+// that claims large messages costs only what it sends.
+const (
+	initialPayloadAlloc = 64 << 10
+	maxPrealloc         = 1 << 20
+	maxReserved         = 4 << 20
+)
 
 // inStream is the state of one incoming chunk stream.
 type inStream struct {
@@ -21,6 +28,7 @@ type inStream struct {
 	extended  bool // the last header carried an extended timestamp
 	hasHeader bool
 	payload   []byte // message being assembled; nil between messages
+	reserved  int    // bytes allocated up front for payload
 }
 
 // Reader reassembles messages from chunks. It is owned by one goroutine.
@@ -32,6 +40,8 @@ type Reader struct {
 	chunkSize uint32
 	streams   map[uint32]*inStream
 	inFlight  int    // streams with a partial message
+	reserved  int    // bytes allocated up front for partial messages
+	partial   int    // payload bytes read into partial messages
 	bytesRead uint64 // bytes consumed, for acknowledgements
 	hdr       [16]byte
 }
@@ -105,8 +115,7 @@ func (r *Reader) apply(m *Message) error {
 			return nil
 		}
 		if s, ok := r.streams[binary.BigEndian.Uint32(m.Payload)]; ok && s.payload != nil {
-			s.payload = nil
-			r.inFlight--
+			r.release(s)
 		}
 	}
 	return nil
@@ -189,7 +198,13 @@ func (r *Reader) readChunk() (*Message, error) {
 		s.delta = tsField
 		s.hasHeader = true
 		if s.length > 0 {
-			s.payload = make([]byte, 0, min(int(s.length), initialPayloadAlloc))
+			n := min(int(s.length), initialPayloadAlloc)
+			if int(s.length) <= maxPrealloc && r.reserved+int(s.length) <= maxReserved {
+				n = int(s.length)
+			}
+			s.payload = make([]byte, 0, n)
+			s.reserved = n
+			r.reserved += n
 			r.inFlight++
 			if r.inFlight > MaxChunkStreams {
 				return nil, fmt.Errorf("%w: more than %d", ErrTooManyStreams, MaxChunkStreams)
@@ -200,8 +215,16 @@ func (r *Reader) readChunk() (*Message, error) {
 	remaining := int(s.length) - len(s.payload)
 	n := min(remaining, int(r.chunkSize))
 	if n > 0 {
+		if r.partial+n > MaxPartialBytes {
+			return nil, fmt.Errorf("%w (%d bytes)", ErrTooMuchPartial, MaxPartialBytes)
+		}
+		r.partial += n
 		start := len(s.payload)
-		s.payload = append(s.payload, make([]byte, n)...)
+		if cap(s.payload)-start >= n {
+			s.payload = s.payload[:start+n]
+		} else {
+			s.payload = append(s.payload, make([]byte, n)...)
+		}
 		if err := r.readFull(s.payload[start:]); err != nil {
 			return nil, err
 		}
@@ -219,8 +242,17 @@ func (r *Reader) readChunk() (*Message, error) {
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	} else {
-		r.inFlight--
+		r.release(s)
 	}
 	s.payload = nil
 	return m, nil
+}
+
+// release forgets s's partial message.
+func (r *Reader) release(s *inStream) {
+	r.partial -= len(s.payload)
+	s.payload = nil
+	r.reserved -= s.reserved
+	s.reserved = 0
+	r.inFlight--
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/binary"
+	"sync"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/media"
@@ -18,51 +19,64 @@ const (
 // play stream has another ID get a patched copy (see Packet.Wire).
 const WireStreamID = 1
 
-// Packet is one audio, video or data message of a stream, encoded into
-// chunks once. It is immutable after NewPacket returns and is shared by the
-// GOP cache and by every player queue that holds it.
+// Packet is one audio, video or data message of a stream. It is encoded
+// into chunks once, by the first player that needs it (a stream nobody
+// plays is never encoded), and shared by the GOP cache and by every player
+// queue that holds it. Its exported fields are immutable.
 type Packet struct {
 	Type      uint8 // chunk.TypeAudio, chunk.TypeVideo or chunk.TypeDataAMF0
 	Timestamp uint32
 	Kind      media.Kind
-	ChunkSize uint32 // the chunk size wire was encoded with
-	wire      []byte // type-0 chunk header + payload chunks, for WireStreamID
-	headerLen int    // length of the basic header, to find the stream ID field
+	ChunkSize uint32 // the chunk size the wire form uses
+	size      int    // length of the wire form
+	csid      uint32
+
+	encode  sync.Once
+	payload []byte // until encoded
+	wire    []byte // type-0 chunk header + payload chunks for WireStreamID; set by encode
 }
 
-// NewPacket classifies payload and encodes it for the given chunk size.
+// basicHeaderLen is the length of the basic header for the chunk stream
+// IDs used here (all below 64), to find the stream ID field.
+const basicHeaderLen = 1
+
+// NewPacket classifies payload for the given chunk size. payload must not
+// change afterwards.
 func NewPacket(typ uint8, timestamp uint32, payload []byte, chunkSize uint32) *Packet {
-	p := &Packet{Type: typ, Timestamp: timestamp, ChunkSize: chunkSize, headerLen: 1}
-	csid := uint32(csidData)
+	p := &Packet{Type: typ, Timestamp: timestamp, ChunkSize: chunkSize, payload: payload, csid: csidData}
 	switch typ {
 	case chunk.TypeAudio:
 		p.Kind = media.Audio(payload)
-		csid = csidAudio
+		p.csid = csidAudio
 	case chunk.TypeVideo:
 		p.Kind = media.Video(payload)
-		csid = csidVideo
+		p.csid = csidVideo
 	default:
 		p.Kind = media.Info
 	}
-	p.wire = chunk.AppendMessage(nil, &chunk.Message{
-		ChunkStreamID: csid, Timestamp: timestamp, Type: typ, StreamID: WireStreamID, Payload: payload,
-	}, chunkSize)
+	p.size = chunk.EncodedLen(len(payload), chunkSize, p.csid, timestamp)
 	return p
 }
 
 // Size is the number of bytes the packet takes on the wire.
-func (p *Packet) Size() int { return len(p.wire) }
+func (p *Packet) Size() int { return p.size }
 
 // Wire returns the encoded chunks for a play stream with the given message
 // stream ID. For WireStreamID it is the shared buffer, which must not be
 // modified; otherwise a copy with the stream ID patched.
 func (p *Packet) Wire(streamID uint32) []byte {
+	p.encode.Do(func() {
+		p.wire = chunk.AppendMessage(make([]byte, 0, p.size), &chunk.Message{
+			ChunkStreamID: p.csid, Timestamp: p.Timestamp, Type: p.Type, StreamID: WireStreamID, Payload: p.payload,
+		}, p.ChunkSize)
+		p.payload = nil
+	})
 	if streamID == WireStreamID {
 		return p.wire
 	}
 	b := append([]byte(nil), p.wire...)
 	// Type-0 header: basic header, 3 timestamp, 3 length, 1 type, then the stream ID.
-	binary.LittleEndian.PutUint32(b[p.headerLen+7:], streamID)
+	binary.LittleEndian.PutUint32(b[basicHeaderLen+7:], streamID)
 	return b
 }
 
