@@ -1,0 +1,6 @@
+//go:build race
+
+package daemon
+
+// evRaceEnabled builds the server under test with the race detector too.
+const evRaceEnabled = true
