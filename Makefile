@@ -34,8 +34,10 @@ bench:
 	bash bench/run.sh
 
 ## package: .deb and .rpm in dist/ with go tool nfpm, from the nfpms entry of
-## .goreleaser.yaml (see packaging/nfpm); PKG_ARCH=amd64|arm64|arm (ARMv7)
+## .goreleaser.yaml (see packaging/nfpm); PKG_ARCH=amd64|arm64|arm (ARMv7),
+## PKG_OUT=DIR to write them elsewhere
 PKG_ARCH ?= $(shell go env GOARCH)
+PKG_OUT ?= dist
 PKG_DIR := bin/pkg
 package:
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(PKG_ARCH) GOARM=7 go build -trimpath -ldflags "$(LDFLAGS)" \
@@ -43,9 +45,9 @@ package:
 	go run ./packaging/man -version $(VERSION) -o $(PKG_DIR)/rtmp-server.8.gz
 	go run ./packaging/nfpm -version $(VERSION) -arch $(PKG_ARCH) \
 	  -binary $(PKG_DIR)/linux_$(PKG_ARCH)/rtmp-server -o $(PKG_DIR)/nfpm-$(PKG_ARCH).yaml
-	@mkdir -p dist
-	go tool nfpm package -f $(PKG_DIR)/nfpm-$(PKG_ARCH).yaml -p deb -t dist/
-	go tool nfpm package -f $(PKG_DIR)/nfpm-$(PKG_ARCH).yaml -p rpm -t dist/
+	@mkdir -p $(PKG_OUT)
+	go tool nfpm package -f $(PKG_DIR)/nfpm-$(PKG_ARCH).yaml -p deb -t $(PKG_OUT)/
+	go tool nfpm package -f $(PKG_DIR)/nfpm-$(PKG_ARCH).yaml -p rpm -t $(PKG_OUT)/
 
 ## test-packages: lint the packages, then install, run, reload, upgrade and
 ## remove them under a booted systemd in a container (root; see the script)
@@ -58,11 +60,13 @@ test-image:
 
 ## image: the container image localhost/rtmp-server:$(VERSION) (podman)
 image:
-	bash packaging/test/image.sh --build-only
+	VERSION=$(VERSION) bash packaging/test/image.sh --build-only
 
-## release-snapshot: everything a release makes, without publishing
-## (needs goreleaser v2: go install github.com/goreleaser/goreleaser/v2@v2.15.1)
+## release-snapshot: everything a release makes, without publishing (needs
+## goreleaser v2: go install github.com/goreleaser/goreleaser/v2@v2.15.1, and
+## a docker CLI for the images, or RELEASE_SKIP=publish,docker)
+RELEASE_SKIP ?= publish
 release-snapshot:
-	goreleaser release --snapshot --clean --skip=publish
+	goreleaser release --snapshot --clean --skip=$(RELEASE_SKIP)
 
 .PHONY: package test-packages test-image image release-snapshot

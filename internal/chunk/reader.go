@@ -38,11 +38,12 @@ type inStream struct {
 type Reader struct {
 	r         *bufio.Reader
 	chunkSize uint32
-	streams   map[uint32]*inStream
-	inFlight  int    // streams with a partial message
-	reserved  int    // bytes allocated up front for partial messages
-	partial   int    // payload bytes read into partial messages
-	bytesRead uint64 // bytes consumed, for acknowledgements
+	low       [64]*inStream        // chunk streams 0..63, the ones peers use
+	streams   map[uint32]*inStream // the others, and all of them for counting
+	inFlight  int                  // streams with a partial message
+	reserved  int                  // bytes allocated up front for partial messages
+	partial   int                  // payload bytes read into partial messages
+	bytesRead uint64               // bytes consumed, for acknowledgements
 	hdr       [16]byte
 }
 
@@ -141,13 +142,21 @@ func (r *Reader) readChunk() (*Message, error) {
 		csid = 64 + uint32(r.hdr[1]) + uint32(r.hdr[2])<<8
 	}
 
-	s, ok := r.streams[csid]
-	if !ok {
+	var s *inStream
+	if csid < uint32(len(r.low)) {
+		s = r.low[csid]
+	} else {
+		s = r.streams[csid]
+	}
+	if s == nil {
 		if len(r.streams) >= MaxChunkStreams {
 			return nil, fmt.Errorf("%w: more than %d", ErrTooManyStreams, MaxChunkStreams)
 		}
 		s = &inStream{}
 		r.streams[csid] = s
+		if csid < uint32(len(r.low)) {
+			r.low[csid] = s
+		}
 	}
 	if format != 0 && !s.hasHeader {
 		return nil, fmt.Errorf("%w: type %d on chunk stream %d", ErrNoPreviousHeader, format, csid)

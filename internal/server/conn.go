@@ -198,6 +198,10 @@ func (c *conn) readLoopSafe() (err error) {
 	return c.readLoop()
 }
 
+// readDeadlineRefresh is how stale the read deadline may get before it is
+// pushed forward.
+const readDeadlineRefresh = time.Second
+
 func (c *conn) readTimeout() time.Duration {
 	switch {
 	case !c.connected:
@@ -209,9 +213,18 @@ func (c *conn) readTimeout() time.Duration {
 }
 
 func (c *conn) readLoop() error {
+	var deadlineSet time.Time
+	now := time.Now()
 	for {
-		if err := c.nc.SetReadDeadline(time.Now().Add(c.readTimeout())); err != nil {
-			return err
+		// The read deadline is pushed forward at most once a second: a
+		// timer update per message is a measurable cost for publishers.
+		// Kick sets a past deadline after raising kicked, so checking
+		// kicked after every update (and every message) cannot miss it.
+		if now.Sub(deadlineSet) > readDeadlineRefresh {
+			if err := c.nc.SetReadDeadline(now.Add(c.readTimeout())); err != nil {
+				return err
+			}
+			deadlineSet = now
 		}
 		if c.kicked.Load() {
 			return c.reason()
@@ -220,7 +233,8 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		c.lastRead.Store(time.Now().UnixNano())
+		now = time.Now()
+		c.lastRead.Store(now.UnixNano())
 		if err := c.handleMessage(m); err != nil {
 			return err
 		}

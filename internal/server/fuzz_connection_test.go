@@ -51,7 +51,8 @@ const (
 	fuzzKey     = "k"
 )
 
-// fuzzClientAddr is the address fuzzed connections come from.
+// fuzzClientAddr is the address fuzzed connections report as their peer's;
+// nothing listens on it or dials it.
 var fuzzClientAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 
 // pipeConn is the server's end of a net.Pipe, reporting a loopback client

@@ -254,7 +254,7 @@ func readSome(c *client.Conn, n int, d time.Duration) int {
 // stressCounters counts what the mixed load did.
 type stressCounters struct {
 	steadyPlayers, victimPlayers, ownPublishers, garbage, halfConnects, cleanLeaves atomic.Int64
-	messagesRead                                                                   atomic.Int64
+	messagesRead                                                                    atomic.Int64
 }
 
 // stressLoad is one session of the mixed load. It returns only errors that
