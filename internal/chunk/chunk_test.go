@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -322,5 +323,23 @@ func TestPartialMessagesBounded(t *testing.T) {
 	_, err := readAll(t, in, 0)
 	if !errors.Is(err, ErrTooMuchPartial) {
 		t.Fatalf("got %v, want ErrTooMuchPartial", err)
+	}
+}
+
+func TestRebufferKeepsBufferedBytes(t *testing.T) {
+	one := cat(type0(3, 1, 3, TypeCommandAMF0, 0), []byte("abc"))
+	two := cat(type0(4, 2, 2, TypeAudio, 1), []byte("xy"))
+	src := bytes.NewReader(cat(one, two, one))
+	br := bufio.NewReaderSize(src, 16)
+	r := NewReader(br)
+	if m, err := r.ReadMessage(); err != nil || string(m.Payload) != "abc" {
+		t.Fatalf("first: %v %v", m, err)
+	}
+	r.Rebuffer(src, 64<<10)
+	for _, want := range []string{"xy", "abc"} {
+		m, err := r.ReadMessage()
+		if err != nil || string(m.Payload) != want {
+			t.Fatalf("after rebuffer: %v %v, want %q", m, err, want)
+		}
 	}
 }

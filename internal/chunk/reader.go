@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -56,6 +57,22 @@ func NewReader(r io.Reader) *Reader {
 		br = bufio.NewReaderSize(r, 64<<10)
 	}
 	return &Reader{r: br, chunkSize: DefaultChunkSize, streams: make(map[uint32]*inStream)}
+}
+
+// Rebuffer makes the Reader read src through a buffer of size bytes,
+// keeping what the current buffer already holds. The server starts
+// connections with a small buffer (idle players are many) and gives
+// publishers a large one.
+func (r *Reader) Rebuffer(src io.Reader, size int) {
+	if size <= r.r.Size() {
+		return
+	}
+	var from io.Reader = src
+	if n := r.r.Buffered(); n > 0 {
+		held, _ := r.r.Peek(n)
+		from = io.MultiReader(bytes.NewReader(bytes.Clone(held)), src)
+	}
+	r.r = bufio.NewReaderSize(from, size)
 }
 
 // ChunkSize reports the current incoming chunk size.

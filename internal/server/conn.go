@@ -46,7 +46,10 @@ const (
 	FinishTimeout = 2 * time.Second
 	// readBufferSize is small: idle players are many, and large chunk
 	// payloads bypass the buffer (they are read straight into the message).
-	readBufferSize = 4 << 10
+	readBufferSize = 1 << 10
+	// publishBufferSize is the read buffer of a publisher: fewer read calls
+	// for the chunks of a high-bitrate stream.
+	publishBufferSize = 64 << 10
 )
 
 var (

@@ -97,6 +97,7 @@ func (c *conn) onPublish(cmd *command) error {
 		}
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", reason, "stream_id", streamID)
 	}
+	c.reader.Rebuffer(c.nc, publishBufferSize)
 	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, started: time.Now()}
 	c.send(userControlMessage(eventStreamBegin, msgID))
 	c.send(statusMessage(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
