@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -476,5 +478,44 @@ func TestSlowHandshakesDoNotStarvePublishers(t *testing.T) {
 	}
 	if !strings.Contains(ts.logs.String(), "MaxPending") {
 		t.Fatal("eviction not logged with its bound")
+	}
+}
+
+// flakyListener fails Accept with EMFILE a few times before accepting.
+type flakyListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+func TestAcceptLoopSurvivesTemporaryErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flakyListener{Listener: ln}
+	fl.fails.Store(5)
+	srv := New(config.Default(), nil)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(fl) }()
+	defer func() {
+		srv.Close()
+		if err := <-errc; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	c, err := client.Dial(ln.Addr().String(), nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Connect("live"); err != nil {
+		t.Fatalf("after EMFILE from accept: %v", err)
 	}
 }
