@@ -41,21 +41,9 @@ const (
 	evCommandChannel = "events_commands"
 )
 
-// buildEventsServer builds the rtmp-server command into a directory of t,
-// with the race detector when the tests have it.
-func buildEventsServer(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "rtmp-server")
-	args := []string{"build", "-o", bin}
-	if evRaceEnabled {
-		args = append(args, "-race")
-	}
-	out, err := exec.Command("go", append(args, "../../cmd/rtmp-server")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// buildEventsServer returns the rtmp-server binary shared by this
+// package's process tests (see sysBinary).
+func buildEventsServer(t *testing.T) string { return sysBinary(t) }
 
 // evLine is one line of the server's log, with its key=value fields.
 type evLine struct {

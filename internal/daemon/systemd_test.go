@@ -41,7 +41,9 @@ var (
 	sysBinErr  error
 )
 
-// sysBinary builds the server binary once for this package's tests.
+// sysBinary builds the server binary once for this package's tests, with
+// the race detector when the tests have it, so that a race or panic in the
+// server fails them.
 func sysBinary(t *testing.T) string {
 	t.Helper()
 	sysBinOnce.Do(func() {
@@ -51,7 +53,11 @@ func sysBinary(t *testing.T) string {
 			return
 		}
 		sysBin = filepath.Join(dir, "rtmp-server")
-		out, err := exec.Command("go", "build", "-o", sysBin, "../../cmd/rtmp-server").CombinedOutput()
+		args := []string{"build", "-o", sysBin}
+		if evRaceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "../../cmd/rtmp-server")...).CombinedOutput()
 		if err != nil {
 			sysBinErr = fmt.Errorf("build: %v\n%s", err, out)
 		}
@@ -149,15 +155,7 @@ func (p *proc) waitLog(t *testing.T, s string, n int, timeout time.Duration) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return evFreePort(t) }
 
 func writeEnv(t *testing.T, path string, lines ...string) {
 	t.Helper()
