@@ -191,7 +191,7 @@ func integer(v any) (int64, bool) {
 	case int64:
 		return x, true
 	case uint:
-		return int64(x), x <= math.MaxInt64
+		return int64(x), uint64(x) <= math.MaxInt64
 	case uint8:
 		return int64(x), true
 	case uint16:
@@ -199,7 +199,7 @@ func integer(v any) (int64, bool) {
 	case uint32:
 		return int64(x), true
 	case uint64:
-		return int64(x), x <= math.MaxInt64
+		return int64(x), uint64(x) <= math.MaxInt64
 	}
 	return 0, false
 }

@@ -1,0 +1,498 @@
+#!/usr/bin/env bash
+# Tests the .deb and .rpm packages under a real, booted systemd:
+#
+#   1. builds both packages twice (versions 1.0.0 and 1.0.1, for the
+#      upgrade) with `make package`, and lints them: lintian and rpmlint
+#      must report nothing that the committed overrides do not explain;
+#   2. boots a Debian 12 container with systemd-nspawn (private network,
+#      volatile overlay over a cached minbase rootfs, packages bound
+#      read-only at /pkgs) and, for the .deb: installs it, streams through the
+#      socket-activated service with the host's ffmpeg and ffprobe run in the
+#      container's network namespace, checks the service user, the journal
+#      fields, a reload of an edited env file, the watchdog, an upgrade that
+#      keeps the edited env file, then remove and purge;
+#   3. boots a fresh container and does install, upgrade and erase of the
+#      .rpm with Debian's rpm (--nodeps: its database knows none of the
+#      dpkg-installed dependencies).
+#
+# Each check prints PASS or FAIL and the run goes on; the exit status is 1
+# if any check failed, 2 if the test could not be set up. Every wait has a
+# time limit. A run takes about 1.5 minutes on 2 cores; the first one adds
+# about 4 minutes for debootstrap.
+#
+# Usage (as root): bash packaging/test/nspawn.sh
+#   RTMP_TEST_CACHE   cache directory for the rootfs tarball
+#                     (default ${XDG_CACHE_HOME:-~/.cache}/rtmp-server-test)
+#   KEEP=1            keep the work directory (logs, packages, rootfs)
+#   RTMP_TEST_PKGS    directory with packages 1.0.0 and 1.0.1 already built
+#                     (make package VERSION=1.0.0 PKG_OUT=DIR, and 1.0.1)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cache=${RTMP_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rtmp-server-test}
+suite=bookworm
+# Packages the container needs besides minbase: systemd as PID 1, D-Bus for
+# systemctl, procps for the unit's /bin/kill, rpm for the .rpm test.
+include=systemd,systemd-sysv,dbus,procps,rpm
+version1=1.0.0
+version2=1.0.1
+machine=rtmp-server-test-$$
+port=1935 # inside the container's private network
+
+failures=0
+passes=0
+pass() {
+	passes=$((passes + 1))
+	echo "PASS: $*"
+}
+fail() {
+	failures=$((failures + 1))
+	echo "FAIL: $*"
+}
+# check DESCRIPTION COMMAND...: PASS if the command succeeds.
+check() {
+	local what=$1
+	shift
+	if "$@" >/dev/null 2>>"$work/checks.log"; then pass "$what"; else fail "$what"; fi
+}
+die() {
+	echo "nspawn.sh: $*" >&2
+	exit 2
+}
+log() { echo "== $*"; }
+
+# wait_for SECONDS COMMAND...: runs the command every 0.2 s until it
+# succeeds (0) or the time is up (1).
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	while ((SECONDS < deadline)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	"$@" >/dev/null 2>&1
+}
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, systemd-nspawn, nsenter)"
+
+# Host tools, installed from Debian's archive when missing.
+declare -A package_of=(
+	[systemd-nspawn]=systemd-container [debootstrap]=debootstrap [zstd]=zstd
+	[nsenter]=util-linux [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [lintian]=lintian
+	[rpmlint]=rpmlint [rpm]=rpm [cpio]=cpio [dpkg-deb]=dpkg
+)
+missing=()
+for cmd in "${!package_of[@]}"; do
+	command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
+done
+if ((${#missing[@]})); then
+	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/rtmp-server-nspawn.XXXXXX)
+nspawn_pid=
+pid1=
+
+# stop_container: TERM to systemd-nspawn, which shuts the container down.
+# Never SIGKILL nspawn (its systemd would live on orphaned); if TERM does
+# not end it in time, killing the container's PID 1 takes the namespaces
+# down.
+stop_container() {
+	[[ -n $nspawn_pid ]] || return 0
+	if kill -0 "$nspawn_pid" 2>/dev/null; then
+		kill -TERM "$nspawn_pid" 2>/dev/null || true
+		local deadline=$((SECONDS + 15))
+		while kill -0 "$nspawn_pid" 2>/dev/null && ((SECONDS < deadline)); do
+			sleep 0.2
+		done
+		if kill -0 "$nspawn_pid" 2>/dev/null && [[ -n $pid1 ]]; then
+			echo "nspawn.sh: container did not stop on TERM; killing its PID 1" >&2
+			kill -KILL "$pid1" 2>/dev/null || true
+		fi
+		wait "$nspawn_pid" 2>/dev/null || true
+	fi
+	nspawn_pid=
+	pid1=
+}
+
+cleanup() {
+	local rc=$?
+	stop_container
+	# Publishers left running in the background, if a check was cut short.
+	local job
+	for job in $(jobs -p); do kill -TERM "$job" 2>/dev/null || true; done
+	if [[ ${KEEP:-} == 1 ]]; then
+		echo "work directory kept: $work"
+	else
+		rm -rf "$work"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- packages ------------------------------------------------------------------
+
+start=$SECONDS
+arch=$(cd "$repo" && go env GOARCH)
+if [[ -n ${RTMP_TEST_PKGS:-} ]]; then
+	log "packages from $RTMP_TEST_PKGS"
+	mkdir -p "$work/pkgs"
+	cp "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version1"* "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version2"* "$work/pkgs/"
+else
+	log "building packages $version1 and $version2"
+	for v in "$version1" "$version2"; do
+		make -C "$repo" --no-print-directory package VERSION="$v" PKG_OUT="$work/pkgs" >"$work/build-$v.log" 2>&1 ||
+			{ cat "$work/build-$v.log" >&2; die "make package VERSION=$v failed"; }
+	done
+fi
+deb_arch=$(dpkg-deb -f "$work/pkgs/rtmp-server_${version1}_"*.deb Architecture)
+deb1=$work/pkgs/rtmp-server_${version1}_${deb_arch}.deb
+deb2=$work/pkgs/rtmp-server_${version2}_${deb_arch}.deb
+rpm1=$(echo "$work/pkgs/rtmp-server-${version1}-1."*.rpm)
+rpm2=$(echo "$work/pkgs/rtmp-server-${version2}-1."*.rpm)
+for f in "$deb1" "$deb2" "$rpm1" "$rpm2"; do
+	[[ -f $f ]] || die "no package $f"
+done
+echo "packages ($arch, $((SECONDS - start)) s): $(cd "$work/pkgs" && echo *)"
+
+log "lint"
+# lintian writes to ~/.config and rpm to ~/.rpmdb: a scratch HOME.
+mkdir -p "$work/home" "$work/bin"
+out=$(HOME=$work/home lintian --pedantic "$deb1" 2>&1 | grep -v 'running with root privileges') || true
+if grep -qE '^[EW]:' <<<"$out"; then
+	fail "lintian: errors or warnings"$'\n'"$out"
+else
+	pass "lintian: no errors or warnings${out:+ (other output: $out)}"
+fi
+# rpmlint as root unpacks with rpm2cpio | cpio -id, and nfpm's payload has
+# absolute paths: without this wrapper it would write into /.
+printf '#!/bin/sh\nexec /usr/bin/cpio --no-absolute-filenames "$@"\n' >"$work/bin/cpio"
+chmod 0755 "$work/bin/cpio"
+if out=$(HOME=$work/home PATH=$work/bin:$PATH rpmlint -c "$repo/packaging/rpm/rpmlint.toml" "$rpm1" 2>&1) &&
+	grep -q ' 0 errors, 0 warnings' <<<"$out"; then
+	pass "rpmlint: no errors or warnings"
+else
+	fail "rpmlint: errors or warnings"$'\n'"$out"
+fi
+# The rpm %pre creates the user before the sysusers.d file is installed, so
+# it carries its own copy of the line.
+want=$(grep -v '^#' "$repo/packaging/nfpm/rtmp-server.sysusers")
+check "rpm %pre creates the user exactly as sysusers.d says" grep -qF "'$want'" "$repo/packaging/rpm/pre"
+rpmq() { rpm --dbpath "$work/rpmdb" "$@"; }
+mkdir -p "$work/rpmdb"
+check "rpm: /etc/rtmp-server.env is %config(noreplace), root:rtmp-server 0640" \
+	grep -qx 'cn 0100640 root rtmp-server /etc/rtmp-server.env' \
+	<(rpmq -qp --qf '[%{FILEFLAGS:fflags} 0%{FILEMODES:octal} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm1")
+deb_conffile() {
+	local conffiles listing
+	conffiles=$(dpkg-deb -I "$deb1" conffiles) && listing=$(dpkg-deb -c "$deb1") &&
+		grep -qx /etc/rtmp-server.env <<<"$conffiles" &&
+		grep -qE '^-rw-r----- root/rtmp-server .* \./etc/rtmp-server\.env$' <<<"$listing"
+}
+check "deb: /etc/rtmp-server.env is a conffile, root:rtmp-server 0640" deb_conffile
+
+# --- rootfs ----------------------------------------------------------------------
+
+# mirror: the first Debian mirror in the host's apt sources.
+mirror() {
+	local m
+	m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		sed -nE 's/^deb +(\[[^]]*\] +)?(https?:[^ ]+) +[a-z-]+ .*main.*/\2/p' | grep -v security | head -n1)
+	if [[ -z $m ]]; then
+		m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+			sed -nE 's/^URIs: *(https?:[^ ]+).*/\1/p' | grep -v security | head -n1)
+	fi
+	[[ -n $m ]] || die "no Debian mirror in /etc/apt/sources.list*"
+	echo "$m"
+}
+
+tarball=$cache/$suite-minbase-$(echo "$include" | md5sum | cut -c1-8).tar.zst
+if [[ ! -f $tarball ]]; then
+	start=$SECONDS
+	m=$(mirror)
+	log "debootstrap $suite from $m (once; cached in $tarball)"
+	mkdir -p "$cache" "$work/bootstrap"
+	debootstrap --variant=minbase --include="$include" "$suite" "$work/bootstrap" "$m" \
+		>"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+	rm -rf "$work/bootstrap/var/cache/apt/archives/"*.deb "$work/bootstrap/var/lib/apt/lists/"*
+	tar -C "$work/bootstrap" --zstd -cf "$tarball.tmp" .
+	mv "$tarball.tmp" "$tarball"
+	rm -rf "$work/bootstrap"
+	echo "rootfs built in $((SECONDS - start)) s"
+fi
+mkdir -p "$work/rootfs"
+tar -C "$work/rootfs" --zstd -xf "$tarball"
+
+# --- container -------------------------------------------------------------------
+
+# boot: starts the container and waits until its systemd is running.
+boot() {
+	SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -b -D "$work/rootfs" --register=no --keep-unit \
+		--console=passive --machine="$machine" --private-network --volatile=overlay \
+		--bind-ro="$work/pkgs":/pkgs >>"$work/nspawn.log" 2>&1 &
+	nspawn_pid=$!
+	local deadline=$((SECONDS + 30)) state=
+	while ((SECONDS < deadline)); do
+		kill -0 "$nspawn_pid" 2>/dev/null || break
+		[[ -n $pid1 ]] || pid1=$(pgrep -P "$nspawn_pid" -x systemd || true)
+		if [[ -n $pid1 ]]; then
+			state=$(ctr systemctl is-system-running 2>/dev/null || true)
+			[[ $state == running || $state == degraded ]] && break
+		fi
+		sleep 0.2
+	done
+	if [[ $state != running && $state != degraded ]]; then
+		tail -30 "$work/nspawn.log" >&2
+		die "container did not boot (state '${state:-none}')"
+	fi
+	[[ $state == running ]] || ctr systemctl --failed --no-legend >&2 || true
+}
+
+# ctr COMMAND...: runs a command inside the container.
+# No command may hang the run: dpkg's and systemctl's waits for a service
+# that never becomes ready are cut short.
+ctr() { timeout 100 nsenter -t "$pid1" -a -- "$@"; }
+# net COMMAND...: runs a host command in the container's network namespace.
+net() { nsenter -t "$pid1" -n -- "$@"; }
+
+listening() { net bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; }
+not_listening() { ! listening; }
+prop() { ctr systemctl show -P "$2" "$1"; }
+is_active() { [[ $(ctr systemctl is-active "$1" 2>/dev/null) == active ]]; }
+is_inactive() { ! is_active "$1"; }
+enabled_state() { # UNIT STATE
+	[[ $(ctr systemctl is-enabled "$1" 2>/dev/null) == "$2" ]]
+}
+not_enabled() { ! enabled_state "$1" enabled; }
+absent() { ! ctr test -e "$1"; }
+no_dpkg_leftovers() { ! ctr sh -c 'ls /etc/rtmp-server.env.dpkg-*' 2>/dev/null; }
+
+# step NAME COMMAND...: a package manager step inside the container; its
+# output goes to the log and is shown if it fails.
+step() {
+	local name=$1 log
+	shift
+	log=$work/step-$((++steps)).log
+	if ctr "$@" </dev/null >"$log" 2>&1; then
+		pass "$name"
+	else
+		fail "$name"$'\n'"$(cat "$log")"
+	fi
+}
+steps=0
+
+# stream KEY: publishes a 10 s test picture to live/KEY and plays it back
+# with ffprobe; succeeds when ffprobe sees the H.264 stream.
+publisher_pid=
+publish() {
+	net timeout 30 ffmpeg -hide_banner -loglevel error -nostdin -re \
+		-f lavfi -i testsrc2=size=320x240:rate=25 -c:v libx264 -preset ultrafast -g 25 \
+		-t "${2:-10}" -f flv "rtmp://127.0.0.1:$port/live/$1" >>"$work/ffmpeg.log" 2>&1 &
+	publisher_pid=$!
+}
+stop_publisher() {
+	[[ -n $publisher_pid ]] || return 0
+	kill -TERM "$publisher_pid" 2>/dev/null || true
+	wait "$publisher_pid" 2>/dev/null || true
+	publisher_pid=
+}
+probe() { # KEY
+	[[ $(net timeout 8 ffprobe -v error -select_streams v:0 -show_entries stream=codec_name \
+		-of csv=p=0 "rtmp://127.0.0.1:$port/live/$1" 2>>"$work/ffprobe.log") == h264 ]]
+}
+stream() { # KEY
+	publish "$1"
+	local ok=1
+	wait_for 20 probe "$1" && ok=0
+	stop_publisher
+	return $ok
+}
+
+service_uid() {
+	local pid
+	pid=$(prop rtmp-server.service MainPID)
+	[[ $pid != 0 ]] || return 1
+	ctr cat "/proc/$pid/status" | awk '/^Uid:/ { print $2 }'
+}
+runs_as_service_user() {
+	local uid
+	uid=$(service_uid) || return 1
+	[[ $uid == "$(ctr id -u rtmp-server)" && $uid != 0 ]]
+}
+
+env_file_is() { [[ $(ctr stat -c '%U:%G %a' /etc/rtmp-server.env 2>/dev/null) == "$1" ]]; }
+
+# common_install_checks: what both formats must give after a first install.
+common_install_checks() {
+	check "system user rtmp-server exists" ctr getent passwd rtmp-server
+	check "/etc/rtmp-server.env is root:rtmp-server 0640" env_file_is "root:rtmp-server 640"
+	check "rtmp-server.socket is enabled" enabled_state rtmp-server.socket enabled
+	check "rtmp-server.socket is active" is_active rtmp-server.socket
+	check "rtmp-server-rtmps.socket stays disabled" enabled_state rtmp-server-rtmps.socket disabled
+	check "the service is not started before the first connection" is_inactive rtmp-server.service
+	check "port $port accepts connections" wait_for 10 listening
+	check "ffmpeg publishes and ffprobe plays through the socket-activated service" stream first
+	check "the service runs as user rtmp-server (MainPID's Uid)" runs_as_service_user
+	check "the service is active after the stream" is_active rtmp-server.service
+}
+
+version_is() { [[ $(ctr /usr/bin/rtmp-server --version) == "rtmp-server $1" ]]; }
+
+# --- .deb ------------------------------------------------------------------------------
+
+start=$SECONDS
+log "deb: boot"
+boot
+echo "booted in $((SECONDS - start)) s"
+
+log "deb: install $version1"
+step "dpkg -i $version1" dpkg -i "/pkgs/$(basename "$deb1")"
+common_install_checks
+
+journal_has_fields() {
+	[[ -n $(ctr journalctl -u rtmp-server.service --no-pager -q -o cat CHANNEL=live 2>/dev/null) ]]
+}
+check "journalctl -u rtmp-server CHANNEL=live shows the publish (structured fields)" wait_for 5 journal_has_fields
+
+log "deb: reload an edited env file"
+ctr sh -c 'printf "\n# added by the test\nRTMP_PLAY_WHITELIST=10.0.0.0/8\n" >>/etc/rtmp-server.env'
+pid_before=$(prop rtmp-server.service MainPID)
+since=$(ctr date +%s)
+ctr systemctl reload rtmp-server.service >"$work/reload.log" 2>&1 || true
+# reload is asynchronous (no Type=notify-reload on systemd 252): poll for
+# its effect, a play refused with the whitelist named.
+refused() {
+	! probe first &&
+		ctr journalctl -u rtmp-server.service --no-pager -q -o cat --since "@$since" | grep -q RTMP_PLAY_WHITELIST
+}
+publish first 20
+check "after reload, a play from 127.0.0.1 is refused (RTMP_PLAY_WHITELIST=10.0.0.0/8)" wait_for 20 refused
+stop_publisher
+pid_after=$(prop rtmp-server.service MainPID)
+check "reload kept the process (MainPID $pid_before -> $pid_after)" \
+	[ "$pid_before" != 0 -a "$pid_before" = "$pid_after" ]
+
+log "deb: watchdog"
+ctr mkdir -p /run/systemd/system/rtmp-server.service.d
+ctr sh -c 'printf "[Service]\nWatchdogSec=2\n" >/run/systemd/system/rtmp-server.service.d/50-test-watchdog.conf'
+ctr systemctl daemon-reload
+# A restart makes the process see the new WATCHDOG_USEC.
+ctr systemctl restart rtmp-server.service >"$work/watchdog.log" 2>&1 || true
+if wait_for 10 is_active rtmp-server.service; then
+	sleep 3 # three watchdog periods: a process that pings stays up
+	restarts_before=$(prop rtmp-server.service NRestarts)
+	frozen_pid=$(prop rtmp-server.service MainPID)
+	ctr systemctl kill -s SIGSTOP --kill-who=main rtmp-server.service
+	restarted() {
+		local pid n
+		pid=$(prop rtmp-server.service MainPID)
+		n=$(prop rtmp-server.service NRestarts)
+		[[ $(prop rtmp-server.service Result) == watchdog ]] && seen_watchdog=1
+		((n > restarts_before)) && [[ $pid != 0 && $pid != "$frozen_pid" ]]
+	}
+	seen_watchdog=0
+	if wait_for 20 restarted; then
+		pass "a frozen process is restarted (NRestarts $restarts_before -> $(prop rtmp-server.service NRestarts), MainPID $frozen_pid -> $(prop rtmp-server.service MainPID))"
+	else
+		fail "a frozen process is restarted (NRestarts $(prop rtmp-server.service NRestarts), MainPID $(prop rtmp-server.service MainPID), Result $(prop rtmp-server.service Result))"
+	fi
+	check "the stop was the watchdog's (Result=watchdog)" [ "$seen_watchdog" = 1 ]
+else
+	fail "service active with WatchdogSec=2 ($(prop rtmp-server.service Result))"
+	fail "a frozen process is restarted (not run)"
+	fail "the stop was the watchdog's (not run)"
+fi
+ctr rm -rf /run/systemd/system/rtmp-server.service.d
+ctr systemctl daemon-reload
+ctr systemctl restart rtmp-server.service >>"$work/watchdog.log" 2>&1 || true
+
+log "deb: upgrade to $version2"
+# Files of the admin's that no step may touch.
+ctr sh -c 'mkdir -p /etc/rtmp-server && echo mine >/etc/rtmp-server/fullchain.pem'
+wait_for 10 is_active rtmp-server.service || true
+pid_before=$(prop rtmp-server.service MainPID)
+step "dpkg -i $version2 (upgrade)" dpkg -i "/pkgs/$(basename "$deb2")"
+check "the upgrade keeps the edited env file" ctr grep -qx 'RTMP_PLAY_WHITELIST=10.0.0.0/8' /etc/rtmp-server.env
+check "no .dpkg-dist/.dpkg-new left beside it" no_dpkg_leftovers
+check "the env file is still root:rtmp-server 0640" env_file_is "root:rtmp-server 640"
+check "the binary is $version2" version_is "$version2"
+running_new() {
+	local pid
+	pid=$(prop rtmp-server.service MainPID)
+	[[ $pid != 0 && $pid != "$pid_before" ]] && is_active rtmp-server.service
+}
+if [[ $pid_before != 0 ]]; then
+	check "the upgrade restarted the running service (MainPID $pid_before -> new)" wait_for 10 running_new
+else
+	fail "the upgrade restarted the running service (it was not running before the upgrade)"
+fi
+check "rtmp-server.socket is still enabled" enabled_state rtmp-server.socket enabled
+check "rtmp-server.socket is still active" is_active rtmp-server.socket
+
+log "deb: remove"
+step "dpkg -r" dpkg -r rtmp-server
+check "nothing listens on $port after remove" wait_for 5 not_listening
+check "the service is stopped" is_inactive rtmp-server.service
+check "rtmp-server.socket is no longer enabled" not_enabled rtmp-server.socket
+check "the binary is gone" absent /usr/bin/rtmp-server
+check "remove keeps the env file" ctr test -f /etc/rtmp-server.env
+
+log "deb: purge"
+step "dpkg -P" dpkg -P rtmp-server
+check "purge removes the env file" absent /etc/rtmp-server.env
+check "purge leaves the admin's other files" ctr grep -qx mine /etc/rtmp-server/fullchain.pem
+leftovers=$(ctr find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled \
+	/var/lib/systemd/deb-systemd-helper-masked -name '*rtmp-server*' 2>/dev/null || true)
+check "purge leaves no unit links or masks${leftovers:+: $leftovers}" [ -z "$leftovers" ]
+stop_container
+
+# --- .rpm ------------------------------------------------------------------------------
+
+start=$SECONDS
+log "rpm: boot a fresh container"
+boot
+echo "booted in $((SECONDS - start)) s"
+
+log "rpm: install $version1"
+# Debian's rpm has its own, empty database: it knows no package that
+# provides systemd or util-linux, hence --nodeps.
+step "rpm -i --nodeps $version1" rpm -i --nodeps "/pkgs/$(basename "$rpm1")"
+no_warning() { ! grep -qi warning "$1"; }
+check "rpm -i printed no warning (the group existed at unpack time)" no_warning "$work/step-$steps.log"
+common_install_checks
+
+log "rpm: upgrade to $version2"
+ctr sh -c 'printf "\nLOG_DEBUG=YES\n" >>/etc/rtmp-server.env'
+ctr sh -c 'mkdir -p /etc/rtmp-server && echo mine >/etc/rtmp-server/fullchain.pem'
+wait_for 10 is_active rtmp-server.service || true
+pid_before=$(prop rtmp-server.service MainPID)
+step "rpm -U --nodeps $version2" rpm -U --nodeps "/pkgs/$(basename "$rpm2")"
+check "the upgrade keeps the edited env file" ctr grep -qx 'LOG_DEBUG=YES' /etc/rtmp-server.env
+check "the binary is $version2" version_is "$version2"
+if [[ $pid_before != 0 ]]; then
+	check "the upgrade restarted the running service (MainPID $pid_before -> new)" wait_for 10 running_new
+else
+	fail "the upgrade restarted the running service (it was not running before the upgrade)"
+fi
+check "rtmp-server.socket is still enabled" enabled_state rtmp-server.socket enabled
+
+log "rpm: erase"
+step "rpm -e" rpm -e rtmp-server
+check "nothing listens on $port after erase" wait_for 5 not_listening
+check "the service is stopped" is_inactive rtmp-server.service
+check "rtmp-server.socket is no longer enabled" not_enabled rtmp-server.socket
+check "the binary is gone" absent /usr/bin/rtmp-server
+# RPM has no purge: an edited %config(noreplace) file is saved, not deleted.
+check "erase saves the edited env file as /etc/rtmp-server.env.rpmsave" ctr grep -qx 'LOG_DEBUG=YES' /etc/rtmp-server.env.rpmsave
+check "erase leaves no /etc/rtmp-server.env" absent /etc/rtmp-server.env
+check "erase leaves the admin's other files" ctr grep -qx mine /etc/rtmp-server/fullchain.pem
+stop_container
+
+echo
+echo "nspawn: $passes passed, $failures failed"
+((failures == 0))
