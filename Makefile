@@ -1,6 +1,6 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-FUZZTIME ?= 30s
+FUZZTIME ?= 60s
 
 .PHONY: run test build fuzz clean
 
@@ -16,14 +16,9 @@ test:
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/rtmp-server ./cmd/rtmp-server
 
-## fuzz: run every fuzz target for FUZZTIME each
+## fuzz: run every fuzz target for FUZZTIME each (CI runs them for a few seconds)
 fuzz:
-	@for pkg in $$(go list ./internal/...); do \
-	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; \
-	    go test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$pkg || exit 1; \
-	  done; \
-	done
+	FUZZ_TIME=$(FUZZTIME) bash scripts/fuzz-ci.sh
 
 clean:
 	rm -rf bin dist

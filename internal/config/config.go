@@ -98,6 +98,9 @@ type Config struct {
 	// new player start at the last keyframe; 0 disables it.
 	// GOP_CACHE_SIZE_MB, default 256.
 	GOPCacheSizeMB int
+	// GOPCacheTotalMB bounds the GOP caches of all streams together, in
+	// MiB; 0 means no limit. GOP_CACHE_TOTAL_MB, default 2048.
+	GOPCacheTotalMB int
 
 	// Redis configures the Pub/Sub command channel.
 	Redis Redis
@@ -153,6 +156,9 @@ func (c Config) TLSEnabled() bool { return c.SSLCert != "" }
 // GOPCacheBytes returns the GOP cache size limit in bytes; 0 means no cache.
 func (c Config) GOPCacheBytes() int64 { return int64(c.GOPCacheSizeMB) << 20 }
 
+// GOPCacheTotalBytes is GOPCacheTotalMB in bytes (0: no limit).
+func (c Config) GOPCacheTotalBytes() int64 { return int64(c.GOPCacheTotalMB) << 20 }
+
 // LogValue shows the configuration for a startup or reload log line, keyed
 // by lower-case variable names, with secrets and any password in
 // CallbackURL redacted.
@@ -178,6 +184,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("custom_jwt_subject", c.JWTSubject),
 		slog.Float64("callback_timeout_seconds", c.CallbackTimeout.Seconds()),
 		slog.Int("gop_cache_size_mb", c.GOPCacheSizeMB),
+		slog.Int("gop_cache_total_mb", c.GOPCacheTotalMB),
 		slog.Any("redis", c.Redis),
 	)
 }

@@ -32,6 +32,7 @@ func TestDefault(t *testing.T) {
 		IDMaxLength:              128,
 		MaxIPConnections:         4,
 		MaxConnections:           20000,
+		GOPCacheTotalMB:          2048,
 		ConcurrentLimitWhitelist: access.List{},
 		PlayWhitelist:            access.MustParseList("*"),
 		JWTSubject:               "rtmp_event",
@@ -234,6 +235,8 @@ var parseTests = []struct {
 	{name: "gop cache max", env: map[string]string{"GOP_CACHE_SIZE_MB": "65536"}, want: func(c *Config) { c.GOPCacheSizeMB = 65536 }},
 	{name: "gop cache big", env: map[string]string{"GOP_CACHE_SIZE_MB": "65537"}, err: `GOP_CACHE_SIZE_MB: "65537" is not valid (want a whole number of MiB 0..65536, 0 = no cache)`},
 	{name: "gop cache negative", env: map[string]string{"GOP_CACHE_SIZE_MB": "-5"}, err: `GOP_CACHE_SIZE_MB: "-5"`},
+	{name: "gop total off", env: map[string]string{"GOP_CACHE_TOTAL_MB": "0"}, want: func(c *Config) { c.GOPCacheTotalMB = 0 }},
+	{name: "gop total bad", env: map[string]string{"GOP_CACHE_TOTAL_MB": "lots"}, err: `GOP_CACHE_TOTAL_MB: "lots"`},
 
 	// Redis
 	{name: "redis", env: map[string]string{

@@ -45,7 +45,8 @@ func Parse(lookup func(string) (string, bool)) (Config, error) {
 		JWTSubject:      p.text("CUSTOM_JWT_SUBJECT"),
 		CallbackTimeout: p.seconds("CALLBACK_TIMEOUT_SECONDS", 1, 300),
 
-		GOPCacheSizeMB: p.number("GOP_CACHE_SIZE_MB", 0, 65536, "a whole number of MiB 0..65536, 0 = no cache"),
+		GOPCacheSizeMB:  p.number("GOP_CACHE_SIZE_MB", 0, 65536, "a whole number of MiB 0..65536, 0 = no cache"),
+		GOPCacheTotalMB: p.number("GOP_CACHE_TOTAL_MB", 0, 1048576, "a whole number of MiB 0..1048576, 0 = no limit"),
 
 		Redis: Redis{
 			Use:      p.boolean("REDIS_USE"),

@@ -53,6 +53,7 @@ var variables = []Variable{
 	// Limits.
 	{Name: "ID_MAX_LENGTH", Default: "128", Description: "Maximum length of a channel name and of a stream key (1..4096)."},
 	{Name: "GOP_CACHE_SIZE_MB", Default: "256", Description: "Size limit in MiB of the cache that lets players start at the last keyframe (0..65536); 0 disables it."},
+	{Name: "GOP_CACHE_TOTAL_MB", Default: "2048", Description: "Limit in MiB of all streams' GOP caches together (0..1048576); a stream that would pass it keeps nothing until its next keyframe; 0 means no limit."},
 }
 
 // Variables returns every variable the server reads, with its default and

@@ -112,6 +112,9 @@ type Hub struct {
 	streams map[string]*Stream // guarded by mu
 	closed  bool               // guarded by mu
 
+	gopBytes  atomic.Int64 // bytes held by all GOP caches
+	gopBudget atomic.Int64 // limit of gopBytes; 0: none
+
 	publishers atomic.Int64
 	players    atomic.Int64
 	bytesIn    atomic.Uint64
@@ -158,6 +161,10 @@ func (h *Hub) Stats() Stats {
 		BytesOut:   h.bytesOut.Load(),
 	}
 }
+
+// SetGOPBudget bounds the bytes all streams' GOP caches hold together;
+// 0 removes the bound.
+func (h *Hub) SetGOPBudget(n int64) { h.gopBudget.Store(max(n, 0)) }
 
 // AddBytesOut counts bytes written to players.
 func (h *Hub) AddBytesOut(n int) { h.bytesOut.Add(uint64(n)) }

@@ -359,3 +359,29 @@ func TestQueueConsumer(t *testing.T) {
 		t.Fatalf("final drain: %d items", len(items))
 	}
 }
+
+func TestGOPBudgetAcrossStreams(t *testing.T) {
+	h := New()
+	frame := append(key(1), bytes.Repeat([]byte{0}, 100)...)
+	size := int64(NewPacket(chunk.TypeVideo, 0, frame, 128).Size())
+	h.SetGOPBudget(3 * size)
+	a, _, _ := h.Publish("a", "k", "1", &fakePublisher{}, opts())
+	b, _, _ := h.Publish("b", "k", "2", &fakePublisher{}, opts())
+	interFrame := append(inter(2), bytes.Repeat([]byte{0}, 100)...)
+	a.Write(chunk.TypeVideo, 0, frame, false)
+	a.Write(chunk.TypeVideo, 40, interFrame, false)
+	b.Write(chunk.TypeVideo, 0, frame, false)
+	if got := h.gopBytes.Load(); got != 3*size {
+		t.Fatalf("held %d, want %d", got, 3*size)
+	}
+	// b's next frame would pass the budget: b keeps nothing until its next keyframe.
+	b.Write(chunk.TypeVideo, 40, interFrame, false)
+	if got := h.gopBytes.Load(); got != 2*size {
+		t.Fatalf("held %d after overflow, want %d", got, 2*size)
+	}
+	h.Unpublish(a)
+	h.Unpublish(b)
+	if got := h.gopBytes.Load(); got != 0 {
+		t.Fatalf("held %d after unpublish", got)
+	}
+}

@@ -78,6 +78,7 @@ func (s *Stream) endLocked(pub *Publication) {
 func (s *Stream) resetGOPLocked() {
 	clear(s.gop)
 	s.gop = s.gop[:0]
+	s.hub.gopBytes.Add(-s.gopBytes)
 	s.gopBytes = 0
 }
 
@@ -165,14 +166,18 @@ func (s *Stream) cacheLocked(pkt *Packet, isMetadata bool) {
 	if s.gopLimit == 0 || (len(s.gop) == 0 && pkt.Kind != media.Keyframe) {
 		return
 	}
-	if s.gopBytes+int64(pkt.Size()) > s.gopLimit {
-		// Too big to keep whole: keep nothing until the next keyframe
-		// rather than a GOP without its keyframe.
+	size := int64(pkt.Size())
+	budget := s.hub.gopBudget.Load()
+	if s.gopBytes+size > s.gopLimit || budget > 0 && s.hub.gopBytes.Load()+size > budget {
+		// Too big to keep whole (for this stream or for all of them): keep
+		// nothing until the next keyframe rather than a GOP without its
+		// keyframe.
 		s.resetGOPLocked()
 		return
 	}
 	s.gop = append(s.gop, pkt)
-	s.gopBytes += int64(pkt.Size())
+	s.gopBytes += size
+	s.hub.gopBytes.Add(size)
 }
 
 // Ended reports whether the publication was unpublished or replaced.

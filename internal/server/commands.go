@@ -251,18 +251,21 @@ func (c *conn) onConnect(cmd *command) error {
 		return nil
 	}
 	obj, _ := cmd.object.(amf.Object)
+	if arr, ok := cmd.object.(amf.ECMAArray); ok {
+		obj = amf.Object(arr)
+	}
 	app := obj.String("app")
 	channel, _, _ := strings.Cut(app, "?")
 	channel = strings.TrimSuffix(channel, "/")
 	cfg := c.srv.config()
 	switch {
 	case c.overIP:
-		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
 		c.logRequest("rejected", "reason", "too many connections from this address", "limit", cfg.MaxIPConnections)
+		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
 		return errRejected{"too many connections from this address"}
 	case !validID(channel, cfg.IDMaxLength):
-		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Invalid channel."))
 		c.logRequest("rejected", "reason", "invalid channel", "app", fmt.Sprintf("%.64q", app))
+		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Invalid channel."))
 		return errRejected{"invalid channel"}
 	}
 	c.connected = true

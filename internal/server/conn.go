@@ -77,12 +77,13 @@ type conn struct {
 	queue      *hub.Queue
 	reader     *chunk.Reader // owned by the read loop
 	lastRead   atomic.Int64  // unix nanoseconds of the last message read
-	playID     atomic.Uint32 // message stream ID of the play stream; 0 when not playing
+	playID     atomic.Uint32 // message stream ID of the play stream, while playing
+	playing    atomic.Bool   // playID is set
 	kicked     atomic.Bool
 	kickMu     sync.Mutex
 	kickReason error           // guarded by kickMu
 	live       atomic.Bool     // past the handshake: may be written to (pings)
-	finishing  atomic.Bool     // the read loop ended; the last writes are flushed
+	finishBy   atomic.Int64    // unix nanoseconds: once the read loop ended, the last writes' deadline
 	wire       wireWriter      // used by the queue's one consumer at a time
 	ctx        context.Context // cancelled when the connection is kicked or ends
 	cancel     context.CancelFunc
@@ -277,8 +278,9 @@ func (c *conn) writeLoop() {
 // finishWrites flushes what is queued within FinishTimeout, once the read
 // loop has ended, and stops the queue.
 func (c *conn) finishWrites() {
-	c.finishing.Store(true)
-	_ = c.nc.SetWriteDeadline(time.Now().Add(FinishTimeout))
+	by := time.Now().Add(FinishTimeout)
+	c.finishBy.Store(by.UnixNano())
+	_ = c.nc.SetWriteDeadline(by)
 	c.queue.Finish()
 	_ = c.wire.flush(c.queue.Drain(c.wire.items[:0]))
 	c.queue.Close()
@@ -359,7 +361,6 @@ const writeSegment = 256 << 10
 const deadlineRefresh = time.Second
 
 func (w *wireWriter) writeAll() error {
-	finishing := w.conn.finishing.Load() // the finish deadline applies
 	rest := w.bufs
 	for len(rest) > 0 {
 		n, size := 0, 0
@@ -367,7 +368,11 @@ func (w *wireWriter) writeAll() error {
 			size += len(rest[n])
 			n++
 		}
-		if now := time.Now(); !finishing && now.Sub(w.deadlineSet) > min(deadlineRefresh, w.conn.srv.WriteTimeout/4) {
+		// Once the connection is finishing, every segment gets the finish
+		// deadline, so a writer in the middle of a batch cannot push it on.
+		if by := w.conn.finishBy.Load(); by != 0 {
+			_ = w.conn.nc.SetWriteDeadline(time.Unix(0, by))
+		} else if now := time.Now(); now.Sub(w.deadlineSet) > min(deadlineRefresh, w.conn.srv.WriteTimeout/4) {
 			_ = w.conn.nc.SetWriteDeadline(now.Add(w.conn.srv.WriteTimeout))
 			w.deadlineSet = now
 		}
@@ -382,8 +387,8 @@ func (w *wireWriter) writeAll() error {
 
 // playStreamID is the message stream ID media is sent on.
 func (c *conn) playStreamID() uint32 {
-	if id := c.playID.Load(); id != 0 {
-		return id
+	if c.playing.Load() {
+		return c.playID.Load()
 	}
 	return hub.WireStreamID
 }

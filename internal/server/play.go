@@ -38,8 +38,8 @@ func (p *player) Rejected(err error) {
 }
 
 func (c *conn) rejectPlay(msgStreamID uint32, description, reason string) error {
-	c.send(statusMessage(msgStreamID, "error", "NetStream.Play.BadName", description))
 	c.logRequest("rejected", "action", "play", "reason", reason)
+	c.send(statusMessage(msgStreamID, "error", "NetStream.Play.BadName", description))
 	return errRejected{reason}
 }
 
@@ -65,9 +65,10 @@ func (c *conn) onPlay(cmd *command) error {
 		p.player.ClearCache = true
 	}
 	c.playID.Store(msgID)
+	c.playing.Store(true)
 	waiting, err := c.srv.hub.Play(c.channel, p.player)
 	if err != nil {
-		c.playID.Store(0)
+		c.playing.Store(false)
 		if errors.Is(err, hub.ErrBadKey) {
 			return c.rejectPlay(msgID, "Invalid stream key provided", "stream key does not match the publisher's")
 		}
@@ -85,7 +86,7 @@ func (c *conn) onPlay(cmd *command) error {
 func (c *conn) stopPlaying() {
 	c.srv.hub.StopPlaying(c.play.player)
 	c.play = nil
-	c.playID.Store(0)
+	c.playing.Store(false)
 	c.logRequest("play stopped")
 }
 

@@ -46,8 +46,8 @@ func (c *conn) event(key, streamID string) PublishEvent {
 
 // rejectPublish tells the peer and ends the connection.
 func (c *conn) rejectPublish(msgStreamID uint32, code, description, reason string, args ...any) error {
-	c.send(statusMessage(msgStreamID, "error", code, description))
 	c.logRequest("rejected", append([]any{"action", "publish", "reason", reason}, args...)...)
+	c.send(statusMessage(msgStreamID, "error", code, description))
 	return errRejected{reason}
 }
 

@@ -97,6 +97,7 @@ func New(cfg config.Config, logger *slog.Logger) *Server {
 		pingDone:         make(chan struct{}),
 	}
 	s.cfg.Store(&cfg)
+	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
 	return s
 }
 
@@ -106,6 +107,7 @@ func New(cfg config.Config, logger *slog.Logger) *Server {
 func (s *Server) SetConfig(cfg config.Config) {
 	s.cfg.Store(&cfg)
 	s.limiter.SetLimits(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist)
+	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
 }
 
 func (s *Server) config() *config.Config { return s.cfg.Load() }
