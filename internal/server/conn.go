@@ -257,6 +257,15 @@ func (c *conn) startWriter() { go c.writeLoop() }
 // writeLoop drains the queue to the socket until it is empty, then exits.
 // At most one runs at a time (the queue ensures it).
 func (c *conn) writeLoop() {
+	defer func() {
+		if r := recover(); r != nil {
+			// As in the read loop: a panic ends only this connection.
+			c.log.Error("panic in connection writer", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.queue.Close()
+			c.queue.Next(nil) // marks the consumer stopped
+			c.Kick(fmt.Errorf("internal error: %v", r))
+		}
+	}()
 	w := &c.wire
 	for {
 		items := c.queue.Next(w.items[:0])
