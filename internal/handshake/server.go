@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // C2Form says how a client's C2 related to the server's S1.
@@ -65,6 +66,16 @@ func Server(rw io.ReadWriter, cfg *Config) error {
 	return err
 }
 
+// serverBuffers are the buffers of one server handshake, reused through
+// serverBufferPool: a burst of connections then costs no garbage for them.
+// Every byte is overwritten (read in full, or filled) before it is used.
+type serverBuffers struct {
+	c1, c2 [Size]byte
+	out    [responseSize]byte
+}
+
+var serverBufferPool = sync.Pool{New: func() any { return new(serverBuffers) }}
+
 // ServerWithInfo is Server, and also reports which form the handshake took.
 // On error the Info holds what was learnt before the error.
 func ServerWithInfo(rw io.ReadWriter, cfg *Config) (Info, error) {
@@ -76,14 +87,16 @@ func ServerWithInfo(rw io.ReadWriter, cfg *Config) (Info, error) {
 	if c0[0] != Version {
 		return info, fmt.Errorf("%w: C0 is %d", ErrVersion, c0[0])
 	}
-	c1 := make([]byte, Size)
+	bufs := serverBufferPool.Get().(*serverBuffers)
+	defer serverBufferPool.Put(bufs)
+	c1 := bufs.c1[:]
 	if err := readFull(rw, c1, "C1", false); err != nil {
 		return info, err
 	}
 	info.ClientTime = binary.BigEndian.Uint32(c1[0:4])
 	info.ClientVersion = binary.BigEndian.Uint32(c1[4:8])
 
-	out := make([]byte, responseSize)
+	out := bufs.out[:]
 	out[0] = Version
 	s1, s2 := out[1:1+Size], out[1+Size:]
 	var s1DigestPos int
@@ -109,7 +122,7 @@ func ServerWithInfo(rw io.ReadWriter, cfg *Config) (Info, error) {
 		return info, fmt.Errorf("handshake: writing S0+S1+S2: %w", err)
 	}
 
-	c2 := make([]byte, Size)
+	c2 := bufs.c2[:]
 	if err := readFull(rw, c2, "C2", false); err != nil {
 		return info, err
 	}
