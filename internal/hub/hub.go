@@ -166,6 +166,9 @@ func (h *Hub) Stats() Stats {
 // 0 removes the bound.
 func (h *Hub) SetGOPBudget(n int64) { h.gopBudget.Store(max(n, 0)) }
 
+// Players reports the number of players, waiting or playing.
+func (h *Hub) Players() int { return int(h.players.Load()) }
+
 // AddBytesOut counts bytes written to players.
 func (h *Hub) AddBytesOut(n int) { h.bytesOut.Add(uint64(n)) }
 

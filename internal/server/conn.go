@@ -251,8 +251,18 @@ func (c *conn) readLoop() error {
 
 // startWriter is the queue's wake function: it starts a writer goroutine
 // when there is something to write and none runs, so idle connections
-// have none.
-func (c *conn) startWriter() { go c.writeLoop() }
+// have none. Under heavy fan-out the writer waits a little first (see
+// coalesceDelay) so that one writev carries several messages.
+func (c *conn) startWriter() {
+	if d := c.srv.coalesceDelay(); d > 0 {
+		go func() {
+			time.Sleep(d)
+			c.writeLoop()
+		}()
+		return
+	}
+	go c.writeLoop()
+}
 
 // writeLoop drains the queue to the socket until it is empty, then exits.
 // At most one runs at a time (the queue ensures it).

@@ -29,6 +29,31 @@ var ErrServerClosed = errors.New("server: closed")
 // which get through the handshake in milliseconds.
 const MaxPending = 1024
 
+// Write coalescing. Most of the CPU of a large fan-out is the kernel's
+// work per write, not per byte, so with many players a writer woken by a
+// new message waits coalescePerPlayer for every player on the server (up
+// to maxCoalesce) before draining its queue: audio and video messages that
+// arrive meanwhile go out in one writev. Below coalesceMinPlayers nothing
+// waits, so small servers keep their latency. Measured with rtmp-bench on
+// 2 cores, alternating runs: at 500 players server CPU per GB fell by 15–23 %
+// and p99 latency did not rise (less CPU contention makes up for the wait;
+// p50 rose by about 9 ms); at 1000 players CPU per GB fell by 16 % and p99
+// by 30–40 %. See BENCHMARKS.md.
+const (
+	coalesceMinPlayers = 200
+	coalescePerPlayer  = 20 * time.Microsecond
+	maxCoalesce        = 10 * time.Millisecond
+)
+
+// coalesceDelay is how long a writer woken now should wait before writing.
+func (s *Server) coalesceDelay() time.Duration {
+	players := s.hub.Players()
+	if players < coalesceMinPlayers {
+		return 0
+	}
+	return min(time.Duration(players)*coalescePerPlayer, maxCoalesce)
+}
+
 // Accept loop backoff on temporary errors (EMFILE, ECONNABORTED, ...).
 const (
 	acceptBackoffMin = 5 * time.Millisecond
