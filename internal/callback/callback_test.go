@@ -37,15 +37,7 @@ type syncBuffer = testpeer.Buffer
 // waitFor polls cond until it holds or waitLimit passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testpeer.WaitFor(t, what, waitLimit, cond)
 }
 
 // received is one verified request seen by the callback server.

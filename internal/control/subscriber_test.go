@@ -89,15 +89,7 @@ func (b *syncBuffer) count(s string) int {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testpeer.WaitFor(t, what, waitLimit, cond)
 }
 
 // runSubscriber runs s until the end of the test, with short timings, and

@@ -81,15 +81,7 @@ func (ts *testServer) dial(t testing.TB, app string) *client.Conn {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testpeer.WaitFor(t, what, timeout, cond)
 }
 
 // Synthetic FLV payloads.
