@@ -13,6 +13,9 @@
 #   BENCH_OUT         directory for the JSON reports and logs (a new temporary one)
 #   BENCH_SERVERS     which servers to run: "ours nginx" (default), "ours" or "nginx"
 #   BENCH_SERVER_BIN  a prebuilt rtmp-server to test instead of building ./cmd/rtmp-server
+#   BENCH_PPROF       if set, a 10 s CPU profile of this server is taken in the
+#                     middle of each player scenario (SCENARIO.ours.pprof;
+#                     read with: go tool pprof -top BINARY FILE)
 #
 # nginx-core and libnginx-mod-rtmp are installed with apt-get when missing
 # (as root). Both servers run as children of this script on free loopback
@@ -106,9 +109,15 @@ start_server() {
 	PORT=$(free_port)
 	case $name in
 	ours)
+		PPROF_PORT=
+		local pprof=()
+		if [ -n "${BENCH_PPROF:-}" ]; then
+			PPROF_PORT=$(free_port)
+			pprof=(--pprof "127.0.0.1:$PPROF_PORT")
+		fi
 		RTMP_PORT=$PORT BIND_ADDRESS=127.0.0.1 MAX_IP_CONCURRENT_CONNECTIONS=0 \
 			GOP_CACHE_SIZE_MB=256 RTMP_CHUNK_SIZE=4096 LOG_REQUESTS=NO \
-			"$OUT/rtmp-server" --config /dev/null >"$OUT/$scenario.ours.log" 2>&1 &
+			"$OUT/rtmp-server" --config /dev/null "${pprof[@]}" >"$OUT/$scenario.ours.log" 2>&1 &
 		SERVER_PID=$!
 		VARY=app # the app is the channel; the key only authenticates
 		;;
@@ -146,6 +155,18 @@ for scenario in $SCENARIOS; do
 	for name in $SERVERS; do
 		start_server "$name" "$scenario"
 		log "$scenario on $name (pid $SERVER_PID, port $PORT): rtmp-bench $args"
+		PROFILER=
+		if [ "$name" = ours ] && [ -n "${PPROF_PORT:-}" ] && [[ $scenario == players* || $scenario == ingest* ]]; then
+			# The window starts after the ramp (200 connections/s) and a 2 s
+			# warm-up; the profile covers 10 s of it.
+			(
+				conns=$(grep -o -- '-\(players\|publishers\) [0-9]*' <<<"$args" | head -1 | cut -d' ' -f2)
+				sleep $((conns / 200 + 4))
+				curl -sf -o "$OUT/$scenario.ours.pprof" "http://127.0.0.1:$PPROF_PORT/debug/pprof/profile?seconds=10" ||
+					log "no profile for $scenario"
+			) &
+			PROFILER=$!
+		fi
 		# shellcheck disable=SC2086 # args is a list of flags
 		"$OUT/rtmp-bench" -q -json -label "$name" -scenario "$scenario" -vary "$VARY" \
 			-url "rtmp://127.0.0.1:$PORT/live/bench" -pid "$SERVER_PID" $args \
@@ -153,6 +174,9 @@ for scenario in $SCENARIOS; do
 			cat "$OUT/$scenario.$name.txt" >&2
 			exit 1
 		}
+		if [ -n "$PROFILER" ]; then
+			wait "$PROFILER" || true
+		fi
 		cat "$OUT/$scenario.$name.txt"
 		REPORTS+=("$OUT/$scenario.$name.json")
 		stop_server

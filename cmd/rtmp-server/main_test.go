@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +56,7 @@ func TestCommandLine(t *testing.T) {
 		{"callback without secret", []string{"CALLBACK_URL=http://127.0.0.1:9/cb"}, []string{"--config", good, "--check-config"}, 1, []string{"JWT_SECRET"}, nil},
 		{"bad value stops start-up", nil, []string{"--config", bad}, 1, []string{"RTMP_PORT"}, []string{"hunter2"}},
 		{"unexpected argument", nil, []string{"extra"}, 2, []string{"unexpected argument"}, nil},
+		{"bad profile address", nil, []string{"--config", good, "--pprof", "127.0.0.1:http-nope"}, 2, []string{"--pprof"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,5 +88,21 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
 			t.Errorf("README.md does not document %s", v.Name)
 		}
+	}
+}
+
+func TestServePprof(t *testing.T) {
+	addr, err := servePprof("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("status %d: %.200s", resp.StatusCode, body)
 	}
 }

@@ -4,8 +4,10 @@
 //
 // Locking: Hub.mu guards membership (which streams exist, who publishes,
 // who plays); Stream.mu guards a stream's media state and is the only lock
-// taken per media packet. The order is always Hub.mu, then Stream.mu. No
-// lock is held while touching a socket: fan-out only appends to queues.
+// taken per media packet. A stream's fan-out delivers batches of packets
+// under Stream.fanMu. The order is always Hub.mu, then Stream.mu, then
+// Stream.fanMu. Delivery never blocks: it appends to queues, or writes to
+// sockets without blocking (see NewDirectQueue).
 package hub
 
 import (
@@ -68,6 +70,7 @@ type Player struct {
 
 	stream  *Stream // guarded by Hub.mu
 	playing bool    // guarded by the stream's mu: false while waiting for a publisher
+	from    uint64  // guarded by the stream's mu: first packet not taken from the cache
 }
 
 // NewPlayer returns a player receiving audio and video.
@@ -280,6 +283,7 @@ func (h *Hub) Publish(channel, key, streamID string, conn Publisher, opts Publis
 		// Hand over: players keep playing and resume at the new
 		// publisher's first keyframe.
 		replaced.ended.Store(true)
+		s.flushLocked()
 		for p := range s.players {
 			if p.playing {
 				p.Queue.SkipToKeyframe()
@@ -398,9 +402,9 @@ func (h *Hub) Play(channel string, p *Player) (waiting bool, err error) {
 // StopPlaying removes p from its stream. It is safe to call more than once.
 func (h *Hub) StopPlaying(p *Player) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	s := p.stream
 	if s == nil {
+		h.mu.Unlock()
 		return
 	}
 	s.mu.Lock()
@@ -411,6 +415,12 @@ func (h *Hub) StopPlaying(p *Player) {
 	s.mu.Unlock()
 	p.stream = nil
 	h.removeIfEmptyLocked(s)
+	h.mu.Unlock()
+	// A batch in flight may still include p: wait for it (an empty
+	// critical section), so that nothing of this stream reaches p after
+	// StopPlaying returns.
+	s.fanMu.Lock()
+	s.fanMu.Unlock()
 }
 
 // Close refuses new publications and players. Existing ones are ended by

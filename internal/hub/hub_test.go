@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,6 +126,7 @@ func TestGOPCacheOverflowKeepsNothingUntilNextKeyframe(t *testing.T) {
 	}
 	pub.Write(chunk.TypeVideo, 120, inter(4), false)
 	pub.Write(chunk.TypeVideo, 160, key(5), false)
+	pub.Sync()
 	if got := fmt.Sprint(drained(q)); got != "[keyframe:5]" {
 		t.Fatalf("got %s", got)
 	}
@@ -231,6 +233,7 @@ func TestWaitingPlayers(t *testing.T) {
 		t.Fatalf("events: good %v bad %v", good.log, bad.log)
 	}
 	pub.Write(chunk.TypeVideo, 0, key(1), false)
+	pub.Sync()
 	if got := fmt.Sprint(drained(qg)); got != "[keyframe:1]" {
 		t.Fatalf("good player got %s", got)
 	}
@@ -284,6 +287,7 @@ func BenchmarkFanOut(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				pub.Write(chunk.TypeVideo, uint32(i*33), frame, false)
 				if i%32 == 31 {
+					pub.Sync()
 					for _, q := range queues {
 						items = q.Drain(items[:0])
 						for _, it := range items {
@@ -383,5 +387,166 @@ func TestGOPBudgetAcrossStreams(t *testing.T) {
 	h.Unpublish(b)
 	if got := h.gopBytes.Load(); got != 0 {
 		t.Fatalf("held %d after unpublish", got)
+	}
+}
+
+// fakeSocket is a DirectWriter that takes at most room bytes in all.
+type fakeSocket struct {
+	room  int
+	wrote []byte
+	calls int
+	// during, if set, runs inside the write (as a concurrent producer would).
+	during func()
+}
+
+func (f *fakeSocket) write(pkts []*Packet) int {
+	f.calls++
+	if f.during != nil {
+		f.during()
+	}
+	n := 0
+	for _, p := range pkts {
+		b := p.Wire(WireStreamID)
+		take := min(len(b), f.room)
+		f.wrote = append(f.wrote, b[:take]...)
+		f.room -= take
+		n += take
+		if take < len(b) {
+			break
+		}
+	}
+	return n
+}
+
+func TestDirectQueueWritesWhenCaughtUp(t *testing.T) {
+	wakes := 0
+	sock := &fakeSocket{room: 1 << 20}
+	q := NewDirectQueue(func() { wakes++ }, sock.write)
+	a, b := NewPacket(chunk.TypeVideo, 0, key(1), 128), NewPacket(chunk.TypeVideo, 40, inter(2), 128)
+	if n := q.PushMediaBatch([]*Packet{a, b}, true, time.Now()); n != 2 {
+		t.Fatalf("accepted %d of 2", n)
+	}
+	if sock.calls != 1 || q.Len() != 0 || wakes != 0 {
+		t.Fatalf("calls %d, queued %d, wakes %d: want one direct write, nothing queued, no writer", sock.calls, q.Len(), wakes)
+	}
+	if want := append(append([]byte(nil), a.Wire(WireStreamID)...), b.Wire(WireStreamID)...); !bytes.Equal(sock.wrote, want) {
+		t.Fatal("direct write is not the packets' wire form")
+	}
+	// A control message pushed during the direct write waits for it, then
+	// starts the writer.
+	sock.during = func() { q.PushControl(&chunk.Message{Type: chunk.TypeUserControl}) }
+	q.PushMedia(NewPacket(chunk.TypeVideo, 80, inter(3), 128), true, time.Now())
+	if wakes != 1 || q.Len() != 1 {
+		t.Fatalf("wakes %d, queued %d after a control message raced a direct write", wakes, q.Len())
+	}
+}
+
+func TestDirectQueuePartialWrite(t *testing.T) {
+	wakes := 0
+	a := NewPacket(chunk.TypeVideo, 0, key(1), 128)
+	b := NewPacket(chunk.TypeVideo, 40, append(inter(2), bytes.Repeat([]byte{9}, 300)...), 128)
+	c := NewPacket(chunk.TypeVideo, 80, inter(3), 128)
+	sock := &fakeSocket{room: a.Size() + 100} // all of a, part of b
+	var q *Queue
+	sock.during = func() { q.PushControl(&chunk.Message{Type: chunk.TypeUserControl}) }
+	q = NewDirectQueue(func() { wakes++ }, sock.write)
+	if n := q.PushMediaBatch([]*Packet{a, b, c}, true, time.Now()); n != 3 {
+		t.Fatalf("accepted %d of 3", n)
+	}
+	if wakes != 1 {
+		t.Fatalf("%d writers started, want 1 for the rest", wakes)
+	}
+	// Media beyond the queue's age bound makes the player skip ahead, but
+	// the rest of b is never dropped: the peer has its start.
+	q.PushMedia(NewPacket(chunk.TypeVideo, 120, inter(4), 128), true, time.Now().Add(2*MaxQueueDelay))
+	items := q.Drain(nil)
+	if len(items) != 2 || items[0].Packet != b || items[0].Offset != 100 || items[1].Control == nil {
+		t.Fatalf("queue after a partial write: %+v, want the rest of b (offset 100) then the control message", items)
+	}
+	// The bytes written plus the rest make whole, parseable messages.
+	stream := append(sock.wrote, b.Wire(WireStreamID)[items[0].Offset:]...)
+	r := chunk.NewReader(bytes.NewReader(stream))
+	for i, want := range []*Packet{a, b} {
+		m, err := r.ReadMessage()
+		if err != nil || m.Timestamp != want.Timestamp {
+			t.Fatalf("message %d: %v %+v", i, err, m)
+		}
+	}
+}
+
+// TestFanOutExactlyOnce has players join while a publisher writes: each
+// gets the stream from a keyframe on, every packet once and in order,
+// whether it came from the GOP cache or the fan-out.
+func TestFanOutExactlyOnce(t *testing.T) {
+	for _, players := range []int{3, CoalesceMinPlayers + 10} {
+		t.Run(fmt.Sprint(players), func(t *testing.T) {
+			h := New()
+			pub, _, err := h.Publish("ch", "k", "id", &fakePublisher{}, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			queues := make([]*Queue, players)
+			joined := make(chan struct{})
+			go func() {
+				defer close(joined)
+				for i := range queues {
+					queues[i] = NewQueue(nil)
+					if _, err := h.Play("ch", NewPlayer(uint64(i), "k", queues[i], &events{})); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+			const n = 250
+			for i := 0; i < n; i++ {
+				if i == n-10 {
+					<-joined // everyone joined before the last GOP
+				}
+				frame := inter(byte(i))
+				if i%10 == 0 {
+					frame = key(byte(i))
+				}
+				pub.Write(chunk.TypeVideo, uint32(i*40), frame, false)
+			}
+			pub.Sync()
+			for i, q := range queues {
+				got := drained(q)
+				if len(got) == 0 {
+					t.Fatalf("player %d got nothing", i)
+				}
+				var first int
+				fmt.Sscanf(got[0], "keyframe:%d", &first)
+				if !strings.HasPrefix(got[0], "keyframe:") || first%10 != 0 {
+					t.Fatalf("player %d starts with %s, want a keyframe", i, got[0])
+				}
+				for j, g := range got {
+					var k int
+					if _, err := fmt.Sscanf(g[strings.Index(g, ":")+1:], "%d", &k); err != nil || k != first+j {
+						t.Fatalf("player %d: packet %d is %s, want %d (a gap or a duplicate): %v", i, j, g, first+j, got)
+					}
+				}
+				if first+len(got) != n {
+					t.Fatalf("player %d ends at %d, want %d", i, first+len(got)-1, n-1)
+				}
+			}
+		})
+	}
+}
+
+// TestUnpublishDeliversPending: what the publisher sent reaches players
+// before they are told it left, even while a batch is being collected.
+func TestUnpublishDeliversPending(t *testing.T) {
+	h := New()
+	pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, opts())
+	queues := make([]*Queue, CoalesceMinPlayers) // enough that batches wait
+	for i := range queues {
+		queues[i] = NewQueue(nil)
+		h.Play("ch", NewPlayer(uint64(i), "k", queues[i], &events{}))
+	}
+	pub.Write(chunk.TypeVideo, 0, key(7), false)
+	h.Unpublish(pub)
+	for i, q := range queues {
+		if got := fmt.Sprint(drained(q)); got != "[keyframe:7]" {
+			t.Fatalf("player %d got %s before the end", i, got)
+		}
 	}
 }

@@ -30,6 +30,7 @@ type Packet struct {
 	ChunkSize uint32 // the chunk size the wire form uses
 	size      int    // length of the wire form
 	csid      uint32
+	seq       uint64 // position in the stream, set by Publication.Write
 
 	encode  sync.Once
 	payload []byte // until encoded

@@ -32,7 +32,19 @@ var ErrQueueFull = errors.New("hub: queue full")
 type Item struct {
 	Packet  *Packet
 	Control *chunk.Message
+	// Offset is how much of Packet's wire form was already written (by a
+	// direct write that the socket took only part of): the writer sends
+	// the rest, and the item is never dropped, since the peer holds the
+	// start of a chunk.
+	Offset int
 }
+
+// DirectWriter writes the wire forms of pkts, in order, or a first part of
+// them, to a peer without blocking, and reports how many bytes it wrote: 0
+// when the peer's socket is full or a direct write is not possible (the
+// packets are then queued for the connection's writer). It must not block
+// and must not keep pkts.
+type DirectWriter func(pkts []*Packet) int
 
 // Queue is the bounded outgoing queue of one connection. Producers (the
 // stream's fan-out, the connection's read loop, the server's pinger) never
@@ -43,7 +55,8 @@ type Item struct {
 // A player that falls behind loses its queued media and skips to the next
 // keyframe: decoders can restart there.
 type Queue struct {
-	wake func() // guarded by mu; starts a consumer; nil after Finish
+	wake   func()       // guarded by mu; starts a consumer; nil after Finish
+	direct DirectWriter // immutable; nil when every packet goes through the queue
 
 	mu           sync.Mutex
 	idle         sync.Cond // signalled when the consumer stops; uses mu
@@ -69,10 +82,22 @@ func NewQueue(wake func()) *Queue {
 	return q
 }
 
+// NewDirectQueue is NewQueue with a fast path: media pushed while the
+// queue is empty and no consumer runs is handed to direct, on the pushing
+// goroutine, instead of waking a consumer. A player that keeps up thus
+// costs one non-blocking write per packet and no goroutine; one that falls
+// behind (direct wrote less than the whole packet) gets the rest, and what
+// follows, through its consumer, with the queue's bounds.
+func NewDirectQueue(wake func(), direct DirectWriter) *Queue {
+	q := NewQueue(wake)
+	q.direct = direct
+	return q
+}
+
 // startLocked marks a consumer active if one is needed and returns the
 // function to start it, which the caller calls after unlocking.
 func (q *Queue) startLocked() func() {
-	if q.wake == nil || q.active || q.closed {
+	if q.wake == nil || q.active || q.closed || len(q.items) == 0 {
 		return nil
 	}
 	q.active = true
@@ -106,17 +131,77 @@ func (q *Queue) PushControl(m *chunk.Message) error {
 // longer than MaxQueueDelay), queued media is dropped and the player waits
 // for the next keyframe. hasVideo tells whether the stream has video, so
 // that an audio-only stream resumes on any audio packet. It reports
-// whether p was queued.
+// whether p was queued (or written).
 func (q *Queue) PushMedia(p *Packet, hasVideo bool, now time.Time) bool {
+	return q.PushMediaBatch([]*Packet{p}, hasVideo, now) == 1
+}
+
+// PushMediaBatch is PushMedia for several packets in order. A queue made
+// with NewDirectQueue that is empty, with no consumer running, hands them
+// to its direct writer in one call; what that does not write is queued.
+// It reports how many of pkts were queued or written.
+func (q *Queue) PushMediaBatch(pkts []*Packet, hasVideo bool, now time.Time) int {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return false
+		return 0
 	}
+	done, offset := 0, 0
+	if q.direct != nil && len(q.items) == 0 && q.wake != nil && !q.active && !q.waitKeyframe {
+		// Caught up: write directly, as the consumer for the moment, so
+		// that nothing else writes to the peer meanwhile. Producers that
+		// push meanwhile find a consumer active and leave it to us.
+		q.active = true
+		q.mu.Unlock()
+		n := q.direct(pkts)
+		q.mu.Lock()
+		q.active = false
+		for done < len(pkts) && n >= pkts[done].Size() {
+			n -= pkts[done].Size()
+			done++
+		}
+		offset = n
+		if q.closed {
+			done = len(pkts)
+		}
+	}
+	accepted := done
+	if done < len(pkts) && offset > 0 {
+		// The rest of a partly written packet goes before anything pushed
+		// while it was being written, and is never dropped.
+		p := pkts[done]
+		if q.mediaCount == 0 {
+			q.oldestMedia = now
+		}
+		q.items = append(q.items, Item{})
+		copy(q.items[1:], q.items)
+		q.items[0] = Item{Packet: p, Offset: offset}
+		q.mediaBytes += p.Size() - offset
+		q.mediaCount++
+		done++
+		accepted++
+	}
+	for _, p := range pkts[done:] {
+		if q.pushLocked(p, hasVideo, now) {
+			accepted++
+		}
+	}
+	start := q.startLocked()
+	if start == nil && !q.active {
+		q.idle.Broadcast() // Finish may wait for the direct write to end
+	}
+	q.mu.Unlock()
+	if start != nil {
+		start()
+	}
+	return accepted
+}
+
+// pushLocked queues p as PushMedia describes.
+func (q *Queue) pushLocked(p *Packet, hasVideo bool, now time.Time) bool {
 	essential := p.essential()
 	if q.waitKeyframe && !essential {
 		if !p.resumes(hasVideo) {
-			q.mu.Unlock()
 			return false
 		}
 		q.waitKeyframe = false
@@ -126,7 +211,6 @@ func (q *Queue) PushMedia(p *Packet, hasVideo bool, now time.Time) bool {
 		q.dropMediaLocked()
 		if !p.resumes(hasVideo) {
 			q.waitKeyframe = true
-			q.mu.Unlock()
 			return false
 		}
 	}
@@ -136,11 +220,6 @@ func (q *Queue) PushMedia(p *Packet, hasVideo bool, now time.Time) bool {
 	q.items = append(q.items, Item{Packet: p})
 	q.mediaBytes += p.Size()
 	q.mediaCount++
-	start := q.startLocked()
-	q.mu.Unlock()
-	if start != nil {
-		start()
-	}
 	return true
 }
 
@@ -149,7 +228,7 @@ func (q *Queue) PushMedia(p *Packet, hasVideo bool, now time.Time) bool {
 func (q *Queue) dropMediaLocked() {
 	kept := q.items[:0]
 	for _, it := range q.items {
-		if it.Packet != nil && !it.Packet.essential() {
+		if it.Packet != nil && !it.Packet.essential() && it.Offset == 0 {
 			q.mediaBytes -= it.Packet.Size()
 			q.mediaCount--
 			continue

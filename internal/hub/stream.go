@@ -28,6 +28,49 @@ type Stream struct {
 	gopBytes    int64     // guarded by mu
 	gopLimit    int64     // guarded by mu; 0 disables the cache
 	hasVideo    bool      // guarded by mu
+
+	// Fan-out: the publisher appends packets to pending; a fan-out
+	// goroutine, started when pending gets its first packet, delivers
+	// them to every player in batches.
+	seq     uint64    // guarded by mu; sequence number of the next packet
+	pending []*Packet // guarded by mu; not yet delivered to players
+	fanning bool      // guarded by mu; a fan-out goroutine runs or is due
+
+	// fanMu is held while a batch is delivered, so that batches reach each
+	// player in order and membership changes can wait for the one in
+	// flight. It is taken after mu, and its holder may release mu.
+	fanMu    sync.Mutex
+	batch    []*Packet // guarded by fanMu
+	targets  []target  // guarded by fanMu
+	picked   []*Packet // guarded by fanMu
+	batchVid bool      // guarded by fanMu; hasVideo when the batch was taken
+}
+
+// target is a player a batch is delivered to.
+type target struct {
+	p    *Player
+	from uint64 // first packet sequence number the player has not got from the cache
+}
+
+// Fan-out coalescing. Most of the CPU of a large fan-out is the kernel's
+// work per write, not per byte, so a stream with many players collects
+// packets for CoalescePerPlayer per player (at most MaxCoalesce) before
+// delivering them: audio and video that arrive meanwhile reach each player
+// in one write. Streams with fewer than CoalesceMinPlayers players deliver
+// each packet as it arrives.
+const (
+	CoalesceMinPlayers = 200
+	CoalescePerPlayer  = 20 * time.Microsecond
+	MaxCoalesce        = 10 * time.Millisecond
+)
+
+// coalesceDelay is how long a batch waits for more packets on a stream
+// with the given number of players.
+func coalesceDelay(players int) time.Duration {
+	if players < CoalesceMinPlayers {
+		return 0
+	}
+	return min(time.Duration(players)*CoalescePerPlayer, MaxCoalesce)
 }
 
 func newStream(h *Hub, channel string) *Stream {
@@ -64,6 +107,7 @@ func (s *Stream) startLocked(pub *Publication, opts PublishOptions) {
 // endLocked detaches pub; players are told and wait for the next publisher.
 func (s *Stream) endLocked(pub *Publication) {
 	pub.ended.Store(true)
+	s.flushLocked()
 	s.pub = nil
 	s.metadata, s.audioHeader, s.videoHeader = nil, nil, nil
 	s.resetGOPLocked()
@@ -85,6 +129,7 @@ func (s *Stream) resetGOPLocked() {
 // startPlayerLocked queues what a joining player needs, then marks it playing.
 func (s *Stream) startPlayerLocked(p *Player) {
 	p.playing = true
+	p.from = s.seq // pending packets are in the cache
 	now := time.Now()
 	if p.ClearCache {
 		s.resetGOPLocked()
@@ -133,14 +178,98 @@ func (pub *Publication) Write(typ uint8, timestamp uint32, payload []byte, isMet
 		return false
 	}
 	pkt := NewPacket(typ, timestamp, payload, s.chunkSize)
+	pkt.seq = s.seq
+	s.seq++
 	s.cacheLocked(pkt, isMetadata)
-	now := time.Now()
-	for p := range s.players {
-		if p.playing && p.wants(pkt) {
-			p.Queue.PushMedia(pkt, s.hasVideo, now)
-		}
+	if len(s.players) == 0 {
+		return true // while published, every player of the stream plays it
+	}
+	s.pending = append(s.pending, pkt)
+	if !s.fanning {
+		s.fanning = true
+		go s.fanOut(coalesceDelay(len(s.players)))
 	}
 	return true
+}
+
+// Sync delivers what was written so far to the players now, without
+// waiting for the coalescing delay, and returns once it is in their queues
+// (or written to them).
+func (pub *Publication) Sync() {
+	s := pub.stream
+	s.mu.Lock()
+	s.flushLocked()
+	s.mu.Unlock()
+}
+
+// fanOut delivers pending packets, after waiting delay for more to
+// arrive, until there are none.
+func (s *Stream) fanOut(delay time.Duration) {
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	for {
+		s.mu.Lock()
+		if len(s.pending) == 0 {
+			s.fanning = false
+			s.mu.Unlock()
+			return
+		}
+		s.fanMu.Lock()
+		s.takeBatchLocked()
+		s.mu.Unlock()
+		s.deliverBatch()
+		s.fanMu.Unlock()
+	}
+}
+
+// flushLocked delivers pending packets now, after the batch in flight: the
+// publication is about to end or change hands, and what it sent must reach
+// players before they are told.
+func (s *Stream) flushLocked() {
+	s.fanMu.Lock()
+	if len(s.pending) > 0 {
+		s.takeBatchLocked()
+		s.deliverBatch()
+	}
+	s.fanMu.Unlock()
+}
+
+// takeBatchLocked moves pending packets and the playing players into the
+// batch. mu and fanMu held.
+func (s *Stream) takeBatchLocked() {
+	s.batch, s.pending = s.pending, s.batch[:0]
+	for p := range s.players {
+		if p.playing {
+			s.targets = append(s.targets, target{p: p, from: p.from})
+		}
+	}
+	s.batchVid = s.hasVideo
+}
+
+// deliverBatch gives each target the packets of the batch it wants, in
+// one push. fanMu held. Pushes do not block: a player whose socket is full
+// gets them queued. (Splitting a large fan-out among goroutines was
+// measured and did not help: on a loaded machine the players' own reads
+// need the other cores.)
+func (s *Stream) deliverBatch() {
+	now := time.Now()
+	for _, t := range s.targets {
+		picked := s.picked[:0]
+		for _, pkt := range s.batch {
+			if pkt.seq >= t.from && t.p.wants(pkt) {
+				picked = append(picked, pkt)
+			}
+		}
+		if len(picked) > 0 {
+			t.p.Queue.PushMediaBatch(picked, s.batchVid, now)
+		}
+		s.picked = picked
+	}
+	clear(s.batch)
+	clear(s.targets)
+	clear(s.picked)
+	s.batch, s.targets, s.picked = s.batch[:0], s.targets[:0], s.picked[:0]
 }
 
 // cacheLocked records pkt in the stream state a joining player receives.

@@ -23,6 +23,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
+	"golang.org/x/sys/unix"
 )
 
 // Deadlines and sizes of a connection.
@@ -75,10 +76,11 @@ type conn struct {
 	pendingElem *list.Element // guarded by srv.mu: place in srv.pending until connected
 
 	queue      *hub.Queue
-	reader     *chunk.Reader // owned by the read loop
-	lastRead   atomic.Int64  // unix nanoseconds of the last message read
-	playID     atomic.Uint32 // message stream ID of the play stream, while playing
-	playing    atomic.Bool   // playID is set
+	raw        syscall.RawConn // the socket, for direct non-blocking writes; nil for TLS
+	reader     *chunk.Reader   // owned by the read loop
+	lastRead   atomic.Int64    // unix nanoseconds of the last message read
+	playID     atomic.Uint32   // message stream ID of the play stream, while playing
+	playing    atomic.Bool     // playID is set
 	kicked     atomic.Bool
 	kickMu     sync.Mutex
 	kickReason error           // guarded by kickMu
@@ -251,16 +253,9 @@ func (c *conn) readLoop() error {
 
 // startWriter is the queue's wake function: it starts a writer goroutine
 // when there is something to write and none runs, so idle connections
-// have none. Under heavy fan-out the writer waits a little first (see
-// coalesceDelay) so that one writev carries several messages.
+// (and players that keep up, whose media the fan-out writes directly) have
+// none.
 func (c *conn) startWriter() {
-	if d := c.srv.coalesceDelay(); d > 0 {
-		go func() {
-			time.Sleep(d)
-			c.writeLoop()
-		}()
-		return
-	}
 	go c.writeLoop()
 }
 
@@ -294,6 +289,67 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// writeDirect is the queue's direct writer: called by the stream's fan-out
+// while this player's queue is empty and no writer runs, it writes pkts
+// with one non-blocking writev and reports how much the socket took.
+// Anything it cannot write now (the socket is full, the chunk size must
+// change first, the connection is finishing) is left to the writer
+// goroutine, which also finds and reports socket errors.
+func (c *conn) writeDirect(pkts []*hub.Packet) int {
+	if c.finishBy.Load() != 0 {
+		return 0
+	}
+	w := &c.wire
+	playID := c.playStreamID()
+	bufs := w.direct[:0]
+	for _, p := range pkts {
+		if p.ChunkSize != w.chunkSize {
+			break
+		}
+		bufs = append(bufs, p.Wire(playID))
+	}
+	all := bufs
+	n := 0
+	if len(bufs) > 0 {
+		_ = c.raw.Write(func(fd uintptr) bool {
+			for {
+				m, err := unix.Writev(int(fd), bufs)
+				if err == unix.EINTR {
+					continue
+				}
+				if m > 0 {
+					n += m
+				}
+				if err != nil || m <= 0 || !skipWritten(&bufs, m) {
+					break
+				}
+			}
+			return true // never wait for the socket: the writer does that
+		})
+	}
+	clear(all)
+	w.direct = all[:0]
+	if n > 0 {
+		c.srv.hub.AddBytesOut(n)
+	}
+	return n
+}
+
+// skipWritten drops the first n bytes from bufs and reports whether
+// anything is left.
+func skipWritten(bufs *[][]byte, n int) bool {
+	b := *bufs
+	for len(b) > 0 && n >= len(b[0]) {
+		n -= len(b[0])
+		b = b[1:]
+	}
+	if len(b) > 0 {
+		b[0] = b[0][n:]
+	}
+	*bufs = b
+	return len(b) > 0
+}
+
 // finishWrites flushes what is queued within FinishTimeout, once the read
 // loop has ended, and stops the queue.
 func (c *conn) finishWrites() {
@@ -321,6 +377,7 @@ type wireWriter struct {
 	spans       []span
 	scratch     []byte
 	bufs        net.Buffers
+	direct      [][]byte  // buffers of a direct write
 	deadlineSet time.Time // when the write deadline was last pushed forward
 }
 
@@ -351,7 +408,7 @@ func (w *wireWriter) flush(items []hub.Item) error {
 		if it.Packet.ChunkSize != w.chunkSize {
 			w.encode(setChunkSizeMessage(it.Packet.ChunkSize))
 		}
-		w.spans = append(w.spans, span{shared: it.Packet.Wire(playID)})
+		w.spans = append(w.spans, span{shared: it.Packet.Wire(playID)[it.Offset:]})
 	}
 	total := 0
 	for _, s := range w.spans {

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/access"
@@ -28,31 +29,6 @@ var ErrServerClosed = errors.New("server: closed")
 // flood of slow or half-open connections cannot crowd out real clients,
 // which get through the handshake in milliseconds.
 const MaxPending = 1024
-
-// Write coalescing. Most of the CPU of a large fan-out is the kernel's
-// work per write, not per byte, so with many players a writer woken by a
-// new message waits coalescePerPlayer for every player on the server (up
-// to maxCoalesce) before draining its queue: audio and video messages that
-// arrive meanwhile go out in one writev. Below coalesceMinPlayers nothing
-// waits, so small servers keep their latency. Measured with rtmp-bench on
-// 2 cores, alternating runs: at 500 players server CPU per GB fell by 15–23 %
-// and p99 latency did not rise (less CPU contention makes up for the wait;
-// p50 rose by about 9 ms); at 1000 players CPU per GB fell by 16 % and p99
-// by 30–40 %. See BENCHMARKS.md.
-const (
-	coalesceMinPlayers = 200
-	coalescePerPlayer  = 20 * time.Microsecond
-	maxCoalesce        = 10 * time.Millisecond
-)
-
-// coalesceDelay is how long a writer woken now should wait before writing.
-func (s *Server) coalesceDelay() time.Duration {
-	players := s.hub.Players()
-	if players < coalesceMinPlayers {
-		return 0
-	}
-	return min(time.Duration(players)*coalescePerPlayer, maxCoalesce)
-}
 
 // Accept loop backoff on temporary errors (EMFILE, ECONNABORTED, ...).
 const (
@@ -236,6 +212,14 @@ func (s *Server) track(nc net.Conn) bool {
 		cancel:   cancel,
 	}
 	c.queue = hub.NewQueue(c.startWriter)
+	if sc, ok := nc.(syscall.Conn); ok {
+		// Plain TCP: packets for a player that keeps up are written
+		// directly by the fan-out (TLS connections go through the writer).
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.queue = hub.NewDirectQueue(c.startWriter, c.writeDirect)
+		}
+	}
 	c.log = s.log.With("session", id, "client_ip", c.ip)
 	s.mu.Lock()
 	if s.closed {

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/config"
+)
+
+// smallSendBuffers hands out connections whose send buffer holds only a
+// few KB, so that the fan-out's direct writes are cut short.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4 << 10)
+	}
+	return c, err
+}
+
+// TestFullSocketResumesIntact: frames larger than the player's socket
+// buffers are written in part by the fan-out and finished by the player's
+// writer once it reads again; every message arrives whole, in order, and
+// the last one arrives.
+func TestFullSocketResumesIntact(t *testing.T) {
+	cfg := config.Default()
+	cfg.MaxIPConnections = 0
+	logs := &syncBuffer{}
+	srv := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(smallSendBuffers{ln}) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	ts := &testServer{Server: srv, addr: ln.Addr().String(), logs: logs}
+
+	pub := publish(t, ts, "live", "k")
+	if err := pub.SetChunkSize(4096); err != nil {
+		t.Fatal(err)
+	}
+	// (The player's receive buffer keeps its default size: a tiny one
+	// makes loopback TCP stall on zero-window probes.)
+	player := ts.dial(t, "live")
+	if st, err := player.Play("k"); err != nil {
+		t.Fatal(st, err)
+	}
+	// Written while the player reads nothing: far more than its socket
+	// holds, less than its queue's bounds.
+	const n, size = 40, 48 << 10
+	for i := range n {
+		frame := bytes.Repeat([]byte{byte(i)}, size)
+		frame[0], frame[1] = 0x17, 0x01 // every frame a keyframe
+		if err := pub.WriteMedia(chunk.TypeVideo, uint32(i*40), frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, prev := 0, -1
+	for prev != n-1 {
+		m, err := readVideo(player)
+		if err != nil {
+			t.Fatalf("after %d frames (last %d): %v", got, prev, err)
+		}
+		i := int(m.Timestamp / 40)
+		if len(m.Payload) != size || i <= prev || i >= n ||
+			!bytes.Equal(m.Payload[2:], bytes.Repeat([]byte{byte(i)}, size-2)) {
+			t.Fatalf("frame after %d: timestamp %d, %d bytes: not a whole frame in order", prev, m.Timestamp, len(m.Payload))
+		}
+		got, prev = got+1, i
+	}
+	t.Logf("%d of %d frames arrived whole", got, n)
+}
+
+// readVideo returns the next video message.
+func readVideo(c *client.Conn) (*chunk.Message, error) {
+	for {
+		m, err := c.ReadMessage()
+		if err != nil || m.Type == chunk.TypeVideo {
+			return m, err
+		}
+	}
+}
