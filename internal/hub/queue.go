@@ -266,6 +266,7 @@ func (q *Queue) Next(dst []Item) []Item {
 	defer q.mu.Unlock()
 	if len(q.items) == 0 || q.closed {
 		q.active = false
+		q.items = nil // an idle connection keeps no buffer
 		q.idle.Broadcast()
 		return nil
 	}

@@ -47,7 +47,7 @@ const (
 	FinishTimeout = 2 * time.Second
 	// readBufferSize is small: idle players are many, and large chunk
 	// payloads bypass the buffer (they are read straight into the message).
-	readBufferSize = 1 << 10
+	readBufferSize = 512
 	// publishBufferSize is the read buffer of a publisher: fewer read calls
 	// for the chunks of a high-bitrate stream.
 	publishBufferSize = 64 << 10
@@ -145,15 +145,15 @@ func (c *conn) logRequest(msg string, args ...any) {
 	}
 }
 
-// serve runs the connection to its end.
+// serve runs the connection: the handshake, then its messages (see run).
 func (c *conn) serve() {
-	defer c.srv.forget(c)
-	defer c.release()
 	c.logRequest("connection accepted")
 
 	_ = c.nc.SetDeadline(time.Now().Add(c.srv.HandshakeTimeout))
 	if c.kicked.Load() {
 		_ = c.nc.Close()
+		c.release()
+		c.srv.forget(c)
 		return
 	}
 	br := bufio.NewReaderSize(c.nc, readBufferSize)
@@ -165,6 +165,8 @@ func (c *conn) serve() {
 		c.log.Debug("handshake failed", "err", err)
 		c.logRequest("connection closed", "reason", "handshake failed")
 		_ = c.nc.Close()
+		c.release()
+		c.srv.forget(c)
 		return
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
@@ -173,7 +175,24 @@ func (c *conn) serve() {
 
 	c.wire = wireWriter{conn: c, chunkSize: chunk.DefaultChunkSize}
 	c.live.Store(true)
+	c.run()
+}
+
+// errFreshStack ends a read loop that should go on in a new goroutine.
+var errFreshStack = errors.New("continue on a fresh stack")
+
+// run reads messages until the connection ends, then cleans up and closes
+// it. After a command the reading goes on in a new goroutine: the
+// handshake and the commands grow a goroutine's stack to 8-16 KB, which
+// Go does not give back while the goroutine sits blocked in a read, and
+// most connections then wait for a long time (players, above all those
+// waiting for a publisher) doing little else.
+func (c *conn) run() {
 	err := c.readLoopSafe()
+	if err == errFreshStack {
+		go c.run()
+		return
+	}
 	if r := c.reason(); r != nil {
 		err = r
 	}
@@ -181,6 +200,8 @@ func (c *conn) serve() {
 	c.finishWrites()
 	_ = c.nc.Close()
 	c.logRequest("connection closed", "reason", closeReason(err))
+	c.release()
+	c.srv.forget(c)
 }
 
 func closeReason(err error) string {
@@ -248,7 +269,14 @@ func (c *conn) readLoop() error {
 			c.lastAck = c.reader.BytesRead()
 			c.send(ackMessage(uint32(c.lastAck)))
 		}
+		if isCommand(m.Type) && c.pub == nil {
+			return errFreshStack // see run
+		}
 	}
+}
+
+func isCommand(typ uint8) bool {
+	return typ == chunk.TypeCommandAMF0 || typ == chunk.TypeCommandAMF3
 }
 
 // startWriter is the queue's wake function: it starts a writer goroutine
@@ -400,11 +428,13 @@ func (w *wireWriter) flush(items []hub.Item) error {
 	// appending may move it.
 	w.scratch, w.spans, w.bufs = w.scratch[:0], w.spans[:0], w.bufs[:0]
 	playID := w.conn.playStreamID()
+	media := false
 	for _, it := range items {
 		if it.Control != nil {
 			w.encode(it.Control)
 			continue
 		}
+		media = true
 		if it.Packet.ChunkSize != w.chunkSize {
 			w.encode(setChunkSizeMessage(it.Packet.ChunkSize))
 		}
@@ -424,6 +454,11 @@ func (w *wireWriter) flush(items []hub.Item) error {
 	err := w.writeAll()
 	clear(w.bufs)
 	w.conn.srv.hub.AddBytesOut(total)
+	if !media {
+		// Only control messages: the connection is idle or its media goes
+		// out directly. Its next write is far off; keep no buffers.
+		w.items, w.spans, w.scratch, w.bufs = nil, nil, nil, nil
+	}
 	return err
 }
 
