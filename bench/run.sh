@@ -109,11 +109,10 @@ start_server() {
 	PORT=$(free_port)
 	case $name in
 	ours)
-		PPROF_PORT=
+		PPROF_URL=
 		local pprof=()
 		if [ -n "${BENCH_PPROF:-}" ]; then
-			PPROF_PORT=$(free_port)
-			pprof=(--pprof "127.0.0.1:$PPROF_PORT")
+			pprof=(--pprof 127.0.0.1:0) # the address is in the log
 		fi
 		RTMP_PORT=$PORT BIND_ADDRESS=127.0.0.1 MAX_IP_CONCURRENT_CONNECTIONS=0 \
 			GOP_CACHE_SIZE_MB=256 RTMP_CHUNK_SIZE=4096 LOG_REQUESTS=NO \
@@ -132,6 +131,9 @@ start_server() {
 		;;
 	esac
 	wait_listening "$SERVER_PID" "$PORT"
+	if [ "$name" = ours ] && [ -n "${BENCH_PPROF:-}" ]; then
+		PPROF_URL=$(grep -o 'http://[0-9.:]*/debug/pprof/' "$OUT/$scenario.ours.log" | head -1)
+	fi
 }
 
 scenario_args() {
@@ -156,13 +158,13 @@ for scenario in $SCENARIOS; do
 		start_server "$name" "$scenario"
 		log "$scenario on $name (pid $SERVER_PID, port $PORT): rtmp-bench $args"
 		PROFILER=
-		if [ "$name" = ours ] && [ -n "${PPROF_PORT:-}" ] && [[ $scenario == players* || $scenario == ingest* ]]; then
+		if [ "$name" = ours ] && [ -n "${PPROF_URL:-}" ] && [[ $scenario == players* || $scenario == ingest* ]]; then
 			# The window starts after the ramp (200 connections/s) and a 2 s
 			# warm-up; the profile covers 10 s of it.
 			(
 				conns=$(grep -o -- '-\(players\|publishers\) [0-9]*' <<<"$args" | head -1 | cut -d' ' -f2)
 				sleep $((conns / 200 + 4))
-				curl -sf -o "$OUT/$scenario.ours.pprof" "http://127.0.0.1:$PPROF_PORT/debug/pprof/profile?seconds=10" ||
+				curl -sf -o "$OUT/$scenario.ours.pprof" "${PPROF_URL}profile?seconds=10" ||
 					log "no profile for $scenario"
 			) &
 			PROFILER=$!
