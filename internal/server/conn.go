@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/config"
@@ -329,38 +330,60 @@ func (c *conn) writeDirect(pkts []*hub.Packet) int {
 	}
 	w := &c.wire
 	playID := c.playStreamID()
-	bufs := w.direct[:0]
 	for _, p := range pkts {
-		if p.ChunkSize != w.chunkSize {
+		if p.ChunkSize != w.chunkSize || len(w.direct) == maxIovecs {
 			break
 		}
-		bufs = append(bufs, p.Wire(playID))
+		w.direct = append(w.direct, p.Wire(playID))
 	}
-	all := bufs
-	n := 0
-	if len(bufs) > 0 {
-		_ = c.raw.Write(func(fd uintptr) bool {
-			for {
-				m, err := unix.Writev(int(fd), bufs)
-				if err == unix.EINTR {
-					continue
-				}
-				if m > 0 {
-					n += m
-				}
-				if err != nil || m <= 0 || !skipWritten(&bufs, m) {
-					break
-				}
-			}
-			return true // never wait for the socket: the writer does that
-		})
+	w.written = 0
+	if len(w.direct) > 0 {
+		if w.writevNow == nil {
+			w.writevNow = w.writev // bound once: no allocation per write
+		}
+		_ = c.raw.Write(w.writevNow)
 	}
-	clear(all)
-	w.direct = all[:0]
-	if n > 0 {
-		c.srv.hub.AddBytesOut(n)
+	clear(w.direct)
+	w.direct = w.direct[:0]
+	if w.written > 0 {
+		c.srv.hub.AddBytesOut(w.written)
 	}
-	return n
+	return w.written
+}
+
+// maxIovecs is the most buffers one writev takes (the kernel's IOV_MAX).
+const maxIovecs = 1024
+
+// writev writes w.direct to the socket fd without blocking and adds what
+// the socket took to w.written. It uses a raw system call: the socket is
+// non-blocking, so the call is short, and the scheduler need not hand the
+// thread's processor to another thread meanwhile (with Syscall it does so
+// for calls over 20 µs, which loopback writes to a busy peer often are).
+// It always reports true: RawConn.Write must not wait for the socket.
+func (w *wireWriter) writev(fd uintptr) bool {
+	bufs := w.direct
+	for len(bufs) > 0 {
+		iov := w.iov[:0]
+		for _, b := range bufs {
+			v := unix.Iovec{Base: &b[0]}
+			v.SetLen(len(b))
+			iov = append(iov, v)
+		}
+		w.iov = iov
+		n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 || int(n) <= 0 {
+			break // EAGAIN: the socket is full; an error is the writer's to find
+		}
+		w.written += int(n)
+		if !skipWritten(&bufs, int(n)) {
+			break
+		}
+	}
+	clear(w.iov)
+	return true
 }
 
 // skipWritten drops the first n bytes from bufs and reports whether
@@ -405,8 +428,11 @@ type wireWriter struct {
 	spans       []span
 	scratch     []byte
 	bufs        net.Buffers
-	direct      [][]byte  // buffers of a direct write
-	deadlineSet time.Time // when the write deadline was last pushed forward
+	direct      [][]byte              // buffers of a direct write
+	iov         []unix.Iovec          // their iovecs
+	written     int                   // bytes the direct write got out
+	writevNow   func(fd uintptr) bool // w.writev, for RawConn.Write
+	deadlineSet time.Time             // when the write deadline was last pushed forward
 }
 
 func (w *wireWriter) encode(m *chunk.Message) {
