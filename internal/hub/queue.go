@@ -141,6 +141,9 @@ func (q *Queue) PushMedia(p *Packet, hasVideo bool, now time.Time) bool {
 // to its direct writer in one call; what that does not write is queued.
 // It reports how many of pkts were queued or written.
 func (q *Queue) PushMediaBatch(pkts []*Packet, hasVideo bool, now time.Time) int {
+	if len(pkts) == 0 {
+		return 0
+	}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()

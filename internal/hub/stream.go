@@ -126,31 +126,37 @@ func (s *Stream) resetGOPLocked() {
 	s.gopBytes = 0
 }
 
-// startPlayerLocked queues what a joining player needs, then marks it playing.
+// startPlayerLocked queues what a joining player needs, then marks it
+// playing. It all goes in one push: a player that keeps up gets it in one
+// write.
 func (s *Stream) startPlayerLocked(p *Player) {
 	p.playing = true
 	p.from = s.seq // pending packets are in the cache
-	now := time.Now()
 	if p.ClearCache {
 		s.resetGOPLocked()
 		s.gopLimit = 0
 	}
+	start := make([]*Packet, 0, 3+len(s.gop))
 	for _, h := range []*Packet{s.metadata, s.videoHeader, s.audioHeader} {
 		if h != nil {
-			p.Queue.PushMedia(h, s.hasVideo, now)
+			start = append(start, h)
 		}
 	}
 	if p.NoCache || len(s.gop) == 0 {
 		if s.hasVideo {
+			// Headers first; then media from the next keyframe on.
+			p.Queue.PushMediaBatch(start, s.hasVideo, time.Now())
 			p.Queue.SkipToKeyframe()
+			return
 		}
-		return
-	}
-	for _, pkt := range s.gop {
-		if p.wants(pkt) {
-			p.Queue.PushMedia(pkt, s.hasVideo, now)
+	} else {
+		for _, pkt := range s.gop {
+			if p.wants(pkt) {
+				start = append(start, pkt)
+			}
 		}
 	}
+	p.Queue.PushMediaBatch(start, s.hasVideo, time.Now())
 }
 
 func (p *Player) wants(pkt *Packet) bool {
