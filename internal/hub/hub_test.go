@@ -300,6 +300,40 @@ func BenchmarkFanOut(b *testing.B) {
 	}
 }
 
+// BenchmarkFanOutDirect measures one media message delivered to N players
+// that keep up: each gets it in one direct write (here to a counter).
+func BenchmarkFanOutDirect(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("players=%d", n), func(b *testing.B) {
+			h := New()
+			pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, PublishOptions{ChunkSize: 4096, GOPCacheBytes: 1 << 20})
+			var written atomic.Int64
+			for i := range n {
+				q := NewDirectQueue(func() { b.Fatal("a player that keeps up needed a writer") }, func(pkts []*Packet) int {
+					size := 0
+					for _, p := range pkts {
+						size += len(p.Wire(WireStreamID))
+					}
+					written.Add(int64(size))
+					return size
+				})
+				h.Play("ch", NewPlayer(uint64(i), "k", q, &events{}))
+			}
+			frame := append(inter(0), bytes.Repeat([]byte{1}, 16<<10)...)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				pub.Write(chunk.TypeVideo, uint32(i*33), frame, false)
+				pub.Sync()
+			}
+			b.StopTimer()
+			if written.Load() == 0 {
+				b.Fatal("nothing written")
+			}
+		})
+	}
+}
+
 func TestQueueDelayBound(t *testing.T) {
 	q := NewQueue(nil)
 	t0 := time.Now()
