@@ -62,11 +62,13 @@ else
 	go build -o "$OUT/rtmp-server" ./cmd/rtmp-server
 fi
 
-# free_port prints a TCP port that nothing listens on.
+# free_port prints a TCP port that no socket uses, below the ephemeral range
+# (where the tool's own connections take their local ports).
 free_port() {
-	local p
-	for p in $(shuf -i 20000-60999 -n 200); do
-		if ! ss -ltnH "sport = :$p" | grep -q .; then
+	local p low
+	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	for p in $(shuf -i 10000-$((low - 1)) -n 200); do
+		if ! ss -tanH "sport = :$p" | grep -q .; then
 			echo "$p"
 			return
 		fi
