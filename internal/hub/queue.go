@@ -50,7 +50,8 @@ type DirectWriter func(pkts []*Packet) int
 // stream's fan-out, the connection's read loop, the server's pinger) never
 // block on it. It has at most one consumer at a time, started through the
 // wake function when items arrive and none is running, so an idle
-// connection has no writer goroutine.
+// connection has no writer goroutine. A direct write (NewDirectQueue)
+// counts as the consumer while it runs.
 //
 // A player that falls behind loses its queued media and skips to the next
 // keyframe: decoders can restart there.
