@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/server"
 )
 
@@ -75,6 +76,26 @@ func TestFanOut(t *testing.T) {
 	}
 	if rep.Server == nil || rep.Server.RSSEndMB <= 0 || rep.Server.GB <= 0 {
 		t.Errorf("server: %+v", rep.Server)
+	}
+}
+
+// TestBatchedFanOut runs enough players that the server delivers in
+// batches (hub.CoalesceMinPlayers): every frame still reaches every player,
+// in order.
+func TestBatchedFanOut(t *testing.T) {
+	o := testOptions(startServer(t))
+	o.players = hub.CoalesceMinPlayers + 10
+	o.bitrate = 200_000
+	rep, err := execute(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := rep.Players
+	if pr == nil || pr.Connected != o.players || pr.Failed != 0 || pr.Disconnected != 0 || len(pr.Errors) != 0 {
+		t.Fatalf("players: %+v", pr)
+	}
+	if pr.DeliveryPct != 100 || pr.Gaps != 0 || pr.Reordered != 0 || pr.Complete != o.players {
+		t.Errorf("delivery %.2f %%, %d gaps, %d reordered, %d of %d complete", pr.DeliveryPct, pr.Gaps, pr.Reordered, pr.Complete, o.players)
 	}
 }
 
