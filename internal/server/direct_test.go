@@ -2,15 +2,11 @@ package server
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 )
 
 // smallSendBuffers hands out connections whose send buffer holds only a
@@ -30,24 +26,7 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 // writer once it reads again; every message arrives whole, in order, and
 // the last one arrives.
 func TestFullSocketResumesIntact(t *testing.T) {
-	cfg := config.Default()
-	cfg.MaxIPConnections = 0
-	logs := &syncBuffer{}
-	srv := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(smallSendBuffers{ln}) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	ts := &testServer{Server: srv, addr: ln.Addr().String(), logs: logs}
+	ts := startServerWrapped(t, func(ln net.Listener) net.Listener { return smallSendBuffers{ln} }, nil)
 
 	pub := publish(t, ts, "live", "k")
 	if err := pub.SetChunkSize(4096); err != nil {

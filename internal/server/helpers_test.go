@@ -27,6 +27,12 @@ type syncBuffer = testpeer.Buffer
 
 func startServer(t testing.TB, mod func(*config.Config), setup ...func(*Server)) *testServer {
 	t.Helper()
+	return startServerWrapped(t, nil, mod, setup...)
+}
+
+// startServerWrapped is startServer serving through wrap(listener), when wrap is set.
+func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod func(*config.Config), setup ...func(*Server)) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.MaxIPConnections = 0
 	if mod != nil {
@@ -42,8 +48,12 @@ func startServer(t testing.TB, mod func(*config.Config), setup ...func(*Server))
 	if err != nil {
 		t.Fatal(err)
 	}
+	served := ln
+	if wrap != nil {
+		served = wrap(ln)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(served) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
