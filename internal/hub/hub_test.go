@@ -143,19 +143,19 @@ func TestQueueSkipsToKeyframeWhenFull(t *testing.T) {
 		}
 		return NewPacket(chunk.TypeVideo, 0, append(p, tag), 4096)
 	}
-	q.PushMedia(NewPacket(chunk.TypeVideo, 0, seqVideo, 4096), true, time.Now())
+	pushMedia(q, NewPacket(chunk.TypeVideo, 0, seqVideo, 4096), true, time.Now())
 	for i := 0; i < 3; i++ {
-		if !q.PushMedia(frame(media.Frame, byte(i)), true, time.Now()) {
+		if !pushMedia(q, frame(media.Frame, byte(i)), true, time.Now()) {
 			t.Fatalf("frame %d refused below the bound", i)
 		}
 	}
-	if q.PushMedia(frame(media.Frame, 9), true, time.Now()) {
+	if pushMedia(q, frame(media.Frame, 9), true, time.Now()) {
 		t.Fatal("frame over the bound accepted")
 	}
-	if q.PushMedia(frame(media.Frame, 10), true, time.Now()) {
+	if pushMedia(q, frame(media.Frame, 10), true, time.Now()) {
 		t.Fatal("inter frame accepted while waiting for a keyframe")
 	}
-	if !q.PushMedia(frame(media.Keyframe, 11), true, time.Now()) {
+	if !pushMedia(q, frame(media.Keyframe, 11), true, time.Now()) {
 		t.Fatal("keyframe refused")
 	}
 	items := q.Drain(nil)
@@ -337,15 +337,15 @@ func BenchmarkFanOutDirect(b *testing.B) {
 func TestQueueDelayBound(t *testing.T) {
 	q := NewQueue(nil)
 	t0 := time.Now()
-	if !q.PushMedia(NewPacket(chunk.TypeVideo, 0, key(1), 128), true, t0) {
+	if !pushMedia(q, NewPacket(chunk.TypeVideo, 0, key(1), 128), true, t0) {
 		t.Fatal("keyframe refused")
 	}
-	q.PushMedia(NewPacket(chunk.TypeVideo, 40, inter(2), 128), true, t0.Add(time.Second))
+	pushMedia(q, NewPacket(chunk.TypeVideo, 40, inter(2), 128), true, t0.Add(time.Second))
 	// Media queued longer than MaxQueueDelay: the player skips ahead.
-	if q.PushMedia(NewPacket(chunk.TypeVideo, 80, inter(3), 128), true, t0.Add(MaxQueueDelay+time.Millisecond)) {
+	if pushMedia(q, NewPacket(chunk.TypeVideo, 80, inter(3), 128), true, t0.Add(MaxQueueDelay+time.Millisecond)) {
 		t.Fatal("frame accepted behind a queue older than MaxQueueDelay")
 	}
-	if !q.PushMedia(NewPacket(chunk.TypeVideo, 120, key(4), 128), true, t0.Add(MaxQueueDelay+2*time.Millisecond)) {
+	if !pushMedia(q, NewPacket(chunk.TypeVideo, 120, key(4), 128), true, t0.Add(MaxQueueDelay+2*time.Millisecond)) {
 		t.Fatal("next keyframe refused")
 	}
 	if got := fmt.Sprint(drained(q)); got != "[keyframe:4]" {
@@ -424,6 +424,11 @@ func TestGOPBudgetAcrossStreams(t *testing.T) {
 	}
 }
 
+// pushMedia pushes one packet and reports whether it was queued (or written).
+func pushMedia(q *Queue, p *Packet, hasVideo bool, now time.Time) bool {
+	return q.PushMediaBatch([]*Packet{p}, hasVideo, now) == 1
+}
+
 // fakeSocket is a DirectWriter that takes at most room bytes in all.
 type fakeSocket struct {
 	room  int
@@ -469,7 +474,7 @@ func TestDirectQueueWritesWhenCaughtUp(t *testing.T) {
 	// A control message pushed during the direct write waits for it, then
 	// starts the writer.
 	sock.during = func() { q.PushControl(&chunk.Message{Type: chunk.TypeUserControl}) }
-	q.PushMedia(NewPacket(chunk.TypeVideo, 80, inter(3), 128), true, time.Now())
+	pushMedia(q, NewPacket(chunk.TypeVideo, 80, inter(3), 128), true, time.Now())
 	if wakes != 1 || q.Len() != 1 {
 		t.Fatalf("wakes %d, queued %d after a control message raced a direct write", wakes, q.Len())
 	}
@@ -492,7 +497,7 @@ func TestDirectQueuePartialWrite(t *testing.T) {
 	}
 	// Media beyond the queue's age bound makes the player skip ahead, but
 	// the rest of b is never dropped: the peer has its start.
-	q.PushMedia(NewPacket(chunk.TypeVideo, 120, inter(4), 128), true, time.Now().Add(2*MaxQueueDelay))
+	pushMedia(q, NewPacket(chunk.TypeVideo, 120, inter(4), 128), true, time.Now().Add(2*MaxQueueDelay))
 	items := q.Drain(nil)
 	if len(items) != 2 || items[0].Packet != b || items[0].Offset != 100 || items[1].Control == nil {
 		t.Fatalf("queue after a partial write: %+v, want the rest of b (offset 100) then the control message", items)

@@ -127,20 +127,15 @@ func (q *Queue) PushControl(m *chunk.Message) error {
 	return nil
 }
 
-// PushMedia queues p, queued at now, unless the player is skipping to a
-// keyframe. When the bounds are exceeded (size, count, or media waiting
-// longer than MaxQueueDelay), queued media is dropped and the player waits
-// for the next keyframe. hasVideo tells whether the stream has video, so
-// that an audio-only stream resumes on any audio packet. It reports
-// whether p was queued (or written).
-func (q *Queue) PushMedia(p *Packet, hasVideo bool, now time.Time) bool {
-	return q.PushMediaBatch([]*Packet{p}, hasVideo, now) == 1
-}
-
-// PushMediaBatch is PushMedia for several packets in order. A queue made
-// with NewDirectQueue that is empty, with no consumer running, hands them
-// to its direct writer in one call; what that does not write is queued.
-// It reports how many of pkts were queued or written.
+// PushMediaBatch queues pkts in order, queued at now, except what a player
+// skipping to a keyframe does not take. When the bounds are exceeded (size,
+// count, or media waiting longer than MaxQueueDelay), queued media is
+// dropped and the player waits for the next keyframe. hasVideo tells
+// whether the stream has video, so that an audio-only stream resumes on
+// any audio packet. A queue made with NewDirectQueue that is empty, with
+// no consumer running, hands the packets to its direct writer in one call;
+// what that does not write is queued. It reports how many of pkts were
+// queued or written.
 func (q *Queue) PushMediaBatch(pkts []*Packet, hasVideo bool, now time.Time) int {
 	if len(pkts) == 0 {
 		return 0
@@ -201,7 +196,7 @@ func (q *Queue) PushMediaBatch(pkts []*Packet, hasVideo bool, now time.Time) int
 	return accepted
 }
 
-// pushLocked queues p as PushMedia describes.
+// pushLocked queues p as PushMediaBatch describes.
 func (q *Queue) pushLocked(p *Packet, hasVideo bool, now time.Time) bool {
 	essential := p.essential()
 	if q.waitKeyframe && !essential {
