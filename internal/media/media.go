@@ -1,7 +1,9 @@
 // Package media classifies the payloads of RTMP audio and video messages
 // (FLV tag bodies), classic and Enhanced RTMP, without decoding them: which
-// ones are codec sequence headers and which are keyframes. That is all the
-// GOP cache needs; payloads are always forwarded untouched.
+// ones are codec sequence headers and which are keyframes (by the frame
+// type, or by the bitstream when the frame type is not set; see
+// RandomAccess). That is all the GOP cache needs; payloads are always
+// forwarded untouched.
 package media
 
 // Kind says what a media payload is for the GOP cache.
