@@ -138,26 +138,25 @@ func firstVCLPrefixed(au []byte, lengthSize int, syn nalSyntax) (first []byte, o
 }
 
 // firstVCLAnnexB walks au as an Annex B byte stream (NAL units after
-// 00 00 01 start codes). It reports ok only if au starts with a start code
-// and every NAL unit has a well-formed header, and then returns the header
-// of the first VCL NAL unit, or nil if there is none.
+// 00 00 01 start codes) up to its first VCL NAL unit. It reports ok only if
+// au starts with a start code and the NAL units it walks have well-formed
+// headers, and then returns the header of the first VCL NAL unit, or nil if
+// there is none.
 func firstVCLAnnexB(au []byte, syn nalSyntax) (first []byte, ok bool) {
 	start := annexBStart(au, 0)
-	if start < 0 || (start != 3 && start != 4) {
+	if start != 3 && start != 4 {
 		return nil, false
 	}
 	for start >= 0 {
-		next := annexBStart(au, start)
-		end := len(au)
-		if next >= 0 {
-			end = next - 3
-		}
-		nal := au[start:end]
-		if len(nal) < syn.headerLen || !syn.valid(nal) {
+		if len(au)-start < syn.headerLen || !syn.valid(au[start:]) {
 			return nil, false
 		}
-		if syn.vcl(nal) {
-			return nal[:syn.headerLen], true
+		if syn.vcl(au[start:]) {
+			return au[start : start+syn.headerLen], true
+		}
+		next := annexBStart(au, start)
+		if next >= 0 && next-3-start < syn.headerLen {
+			return nil, false
 		}
 		start = next
 	}
