@@ -1,7 +1,9 @@
 // Package media classifies the payloads of RTMP audio and video messages
 // (FLV tag bodies), classic and Enhanced RTMP, without decoding them: which
-// ones are codec sequence headers and which are keyframes. That is all the
-// GOP cache needs; payloads are always forwarded untouched.
+// ones are codec sequence headers and which are keyframes (by the frame
+// type, or by the bitstream when the frame type is not set; see
+// RandomAccess). That is all the GOP cache needs; payloads are always
+// forwarded untouched.
 package media
 
 // Kind says what a media payload is for the GOP cache.
@@ -43,8 +45,10 @@ const (
 	audioFormatAAC     = 10
 	audioFormatExHdr   = 9 // Enhanced RTMP v2 audio: the low nibble is a packet type
 	frameTypeKey       = 1
+	frameTypeInter     = 2
 	frameTypeInfo      = 5
 	avcPacketSeqHeader = 0
+	avcPacketNALU      = 1
 	avcPacketEndOfSeq  = 2
 )
 
@@ -93,6 +97,9 @@ func Video(p []byte) Kind {
 		if frameType == frameTypeKey {
 			return Keyframe
 		}
+		if frameType != frameTypeInter && exKeyframe(p) {
+			return Keyframe
+		}
 		return Frame
 	}
 	if frameType == frameTypeInfo {
@@ -113,7 +120,46 @@ func Video(p []byte) Kind {
 	if frameType == frameTypeKey {
 		return Keyframe
 	}
+	if frameType != frameTypeInter && classicKeyframe(p) {
+		return Keyframe
+	}
 	return Frame
+}
+
+// exKeyframe reports whether the Enhanced RTMP coded frame p, whose frame
+// type is neither key nor inter, is a keyframe by its bitstream.
+func exKeyframe(p []byte) bool {
+	if len(p) < 5 {
+		return false
+	}
+	fourCC := string(p[1:5])
+	switch p[0] & 0x0F {
+	case exVideoCodedFrames:
+		if fourCC == "avc1" || fourCC == "hvc1" {
+			// SI24 composition time offset before the data.
+			return len(p) >= 8 && RandomAccess(fourCC, p[8:])
+		}
+		return RandomAccess(fourCC, p[5:])
+	case exVideoCodedFramesX:
+		return RandomAccess(fourCC, p[5:])
+	}
+	return false
+}
+
+// classicKeyframe reports whether the classic AVC or HEVC NALU packet p,
+// whose frame type is neither key nor inter, is a keyframe by its
+// bitstream.
+func classicKeyframe(p []byte) bool {
+	if len(p) < 5 || p[1] != avcPacketNALU {
+		return false
+	}
+	switch p[0] & 0x0F {
+	case videoCodecAVC:
+		return RandomAccess("avc1", p[5:])
+	case videoCodecHEVCFLV:
+		return RandomAccess("hvc1", p[5:])
+	}
+	return false
 }
 
 // Audio classifies an audio message payload. Audio frames are never
