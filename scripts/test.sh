@@ -1,18 +1,40 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs the real peers the tests talk to
-# (ffmpeg, rtmpdump, redis-server, systemd tools) with apt-get when they are
+# (ffmpeg, rtmpdump, GStreamer, redis-server, systemd tools) with apt-get when they are
 # missing and this runs as root; the tests start their own redis-server,
 # callback servers and listeners on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The Debian package of each program the tests run, one per line.
 declare -A package_of=(
-  [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [rtmpdump]=rtmpdump [redis-server]=redis-server
-  [systemd-socket-activate]=systemd [systemd-analyze]=systemd
+  [ffmpeg]=ffmpeg
+  [ffprobe]=ffmpeg
+  [rtmpdump]=rtmpdump
+  [redis-server]=redis-server
+  [systemd-socket-activate]=systemd
+  [systemd-analyze]=systemd
+  [gst-launch-1.0]=gstreamer1.0-tools
+  [gst-inspect-1.0]=gstreamer1.0-tools
 )
+# The Debian package of each GStreamer element the tests use, one per line
+# (plugins carry no program to look for).
+declare -A gst_package_of=(
+  [videotestsrc]=gstreamer1.0-plugins-base
+  [flvmux]=gstreamer1.0-plugins-good
+  [rtmp2sink]=gstreamer1.0-plugins-bad
+  [rtmpsink]=gstreamer1.0-plugins-bad
+  [x264enc]=gstreamer1.0-plugins-ugly
+)
+have_gst_element() {
+  command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 --exists "$1"
+}
 missing=()
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
+done
+for element in "${!gst_package_of[@]}"; do
+  have_gst_element "$element" || missing+=("${gst_package_of[$element]}")
 done
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -33,6 +55,9 @@ fi
 require=1
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || require=0
+done
+for element in "${!gst_package_of[@]}"; do
+  have_gst_element "$element" || require=0
 done
 export RTMP_TEST_REQUIRE_PEERS=$require
 

@@ -76,12 +76,18 @@ func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 }
 
 // TLSConfig returns a new server configuration for RTMPS that serves the
-// current certificate at every handshake and refuses protocols older than
-// TLS 1.2.
+// current certificate at every handshake, refuses protocols older than
+// TLS 1.2 and issues no session tickets.
+//
+// Tickets buy nothing here (an RTMP session is long-lived, there is nothing
+// to resume) and cost interoperability: librtmp built on GnuTLS (rtmpdump,
+// GStreamer's rtmpsink, the stacks of many hardware encoders) drops the
+// connection when a TLS 1.3 ticket arrives right after the handshake.
 func (r *Reloader) TLSConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: r.GetCertificate,
+		MinVersion:             tls.VersionTLS12,
+		GetCertificate:         r.GetCertificate,
+		SessionTicketsDisabled: true,
 	}
 }
 

@@ -393,6 +393,66 @@ func TestOldTLSRefused(t *testing.T) {
 	}
 }
 
+// ticketCache is a client session cache that records the tickets it is given.
+type ticketCache struct {
+	mu      sync.Mutex
+	tickets int // guarded by mu
+}
+
+func (c *ticketCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+
+func (c *ticketCache) Put(_ string, cs *tls.ClientSessionState) {
+	if cs == nil {
+		return
+	}
+	c.mu.Lock()
+	c.tickets++
+	c.mu.Unlock()
+}
+
+func (c *ticketCache) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tickets
+}
+
+// TestNoSessionTickets checks that RTMPS issues no session ticket: librtmp
+// on GnuTLS drops the connection when a TLS 1.3 ticket follows the handshake.
+func TestNoSessionTickets(t *testing.T) {
+	a := newPair(t, 8)
+	f := newFiles(t)
+	f.write(t, a.certPEM, a.keyPEM)
+	r, err := Load(f.cert, f.key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startEchoServer(t, r.TLSConfig())
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			cache := &ticketCache{}
+			d := &net.Dialer{Timeout: ioDeadline}
+			conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{
+				RootCAs:            roots(a),
+				ServerName:         "localhost",
+				MinVersion:         version,
+				MaxVersion:         version,
+				ClientSessionCache: cache,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(ioDeadline))
+			// A TLS 1.3 ticket arrives after the handshake: reading the echo
+			// processes it.
+			echo(t, conn, "after the handshake")
+			if n := cache.count(); n != 0 {
+				t.Fatalf("server issued %d session tickets, want none", n)
+			}
+		})
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	a, b := newPair(t, 1), newPair(t, 2)
 	tests := []struct {

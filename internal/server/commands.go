@@ -210,10 +210,12 @@ func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
 	case "createStream":
 		c.nextStreamID++
 		c.send(resultMessage(cmd.txn, nil, float64(c.nextStreamID)))
-	case "releaseStream", "FCPublish", "FCUnpublish":
+	case "releaseStream", "FCPublish", "FCUnpublish", "FCUnsubscribe":
 		if cmd.txn != 0 {
 			c.send(resultMessage(cmd.txn, nil, amf.Undefined{}))
 		}
+	case "FCSubscribe", "getStreamLength":
+		c.onPlayerQuery(cmd)
 	case "publish":
 		return c.onPublish(cmd)
 	case "play":
@@ -223,9 +225,15 @@ func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
 	case "deleteStream":
 		if id, ok := cmd.argNumber(0); ok {
 			c.deleteStream(uint32(id))
+		} else if name, ok := cmd.arg(0).(string); ok {
+			c.deleteStreamNamed(name)
 		}
 	case "closeStream":
-		c.deleteStream(cmd.streamID)
+		if name, ok := cmd.arg(0).(string); ok && cmd.streamID == 0 {
+			c.deleteStreamNamed(name)
+		} else {
+			c.deleteStream(cmd.streamID)
+		}
 	case "receiveAudio":
 		if c.play != nil {
 			c.play.player.SetReceiveAudio(cmd.argBool(0))
@@ -291,6 +299,40 @@ func (c *conn) onConnect(cmd *command) error {
 	}, info))
 	c.logRequest("connect")
 	return nil
+}
+
+// onPlayerQuery answers what players ask before or besides play, the way
+// Flash Media Server did, so that they report no error:
+//   - FCSubscribe (rtmpdump, ffmpeg with -rtmp_live live, CDN-era Flash
+//     players) gets onFCSubscribe with NetStream.Play.Start: a live stream
+//     can always be subscribed to; play decides whether it may be watched.
+//   - getStreamLength (ffmpeg, and VLC through it) gets the length in
+//     seconds, 0 for a live stream.
+func (c *conn) onPlayerQuery(cmd *command) {
+	switch cmd.name {
+	case "FCSubscribe":
+		c.send(commandMessage(0, "onFCSubscribe", 0.0, nil, amf.Object{
+			{Key: "level", Value: "status"},
+			{Key: "code", Value: "NetStream.Play.Start"},
+			{Key: "description", Value: "Subscribed."},
+		}))
+		if cmd.txn != 0 {
+			c.send(resultMessage(cmd.txn, nil, amf.Undefined{}))
+		}
+	case "getStreamLength":
+		if cmd.txn != 0 {
+			c.send(resultMessage(cmd.txn, nil, 0.0))
+		}
+	}
+}
+
+// deleteStreamNamed ends the publication that a deleteStream or closeStream
+// names by its stream name (the key, with any query) instead of its message
+// stream ID, as GStreamer's rtmp2sink sends them on message stream 0.
+func (c *conn) deleteStreamNamed(name string) {
+	if key, _ := splitName(name); c.pub != nil && key == c.pub.key {
+		c.deleteStream(c.pub.streamMsgID)
+	}
 }
 
 func (c *conn) deleteStream(id uint32) {

@@ -569,6 +569,8 @@ func commandSeeds() []commandSeed {
 		{"delete-odd", selfPlay | withMedia, mustAMF0("deleteStream", 0.0, nil, nan), mustAMF0("deleteStream", 0.0, nil, -1.0)},
 		{"delete-huge", publishing, mustAMF0("deleteStream", 0.0, nil, 1e300), mustAMF0("deleteStream", 0.0, nil, "1")},
 		{"close-stream", selfPlay | stream1 | withMedia, mustAMF0("closeStream", 0.0, nil), nil},
+		{"player-queries", created | stream1, mustAMF0("FCSubscribe", 3.0, nil, fuzzKey), mustAMF0("getStreamLength", nan, nil, 5.0)},
+		{"delete-by-name", publishing | withMedia, mustAMF0("closeStream", 0.0, nil, fuzzKey+"?a=b"), mustAMF0("deleteStream", 0.0, nil, fuzzKey)},
 		{"create-many", twice, mustAMF0("createStream", 3.0, amf.Object{}), mustAMF0("deleteStream", 4.0, nil, 2.0)},
 		{"deep-args", created, append(mustAMF0("publish", 3.0, nil), nestedBytes(amf.MaxDepth+1)...), nil},
 		{"deep-args-at-limit", created | stream1, mustAMF0("play", 4.0, nested(amf.MaxDepth-1), fuzzKey), nil},
