@@ -9,7 +9,12 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 )
+
+// maxCommandName is the longest command name accepted, in bytes; a longer
+// one is malformed (RTMP's command names are a few words long).
+const maxCommandName = 256
 
 // errRejected ends a connection after a refusal was sent to the peer.
 type errRejected struct{ reason string }
@@ -189,6 +194,9 @@ func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
 	if !ok {
 		return fmt.Errorf("malformed command message: name is %T, not a string", vals[0])
 	}
+	if len(name) > maxCommandName {
+		return fmt.Errorf("malformed command message: name of %d bytes (at most %d)", len(name), maxCommandName)
+	}
 	cmd := &command{name: name, streamID: m.StreamID}
 	if len(vals) > 1 {
 		cmd.txn, _ = vals[1].(float64)
@@ -199,10 +207,10 @@ func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
 	if len(vals) > 3 {
 		cmd.args = vals[3:]
 	}
-	c.log.Debug("command", "name", name, "txn", cmd.txn, "stream", m.StreamID)
+	c.log.Debug("command", "name", logging.Clip(name), "txn", cmd.txn, "stream", m.StreamID)
 
 	if !c.connected && name != "connect" {
-		return fmt.Errorf("%q before connect", name)
+		return fmt.Errorf("%s before connect", logging.Quote(name))
 	}
 	switch name {
 	case "connect":
@@ -240,7 +248,7 @@ func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
 		if cmd.txn != 0 {
 			c.send(errorMessage(cmd.txn, "NetConnection.Call.Failed", fmt.Sprintf("Method not found (%.64s).", name)))
 		}
-		c.log.Debug("unknown command", "name", name)
+		c.log.Debug("unknown command")
 	}
 	return nil
 }
@@ -264,7 +272,7 @@ func (c *conn) onConnect(cmd *command) error {
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
 		return errRejected{"too many connections from this address"}
 	case !validID(channel, cfg.IDMaxLength):
-		c.logRequest("rejected", "reason", "invalid channel", "app", fmt.Sprintf("%.64q", app))
+		c.logRequest("rejected", "reason", "invalid channel", "app", logging.Quote(app))
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Invalid channel."))
 		return errRejected{"invalid channel"}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"golang.org/x/sys/unix"
 )
 
@@ -212,8 +213,13 @@ func closeReason(err error) string {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "timed out"
 	}
-	return err.Error()
+	// Errors name what was wrong and quote a peer's text only clipped;
+	// the bound here keeps it so whatever an error below may carry.
+	return logging.ClipN(err.Error(), maxReasonText)
 }
+
+// maxReasonText bounds the close reason logged for a connection.
+const maxReasonText = 256
 
 // readLoopSafe runs the read loop; a panic ends only this connection.
 func (c *conn) readLoopSafe() (err error) {
