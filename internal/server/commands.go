@@ -16,6 +16,14 @@ import (
 // one is malformed (RTMP's command names are a few words long).
 const maxCommandName = 256
 
+// An app of more than one path segment is refused with this hint: encoders
+// that put the stream key in the server URL send "live/KEY" as the app.
+const (
+	multiSegmentHint        = "the URL has more than one path segment: put the key in the stream key field"
+	multiSegmentDescription = "Invalid channel: the URL has more than one path segment; " +
+		"put the stream key in the stream key field, not in the server URL (rtmp://host/CHANNEL, key KEY; or rtmp://host/CHANNEL/KEY)."
+)
+
 // errRejected ends a connection after a refusal was sent to the peer.
 type errRejected struct{ reason string }
 
@@ -271,8 +279,17 @@ func (c *conn) onConnect(cmd *command) error {
 		c.logRequest("rejected", "reason", "too many connections from this address", "limit", cfg.MaxIPConnections)
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
 		return errRejected{"too many connections from this address"}
+	case strings.Contains(channel, "/"):
+		// Most likely an encoder with the stream key in its server URL
+		// (rtmp://host/live/KEY): what follows the first '/' is never logged.
+		first, _, _ := strings.Cut(channel, "/")
+		c.logRequest("rejected", "reason", "invalid channel", "hint", multiSegmentHint,
+			"app", logging.Clip(first)+"/...", "app_hidden_bytes", len(app)-len(first)-1)
+		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", multiSegmentDescription))
+		return errRejected{"invalid channel"}
 	case !validID(channel, cfg.IDMaxLength):
-		c.logRequest("rejected", "reason", "invalid channel", "app", logging.Quote(app))
+		// The query (app?a=b) may hold a token: only the channel is logged.
+		c.logRequest("rejected", "reason", "invalid channel", "app", logging.Clip(channel))
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Invalid channel."))
 		return errRejected{"invalid channel"}
 	}

@@ -158,6 +158,51 @@ func TestHugeCommandNameCostBounded(t *testing.T) {
 	}
 }
 
+// TestKeyInAppNotLogged connects as encoders do when the stream key is in
+// the server URL: the app is "live/KEY". The refusal tells the encoder what
+// to change and the key never reaches the log.
+func TestKeyInAppNotLogged(t *testing.T) {
+	const secret = "SECRETKEY"
+	ts := startServer(t, nil)
+	for _, app := range []string{"live/" + secret, "live/" + secret + "?token=x", "/" + secret} {
+		c, err := client.Dial(ts.addr, nil, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		err = c.Connect(app)
+		c.Close()
+		var st client.Status
+		if !errors.As(err, &st) || st.Code != "NetConnection.Connect.Rejected" || !strings.Contains(st.Description, "more than one path segment") {
+			t.Errorf("connect %q: %v, want NetConnection.Connect.Rejected with a hint", app, err)
+		}
+	}
+	waitFor(t, "the refusals logged", 5*time.Second, func() bool {
+		return strings.Count(ts.logs.String(), `reason="invalid channel"`) == 3
+	})
+	if logs := ts.logs.String(); strings.Contains(logs, secret) || strings.Contains(logs, "token") {
+		t.Errorf("the key or the query reached the log:\n%s", logs)
+	}
+}
+
+// TestFFmpegKeyInURLNotLogged publishes with ffmpeg to
+// rtmp://host/live/KEY/x (app "live/KEY", stream "x"): ffmpeg is refused
+// with the hint, and the key is not in the log.
+func TestFFmpegKeyInURLNotLogged(t *testing.T) {
+	t.Parallel()
+	const secret = "SECRETKEY"
+	ts := startServer(t, nil)
+	gen := []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5", "-c:v", "libx264", "-t", "2", "-f", "flv"}
+	ffmpegRefused(t, "Invalid channel", append(gen, ts.url("live/"+secret, "x"))...)
+	waitFor(t, "the refusal logged", 5*time.Second, func() bool {
+		return strings.Contains(ts.logs.String(), `reason="invalid channel"`)
+	})
+	if logs := ts.logs.String(); strings.Contains(logs, secret) {
+		t.Errorf("the key reached the log:\n%s", logs)
+	}
+	ffmpegRefused(t, "more than one path segment", append(gen, ts.url("live/"+secret, "x"))...)
+}
+
 // longIDAuthorizer approves every publish with a stream id of 8000 bytes,
 // as a callback server may.
 type longIDAuthorizer struct{}
