@@ -30,7 +30,8 @@ import (
 
 // Deadlines and sizes of a connection.
 const (
-	// HandshakeTimeout bounds the TLS and RTMP handshakes and the connect command.
+	// HandshakeTimeout bounds the TLS and RTMP handshakes and the connect
+	// command together, from accept until connect succeeds.
 	HandshakeTimeout = 10 * time.Second
 	// IdleTimeout ends a connection that has sent nothing, not even a ping
 	// response, for this long.
@@ -93,6 +94,7 @@ type conn struct {
 	cancel     context.CancelFunc
 
 	// Owned by the read loop.
+	connectBy    time.Time // the handshake and connect must be done by then
 	connected    bool
 	channel      string
 	nextStreamID uint32
@@ -151,7 +153,8 @@ func (c *conn) logRequest(msg string, args ...any) {
 func (c *conn) serve() {
 	c.logRequest("connection accepted")
 
-	_ = c.nc.SetDeadline(time.Now().Add(c.srv.HandshakeTimeout))
+	c.connectBy = time.Now().Add(c.srv.HandshakeTimeout)
+	_ = c.nc.SetDeadline(c.connectBy)
 	if c.kicked.Load() {
 		_ = c.nc.Close()
 		c.release()
@@ -236,14 +239,17 @@ func (c *conn) readLoopSafe() (err error) {
 // pushed forward.
 const readDeadlineRefresh = time.Second
 
-func (c *conn) readTimeout() time.Duration {
+// readDeadline is the read deadline from now on. Until connect succeeds it
+// is the fixed connectBy: messages before connect (a ping, a window size)
+// do not extend it, so a peer cannot hold a connection without connecting.
+func (c *conn) readDeadline(now time.Time) time.Time {
 	switch {
 	case !c.connected:
-		return c.srv.HandshakeTimeout
+		return c.connectBy
 	case c.pub != nil:
-		return c.srv.PublisherTimeout
+		return now.Add(c.srv.PublisherTimeout)
 	}
-	return c.srv.IdleTimeout
+	return now.Add(c.srv.IdleTimeout)
 }
 
 func (c *conn) readLoop() error {
@@ -255,7 +261,7 @@ func (c *conn) readLoop() error {
 		// Kick sets a past deadline after raising kicked, so checking
 		// kicked after every update (and every message) cannot miss it.
 		if now.Sub(deadlineSet) > readDeadlineRefresh {
-			if err := c.nc.SetReadDeadline(now.Add(c.readTimeout())); err != nil {
+			if err := c.nc.SetReadDeadline(c.readDeadline(now)); err != nil {
 				return err
 			}
 			deadlineSet = now

@@ -6,7 +6,10 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/config"
 )
 
 // Bounds the log must keep whatever a peer sends.
@@ -201,6 +205,85 @@ func TestFFmpegKeyInURLNotLogged(t *testing.T) {
 		t.Errorf("the key reached the log:\n%s", logs)
 	}
 	ffmpegRefused(t, "more than one path segment", append(gen, ts.url("live/"+secret, "x"))...)
+}
+
+// TestConnectDeadlineIsAbsolute keeps sending Window Ack Size messages
+// after the handshake without ever connecting: the server must close the
+// connection once HandshakeTimeout has passed since it arrived, and free
+// its per-IP slot. A client that connects in time is not affected.
+func TestConnectDeadlineIsAbsolute(t *testing.T) {
+	// Longer than readDeadlineRefresh, which the read loop waits before it
+	// moves a read deadline: a shorter one would expire before any move.
+	const timeout = 1500 * time.Millisecond
+	ts := startServer(t, func(c *config.Config) { c.MaxIPConnections = 4 }, func(s *Server) {
+		s.HandshakeTimeout = timeout
+		s.PingInterval = 50 * time.Millisecond
+	})
+
+	start := time.Now()
+	c, err := client.Dial(ts.addr, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop := make(chan struct{})
+	writeErr := make(chan error, 1)
+	go func() {
+		win := &chunk.Message{ChunkStreamID: 2, Type: chunk.TypeWindowAckSize, Payload: binary.BigEndian.AppendUint32(nil, 2500000)}
+		tick := time.NewTicker(timeout / 10)
+		defer tick.Stop()
+		for {
+			if err := c.WriteMessage(win); err != nil {
+				writeErr <- err
+				return
+			}
+			select {
+			case <-stop:
+				writeErr <- nil
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	const slack = 1500 * time.Millisecond
+	_ = c.NetConn().SetReadDeadline(start.Add(timeout + slack))
+	_, err = io.Copy(io.Discard, c.NetConn())
+	close(stop)
+	<-writeErr // the writer has ended; its error is the closed connection's
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a peer that never connects was still open %v after it arrived (HandshakeTimeout %v)", timeout+slack, timeout)
+	}
+	t.Logf("closed after %v (%v)", time.Since(start).Round(time.Millisecond), err)
+	waitFor(t, "the per-IP slot freed", 5*time.Second, func() bool {
+		return ts.limiter.Count(netip.MustParseAddr("127.0.0.1")) == 0
+	})
+
+	// A client that connects in time keeps its connection past the
+	// deadline: it reads what the server sends (pings) for twice as long.
+	good, err := client.Dial(ts.addr, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	until := time.Now().Add(2 * timeout)
+	_ = good.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := good.Connect("live"); err != nil {
+		t.Fatal(err)
+	}
+	_ = good.NetConn().SetReadDeadline(until)
+	for {
+		_, err := good.ReadMessage() // answers the pings
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break // still open
+		}
+		if err != nil {
+			t.Fatalf("a connected client was closed %v after connecting: %v", time.Since(until.Add(-2*timeout)), err)
+		}
+	}
+	_ = good.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := good.CreateStream(); err != nil {
+		t.Fatalf("createStream after the deadline: %v", err)
+	}
 }
 
 // longIDAuthorizer approves every publish with a stream id of 8000 bytes,
