@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 )
 
 // Event names, as sent in the event claim.
@@ -223,7 +225,7 @@ func (c *Client) Start(ctx context.Context, ev Event) (string, error) {
 	}
 	c.logger.Debug("callback start accepted",
 		"session", ev.Session, "client_ip", ev.ClientIP, "channel", ev.Channel,
-		"stream_id", resp.streamID, "event", EventStart)
+		"stream_id", logging.Clip(resp.streamID), "event", EventStart)
 	return resp.streamID, nil
 }
 
@@ -269,12 +271,24 @@ func classify(ctx context.Context, err error) error {
 	if errors.As(err, &urlErr) {
 		detail = urlErr.Err // drop the method and URL; callers know them
 	}
+	detail = clippedError{detail}
 	var netErr net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()) {
 		return fmt.Errorf("%w: %w", ErrTimeout, detail)
 	}
 	return fmt.Errorf("%w: %w", ErrUnreachable, detail)
 }
+
+// maxErrorText bounds the text of a transport error, which may quote what
+// the callback server sent (net/http quotes a malformed status line).
+const maxErrorText = 256
+
+// clippedError is err with its text bounded (logging.ClipN); errors.Is and
+// errors.As see err.
+type clippedError struct{ err error }
+
+func (e clippedError) Error() string { return logging.ClipN(e.err.Error(), maxErrorText) }
+func (e clippedError) Unwrap() error { return e.err }
 
 // sign builds the event token. rtmp_port is a JSON number, as the original
 // server sent it (it kept the port as an integer).

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 )
 
 // Stop queues the stop event for ev and returns at once. The event is sent
@@ -20,7 +22,7 @@ import (
 // Stop logs the event as dropped instead of queueing it.
 func (c *Client) Stop(ev Event) {
 	log := c.logger.With("session", ev.Session, "client_ip", ev.ClientIP,
-		"channel", ev.Channel, "stream_id", ev.StreamID, "event", EventStop)
+		"channel", ev.Channel, "stream_id", logging.Clip(ev.StreamID), "event", EventStop)
 
 	c.mu.Lock()
 	switch {

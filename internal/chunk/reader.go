@@ -249,7 +249,12 @@ func (r *Reader) readChunk() (*Message, error) {
 		if cap(s.payload)-start >= n {
 			s.payload = s.payload[:start+n]
 		} else {
-			s.payload = append(s.payload, make([]byte, n)...)
+			// Doubling, up to the message's length, keeps what the copies
+			// cost under the length again (append grows a large slice by
+			// a quarter at a time: about five times the length in all).
+			grown := make([]byte, start+n, min(max(2*cap(s.payload), start+n), int(s.length)))
+			copy(grown, s.payload)
+			s.payload = grown
 		}
 		if err := r.readFull(s.payload[start:]); err != nil {
 			return nil, err

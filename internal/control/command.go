@@ -17,6 +17,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 )
 
 // Command names.
@@ -28,9 +30,6 @@ const (
 // MaxMessageSize is the longest message ParseCommand accepts, in bytes,
 // counting surrounding whitespace.
 const MaxMessageSize = 4096
-
-// maxQuoted is how many bytes of a bad message an error quotes.
-const maxQuoted = 64
 
 var (
 	ErrMalformed      = errors.New("control: malformed command")
@@ -55,12 +54,13 @@ func (c Command) String() string {
 // ParseCommand parses one message. Surrounding whitespace is ignored. The
 // channel must be letters, digits, '-' and '_'; a stream id must be non-empty
 // and free of control characters. Errors wrap ErrMalformed or
-// ErrUnknownCommand, say what was wrong, and quote at most maxQuoted bytes of
-// the message with control characters and invalid UTF-8 replaced.
+// ErrUnknownCommand, say what was wrong, and quote the message as
+// logging.Quote does (at most logging.MaxQuoted bytes, control characters
+// and invalid UTF-8 replaced).
 func ParseCommand(msg string) (Command, error) {
 	if len(msg) > MaxMessageSize {
 		return Command{}, fmt.Errorf("%w: %d bytes, longer than %d: %s",
-			ErrMalformed, len(msg), MaxMessageSize, quote(msg))
+			ErrMalformed, len(msg), MaxMessageSize, logging.Quote(msg))
 	}
 	msg = strings.TrimSpace(msg)
 	if msg == "" {
@@ -68,7 +68,7 @@ func ParseCommand(msg string) (Command, error) {
 	}
 	name, rest, found := strings.Cut(msg, ">")
 	if !found {
-		return Command{}, fmt.Errorf("%w: no '>' after the command name: %s", ErrMalformed, quote(msg))
+		return Command{}, fmt.Errorf("%w: no '>' after the command name: %s", ErrMalformed, logging.Quote(msg))
 	}
 
 	var want int
@@ -78,22 +78,22 @@ func ParseCommand(msg string) (Command, error) {
 	case CloseStream:
 		want = 2
 	default:
-		return Command{}, fmt.Errorf("%w: %s", ErrUnknownCommand, quote(name))
+		return Command{}, fmt.Errorf("%w: %s", ErrUnknownCommand, logging.Quote(name))
 	}
 	args := strings.SplitN(rest, "|", want+1)
 	if len(args) != want {
 		return Command{}, fmt.Errorf("%w: %s takes %d argument(s), got %s: %s",
-			ErrMalformed, name, want, countArgs(rest), quote(msg))
+			ErrMalformed, name, want, countArgs(rest), logging.Quote(msg))
 	}
 
 	cmd := Command{Name: name, Channel: args[0]}
 	if err := checkChannel(cmd.Channel); err != nil {
-		return Command{}, fmt.Errorf("%w: %s: %v: %s", ErrMalformed, name, err, quote(msg))
+		return Command{}, fmt.Errorf("%w: %s: %v: %s", ErrMalformed, name, err, logging.Quote(msg))
 	}
 	if name == CloseStream {
 		cmd.StreamID = args[1]
 		if err := checkStreamID(cmd.StreamID); err != nil {
-			return Command{}, fmt.Errorf("%w: %s: %v: %s", ErrMalformed, name, err, quote(msg))
+			return Command{}, fmt.Errorf("%w: %s: %v: %s", ErrMalformed, name, err, logging.Quote(msg))
 		}
 	}
 	return cmd, nil
@@ -130,28 +130,4 @@ func checkStreamID(id string) error {
 		}
 	}
 	return nil
-}
-
-// quote returns the first maxQuoted bytes of s as a Go-quoted string, with
-// invalid UTF-8 and non-printable characters replaced by '?' and "..."
-// appended when s was cut.
-func quote(s string) string {
-	cut := len(s) > maxQuoted
-	if cut {
-		s = s[:maxQuoted]
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && size == 1) || !unicode.IsPrint(r) {
-			r = '?'
-		}
-		b.WriteRune(r)
-		i += size
-	}
-	q := strconv.Quote(b.String())
-	if cut {
-		q += "..."
-	}
-	return q
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 )
 
 var parseTests = []struct {
@@ -119,9 +121,9 @@ func checkErrorText(t *testing.T, err error) {
 			break
 		}
 	}
-	// The fixed wording plus at most maxQuoted quoted bytes, each of which
+	// The fixed wording plus at most logging.MaxQuoted quoted bytes, each of which
 	// may be escaped to a few characters.
-	if len(text) > 200+6*maxQuoted {
+	if len(text) > 200+6*logging.MaxQuoted {
 		t.Errorf("error is %d bytes long: %q", len(text), text)
 	}
 	if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownCommand) {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 )
 
 // Target is what commands act on; the server implements it. Its methods are
@@ -186,7 +188,7 @@ func (s *Subscriber) subscribe(ctx context.Context, client *redis.Client, logger
 		return false, err
 	}
 	if sub, ok := reply.(*redis.Subscription); !ok || sub.Kind != "subscribe" || sub.Channel != s.Channel {
-		return false, fmt.Errorf("unexpected reply to SUBSCRIBE: %v", reply)
+		return false, fmt.Errorf("unexpected reply to SUBSCRIBE: %s", logging.Quote(fmt.Sprint(reply)))
 	}
 
 	s.connected.Store(true)
@@ -243,7 +245,7 @@ func (s *Subscriber) apply(logger *slog.Logger, payload string) {
 	}
 	attrs := []any{"command", cmd.Name, "channel", cmd.Channel, "outcome", outcome}
 	if cmd.Name == CloseStream {
-		attrs = append(attrs, "stream_id", cmd.StreamID)
+		attrs = append(attrs, "stream_id", logging.Clip(cmd.StreamID))
 	}
 	logger.Info("control command", attrs...)
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -239,7 +240,7 @@ func TestMalformedMessagesAreIgnored(t *testing.T) {
 		t.Errorf("log has %d ignored lines, want %d:\n%s", n, len(bad), logs)
 	}
 	out := logs.String()
-	if strings.ContainsAny(out, "\x00\x1b\xff") || strings.Contains(out, strings.Repeat("z", maxQuoted+1)) {
+	if strings.ContainsAny(out, "\x00\x1b\xff") || strings.Contains(out, strings.Repeat("z", logging.MaxQuoted+1)) {
 		t.Errorf("log holds raw or overlong message bytes:\n%q", out)
 	}
 }

@@ -9,6 +9,19 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/logging"
+)
+
+// maxCommandName is the longest command name accepted, in bytes; a longer
+// one is malformed (RTMP's command names are a few words long).
+const maxCommandName = 256
+
+// An app of more than one path segment is refused with this hint: encoders
+// that put the stream key in the server URL send "live/KEY" as the app.
+const (
+	multiSegmentHint        = "the URL has more than one path segment: put the key in the stream key field"
+	multiSegmentDescription = "Invalid channel: the URL has more than one path segment; " +
+		"put the stream key in the stream key field, not in the server URL (rtmp://host/CHANNEL, key KEY; or rtmp://host/CHANNEL/KEY)."
 )
 
 // errRejected ends a connection after a refusal was sent to the peer.
@@ -189,6 +202,9 @@ func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
 	if !ok {
 		return fmt.Errorf("malformed command message: name is %T, not a string", vals[0])
 	}
+	if len(name) > maxCommandName {
+		return fmt.Errorf("malformed command message: name of %d bytes (at most %d)", len(name), maxCommandName)
+	}
 	cmd := &command{name: name, streamID: m.StreamID}
 	if len(vals) > 1 {
 		cmd.txn, _ = vals[1].(float64)
@@ -199,10 +215,10 @@ func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
 	if len(vals) > 3 {
 		cmd.args = vals[3:]
 	}
-	c.log.Debug("command", "name", name, "txn", cmd.txn, "stream", m.StreamID)
+	c.log.Debug("command", "name", logging.Clip(name), "txn", cmd.txn, "stream", m.StreamID)
 
 	if !c.connected && name != "connect" {
-		return fmt.Errorf("%q before connect", name)
+		return fmt.Errorf("%s before connect", logging.Quote(name))
 	}
 	switch name {
 	case "connect":
@@ -248,7 +264,7 @@ func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
 		if cmd.txn != 0 {
 			c.send(errorMessage(cmd.txn, "NetConnection.Call.Failed", fmt.Sprintf("Method not found (%.64s).", name)))
 		}
-		c.log.Debug("unknown command", "name", name)
+		c.log.Debug("unknown command")
 	}
 	return nil
 }
@@ -271,8 +287,17 @@ func (c *conn) onConnect(cmd *command) error {
 		c.logRequest("rejected", "reason", "too many connections from this address", "limit", cfg.MaxIPConnections)
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
 		return errRejected{"too many connections from this address"}
+	case strings.Contains(channel, "/"):
+		// Most likely an encoder with the stream key in its server URL
+		// (rtmp://host/live/KEY): what follows the first '/' is never logged.
+		first, _, _ := strings.Cut(channel, "/")
+		c.logRequest("rejected", "reason", "invalid channel", "hint", multiSegmentHint,
+			"app", logging.Clip(first)+"/...", "app_hidden_bytes", len(app)-len(first)-1)
+		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", multiSegmentDescription))
+		return errRejected{"invalid channel"}
 	case !validID(channel, cfg.IDMaxLength):
-		c.logRequest("rejected", "reason", "invalid channel", "app", fmt.Sprintf("%.64q", app))
+		// The query (app?a=b) may hold a token: only the channel is logged.
+		c.logRequest("rejected", "reason", "invalid channel", "app", logging.Clip(channel))
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Invalid channel."))
 		return errRejected{"invalid channel"}
 	}

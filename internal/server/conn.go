@@ -24,12 +24,14 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"golang.org/x/sys/unix"
 )
 
 // Deadlines and sizes of a connection.
 const (
-	// HandshakeTimeout bounds the TLS and RTMP handshakes and the connect command.
+	// HandshakeTimeout bounds the TLS and RTMP handshakes and the connect
+	// command together, from accept until connect succeeds.
 	HandshakeTimeout = 10 * time.Second
 	// IdleTimeout ends a connection that has sent nothing, not even a ping
 	// response, for this long.
@@ -92,6 +94,7 @@ type conn struct {
 	cancel     context.CancelFunc
 
 	// Owned by the read loop.
+	connectBy    time.Time // the handshake and connect must be done by then
 	connected    bool
 	channel      string
 	nextStreamID uint32
@@ -150,7 +153,8 @@ func (c *conn) logRequest(msg string, args ...any) {
 func (c *conn) serve() {
 	c.logRequest("connection accepted")
 
-	_ = c.nc.SetDeadline(time.Now().Add(c.srv.HandshakeTimeout))
+	c.connectBy = time.Now().Add(c.srv.HandshakeTimeout)
+	_ = c.nc.SetDeadline(c.connectBy)
 	if c.kicked.Load() {
 		_ = c.nc.Close()
 		c.release()
@@ -212,8 +216,13 @@ func closeReason(err error) string {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "timed out"
 	}
-	return err.Error()
+	// Errors name what was wrong and quote a peer's text only clipped;
+	// the bound here keeps it so whatever an error below may carry.
+	return logging.ClipN(err.Error(), maxReasonText)
 }
+
+// maxReasonText bounds the close reason logged for a connection.
+const maxReasonText = 256
 
 // readLoopSafe runs the read loop; a panic ends only this connection.
 func (c *conn) readLoopSafe() (err error) {
@@ -230,14 +239,17 @@ func (c *conn) readLoopSafe() (err error) {
 // pushed forward.
 const readDeadlineRefresh = time.Second
 
-func (c *conn) readTimeout() time.Duration {
+// readDeadline is the read deadline from now on. Until connect succeeds it
+// is the fixed connectBy: messages before connect (a ping, a window size)
+// do not extend it, so a peer cannot hold a connection without connecting.
+func (c *conn) readDeadline(now time.Time) time.Time {
 	switch {
 	case !c.connected:
-		return c.srv.HandshakeTimeout
+		return c.connectBy
 	case c.pub != nil:
-		return c.srv.PublisherTimeout
+		return now.Add(c.srv.PublisherTimeout)
 	}
-	return c.srv.IdleTimeout
+	return now.Add(c.srv.IdleTimeout)
 }
 
 func (c *conn) readLoop() error {
@@ -249,7 +261,7 @@ func (c *conn) readLoop() error {
 		// Kick sets a past deadline after raising kicked, so checking
 		// kicked after every update (and every message) cannot miss it.
 		if now.Sub(deadlineSet) > readDeadlineRefresh {
-			if err := c.nc.SetReadDeadline(now.Add(c.readTimeout())); err != nil {
+			if err := c.nc.SetReadDeadline(c.readDeadline(now)); err != nil {
 				return err
 			}
 			deadlineSet = now

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/hub"
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 )
 
 // PublishEvent describes a publication for the Authorizer.
@@ -95,13 +96,13 @@ func (c *conn) onPublish(cmd *command) error {
 		if errors.Is(err, hub.ErrClosed) {
 			reason = "server shutting down"
 		}
-		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", reason, "stream_id", streamID)
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", reason, "stream_id", logging.Clip(streamID))
 	}
 	c.reader.Rebuffer(c.nc, publishBufferSize)
 	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, started: time.Now()}
 	c.send(userControlMessage(eventStreamBegin, msgID))
 	c.send(statusMessage(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
-	args := []any{"stream_id", streamID}
+	args := []any{"stream_id", logging.Clip(streamID)}
 	if replaced != nil {
 		args = append(args, "replaced_session", replaced.SessionID())
 	}
@@ -138,5 +139,5 @@ func (c *conn) endPublish(reason string) {
 		p.auth.Stop(c.event(p.key, p.streamID))
 	}
 	c.send(statusMessage(p.streamMsgID, "status", "NetStream.Unpublish.Success", "/"+c.channel+"/"+p.key+" is now unpublished."))
-	c.logRequest("unpublish", "stream_id", p.streamID, "reason", reason, "duration", time.Since(p.started).Round(time.Millisecond).String())
+	c.logRequest("unpublish", "stream_id", logging.Clip(p.streamID), "reason", reason, "duration", time.Since(p.started).Round(time.Millisecond).String())
 }

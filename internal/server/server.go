@@ -39,6 +39,9 @@ const (
 // Server is an RTMP server. Create it with New. The timeout fields may be
 // changed before Serve; New sets them to the package defaults.
 type Server struct {
+	// HandshakeTimeout bounds the time from accepting a connection until
+	// its connect command succeeds (TLS and RTMP handshakes included); it
+	// is not extended by anything the peer sends before.
 	HandshakeTimeout time.Duration
 	IdleTimeout      time.Duration
 	PublisherTimeout time.Duration
