@@ -92,3 +92,45 @@ func testCommandWhilePending(t *testing.T, bin, channel string, command func(str
 	srv.terminate(t)
 	checkEvStops(t, cb.Requests())
 }
+
+// TestNoStopWhenShutdownInterruptsStart: the server shuts down while a
+// start waits for its answer, which the callback server then gives; the
+// server never received that approval, so no stop is sent (README: the
+// callback server expires such approvals itself).
+func TestNoStopWhenShutdownInterruptsStart(t *testing.T) {
+	bin := buildEventsServer(t)
+	release := make(chan struct{})
+	cb := startEvCallback(t, func(r testpeer.CallbackRequest) testpeer.CallbackReply {
+		if r.Event == callback.EventStart {
+			return testpeer.CallbackReply{StreamID: "sid-never-received", Hold: release}
+		}
+		return testpeer.CallbackReply{}
+	})
+	srv := startEvServer(t, bin, evSettings{callback: cb})
+
+	results := make(chan evPublishResult, 1)
+	go func() {
+		c, st, err := evPublish(srv.addr, "shutdown_pending", "k")
+		results <- evPublishResult{"k", c, st, err}
+	}()
+	cb.WaitFor(t, "the held start", evWaitLimit, func(reqs []testpeer.CallbackRequest) bool {
+		return len(evEvents(reqs, callback.EventStart, "shutdown_pending")) == 1
+	})
+	srv.terminate(t)
+	cb.WaitFor(t, "the start abandoned by the server", evWaitLimit, func(reqs []testpeer.CallbackRequest) bool {
+		s := evEvents(reqs, callback.EventStart, "shutdown_pending")
+		return len(s) == 1 && s[0].Abandoned
+	})
+	close(release)
+	res := <-results
+	if res.conn != nil {
+		res.conn.Close()
+	}
+	if res.err == nil && res.st.Code == publishStart {
+		t.Fatal("the publish went live during shutdown")
+	}
+	reqs := cb.Requests()
+	if stops := evEvents(reqs, callback.EventStop, ""); len(stops) != 0 {
+		t.Fatalf("stop for an approval the server never received:\n%s", testpeer.FormatCallbackRequests(reqs))
+	}
+}
