@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 declare -A package_of=(
   [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [rtmpdump]=rtmpdump [redis-server]=redis-server
   [systemd-socket-activate]=systemd [systemd-analyze]=systemd
+  [ip]=iproute2 [unshare]=util-linux
 )
 missing=()
 for cmd in "${!package_of[@]}"; do

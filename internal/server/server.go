@@ -99,6 +99,7 @@ func New(cfg config.Config, logger *slog.Logger) *Server {
 		pingDone:         make(chan struct{}),
 	}
 	s.cfg.Store(&cfg)
+	s.limiter.SetIPv6Prefix(cfg.IPv6LimitPrefix)
 	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
 	return s
 }
@@ -109,6 +110,7 @@ func New(cfg config.Config, logger *slog.Logger) *Server {
 func (s *Server) SetConfig(cfg config.Config) {
 	s.cfg.Store(&cfg)
 	s.limiter.SetLimits(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist)
+	s.limiter.SetIPv6Prefix(cfg.IPv6LimitPrefix)
 	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
 }
 
