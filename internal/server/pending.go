@@ -61,6 +61,13 @@ func (p *pendingPublishes) removeLocked(pp *pendingPublish) {
 	}
 }
 
+// killed reports whether kill-session has named pp's channel since add.
+func (p *pendingPublishes) killed(pp *pendingPublish) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return pp.killed
+}
+
 // goLive ends the wait of pp, approved with streamID: unless a command
 // named it meanwhile, it calls publish, with the registry locked so that a
 // command either reaches pp here or finds the publication publish made.

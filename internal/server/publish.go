@@ -75,6 +75,12 @@ func (c *conn) onPublish(cmd *command) error {
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", "stream already publishing")
 	}
 
+	if c.srv.waiting.killed(waiting) {
+		// Killed while it waited for a stale publisher: no start to send.
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream closed by a control command",
+			errKilled.Error()+" before going live", "command", "kill-session")
+	}
+
 	streamID := ""
 	auth := c.srv.authorizer()
 	if auth != nil {
