@@ -13,9 +13,9 @@ import (
 // in the background until the server answers 200, retrying any other answer
 // or failure with exponential backoff for StopRetryWindow; after that it is
 // logged as lost. Each retry is signed with the configuration current at
-// that moment (see SetConfig and Disable). A stop whose request timed out on our side may
-// still have reached the server, so the server should treat stop events as
-// idempotent by stream_id.
+// that moment (see SetConfig and Disable). A stop whose request timed out
+// on our side may still have reached the server, so the server should
+// treat stop events as idempotent by stream_id.
 //
 // At most maxPendingStops events wait at once; past that, and after Close,
 // Stop logs the event as dropped instead of queueing it.
