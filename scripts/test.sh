@@ -16,6 +16,8 @@ declare -A package_of=(
   [systemd-analyze]=systemd
   [gst-launch-1.0]=gstreamer1.0-tools
   [gst-inspect-1.0]=gstreamer1.0-tools
+  [ip]=iproute2
+  [unshare]=util-linux
 )
 # The Debian package of each GStreamer element the tests use, one per line
 # (plugins carry no program to look for).

@@ -263,3 +263,73 @@ func TestLimiterConcurrent(t *testing.T) {
 		t.Errorf("counts leak after all releases: %v", l.counts)
 	}
 }
+
+// TestLimiterIPv6Prefix: with max 1, a second address shares the first's
+// slot exactly when both fall under the same counting key.
+func TestLimiterIPv6Prefix(t *testing.T) {
+	tests := []struct {
+		name          string
+		prefix        int // 0: NewLimiter's default
+		first, second string
+		shared        bool
+	}{
+		{"same /64 by default", 0, "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", true},
+		{"another /64 by default", 0, "2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{"zones ignored", 0, "fe80::1%eth0", "fe80::2%eth1", true},
+		{"loopback and its /64", 0, "::1", "::2", true},
+		{"/128 counts single addresses", 128, "2001:db8::1", "2001:db8::2", false},
+		{"/128 same address", 128, "2001:db8::1", "2001:db8::1", true},
+		{"/48", 48, "2001:db8:1:2::1", "2001:db8:1:ff::1", true},
+		{"/48 other", 48, "2001:db8:1::1", "2001:db8:2::1", false},
+		{"/56 boundary", 56, "2001:db8:1:1ff::1", "2001:db8:1:100::1", true},
+		{"/56 across boundary", 56, "2001:db8:1:1ff::1", "2001:db8:1:200::1", false},
+		{"IPv4 stays /32", 0, "192.0.2.1", "192.0.2.2", false},
+		{"IPv4-mapped stays /32", 0, "::ffff:192.0.2.1", "::ffff:192.0.2.2", false},
+		{"IPv4-mapped is its IPv4", 0, "::ffff:192.0.2.1", "192.0.2.1", true},
+		{"IPv4 stays /32 with /1", 1, "192.0.2.1", "192.0.2.2", false},
+		{"IPv4-mapped not grouped with IPv6 /64", 0, "::ffff:192.0.2.1", "::ffff:192.0.3.1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLimiter(1, List{})
+			if tt.prefix != 0 {
+				l.SetIPv6Prefix(tt.prefix)
+			}
+			first, second := netip.MustParseAddr(tt.first), netip.MustParseAddr(tt.second)
+			release, ok := l.Acquire(first)
+			if !ok {
+				t.Fatal("first Acquire refused")
+			}
+			_, ok = l.Acquire(second)
+			if ok == tt.shared {
+				t.Fatalf("second Acquire ok=%v, want the slot shared=%v", ok, tt.shared)
+			}
+			if got := l.Count(second); tt.shared && got != 1 {
+				t.Fatalf("Count(second) = %d, want the first's 1", got)
+			}
+			release()
+			if got := l.Count(second); tt.shared && got != 0 {
+				t.Fatalf("Count(second) = %d after the first's release, want 0", got)
+			}
+		})
+	}
+}
+
+// TestLimiterIPv6PrefixExempt: exemption is decided by the address, so an
+// exempt address does not lend its exemption to its /64 neighbours.
+func TestLimiterIPv6PrefixExempt(t *testing.T) {
+	exempt, err := ParseList("2001:db8::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLimiter(1, exempt)
+	if _, ok := l.Acquire(netip.MustParseAddr("2001:db8::2")); !ok {
+		t.Fatal("first Acquire refused")
+	}
+	if _, ok := l.Acquire(netip.MustParseAddr("2001:db8::3")); ok {
+		t.Fatal("a neighbour of an exempt address was let past the limit")
+	}
+	if _, ok := l.Acquire(netip.MustParseAddr("2001:db8::1")); !ok {
+		t.Fatal("the exempt address was refused")
+	}
+}

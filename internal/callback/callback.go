@@ -79,6 +79,7 @@ var (
 	ErrNoStreamID  = errors.New("callback: 200 without stream-id header")
 	ErrTimeout     = errors.New("callback: timed out")
 	ErrUnreachable = errors.New("callback: server unreachable")
+	ErrDisabled    = errors.New("callback: callbacks are turned off")
 )
 
 // Config says where events go and how they are signed.
@@ -143,10 +144,12 @@ type Client struct {
 	retryMax     time.Duration
 	retryWindow  time.Duration
 
-	mu      sync.Mutex
-	cfg     Config // guarded by mu
-	pending int    // guarded by mu: stops queued or in flight
-	closed  bool   // guarded by mu
+	mu       sync.Mutex
+	cfg      Config        // guarded by mu
+	disabled bool          // guarded by mu: set by Disable, cleared by SetConfig
+	changed  chan struct{} // guarded by mu: closed and replaced by SetConfig and Disable
+	pending  int           // guarded by mu: stops queued or in flight
+	closed   bool          // guarded by mu
 }
 
 // New validates cfg and returns a client with its own connection pool.
@@ -184,12 +187,14 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		retryMax:     stopRetryMax,
 		retryWindow:  StopRetryWindow,
 		cfg:          cfg,
+		changed:      make(chan struct{}),
 	}, nil
 }
 
 // SetConfig replaces the configuration for every request sent from now on,
-// including retries of stop events queued before the call. A bad cfg leaves
-// the current one in place.
+// including retries of stop events queued before the call, which are tried
+// again at once. It also turns sending back on after Disable. A bad cfg
+// leaves the current configuration, and a Disable, in place.
 func (c *Client) SetConfig(cfg Config) error {
 	cfg, err := cfg.validate()
 	if err != nil {
@@ -197,22 +202,50 @@ func (c *Client) SetConfig(cfg Config) error {
 	}
 	c.mu.Lock()
 	c.cfg = cfg
+	c.disabled = false
+	c.notifyLocked()
 	c.mu.Unlock()
 	return nil
 }
 
-func (c *Client) config() Config {
+// Disable turns sending off, as when a reload empties CALLBACK_URL: Start
+// fails with ErrDisabled, and stop events, queued before or after, wait
+// within their retry window for a SetConfig that turns sending back on,
+// and are then sent with that configuration.
+func (c *Client) Disable() {
+	c.mu.Lock()
+	c.disabled = true
+	c.notifyLocked()
+	c.mu.Unlock()
+}
+
+// notifyLocked wakes the stop deliveries waiting to retry. c.mu is held.
+func (c *Client) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// config returns the configuration to send with, or ErrDisabled, and a
+// channel that is closed when that changes.
+func (c *Client) config() (Config, <-chan struct{}, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cfg
+	if c.disabled {
+		return Config{}, c.changed, ErrDisabled
+	}
+	return c.cfg, c.changed, nil
 }
 
 // Start sends the start event for ev and returns the stream id the callback
 // server assigned. The error says which case happened: ErrDenied (with the
-// status), ErrNoStreamID, ErrTimeout, ErrUnreachable, or the context's error
+// status), ErrNoStreamID, ErrTimeout, ErrUnreachable, ErrDisabled after
+// Disable, or the context's error
 // when ctx ends first. Start does not log its errors; the caller does.
 func (c *Client) Start(ctx context.Context, ev Event) (string, error) {
-	cfg := c.config()
+	cfg, _, err := c.config()
+	if err != nil {
+		return "", err
+	}
 	resp, err := c.send(ctx, cfg, EventStart, ev)
 	if err != nil {
 		return "", err

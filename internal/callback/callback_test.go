@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -302,7 +303,7 @@ func TestStartCustomSubject(t *testing.T) {
 	srv := newCallbackServer(t, approve)
 	srv.setSubject("custom_subject")
 	c, _ := newTestClient(t, srv.url(), waitLimit)
-	cfg := c.config()
+	cfg, _, _ := c.config()
 	cfg.Subject = "custom_subject"
 	if err := c.SetConfig(cfg); err != nil {
 		t.Fatalf("SetConfig: %v", err)
@@ -562,7 +563,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New(good): %v", err)
 	}
-	if got := c.config(); got.Subject != DefaultSubject || got.Timeout != DefaultTimeout {
+	if got, _, _ := c.config(); got.Subject != DefaultSubject || got.Timeout != DefaultTimeout {
 		t.Errorf("defaults: subject %q timeout %v", got.Subject, got.Timeout)
 	}
 	bad := good
@@ -570,7 +571,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if err := c.SetConfig(bad); err == nil {
 		t.Error("SetConfig accepted an empty secret")
 	}
-	if got := c.config(); got.Secret != testSecret {
+	if got, _, _ := c.config(); got.Secret != testSecret {
 		t.Error("a rejected SetConfig changed the configuration")
 	}
 }
@@ -579,7 +580,7 @@ func TestSetConfigAppliesToNextEvent(t *testing.T) {
 	srv := newCallbackServer(t, approve)
 	c, _ := newTestClient(t, srv.url(), waitLimit)
 
-	wrong := c.config()
+	wrong, _, _ := c.config()
 	wrong.Secret = "not-the-secret"
 	if err := c.SetConfig(wrong); err != nil {
 		t.Fatal(err)
@@ -799,5 +800,76 @@ func TestCloseGivesUpWhenContextEnds(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "callback stop dropped: client closed") {
 		t.Errorf("log does not report the dropped stop:\n%s", logs)
+	}
+}
+
+// TestStopRetriesFollowDisableAndSetConfig: stops that began under one
+// configuration wait while callbacks are off, and are sent at once with the
+// configuration a later SetConfig brings, not with the one they began under.
+func TestStopRetriesFollowDisableAndSetConfig(t *testing.T) {
+	failing := newCallbackServer(t, func(w http.ResponseWriter, r *http.Request, ev received, n int) {
+		if ev.event() == EventStop {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		approve(w, r, ev, n)
+	})
+	working := newCallbackServer(t, approve)
+	c, _ := newTestClient(t, failing.url(), waitLimit)
+	// Without the wake-up on SetConfig the second attempt would come a
+	// minute later, past waitLimit.
+	c.retryInitial = time.Minute
+	c.retryMax = time.Minute
+	c.retryWindow = 2 * time.Minute
+
+	ids := []string{"stream-1", "stream-2", "stream-3"}
+	for _, id := range ids {
+		c.Stop(stopEvent("ch", id))
+	}
+	waitFor(t, "the first attempts, refused", func() bool { return len(failing.seen(EventStop)) == len(ids) })
+
+	cfg, _, _ := c.config()
+	c.Disable()
+	if _, err := c.Start(context.Background(), testEvent("ch")); !errors.Is(err, ErrDisabled) {
+		t.Fatalf("Start while disabled = %v, want ErrDisabled", err)
+	}
+	if got := c.Pending(); got != len(ids) {
+		t.Fatalf("%d stops pending while disabled, want %d", got, len(ids))
+	}
+
+	cfg.URL = working.url()
+	if err := c.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stops delivered with the new settings", func() bool { return c.Pending() == 0 })
+	var got []string
+	for _, s := range working.seen(EventStop) {
+		got = append(got, s.str("stream_id"))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, ids) {
+		t.Fatalf("new server got stops %v, want %v", got, ids)
+	}
+	if n := len(failing.seen(EventStop)); n != len(ids) {
+		t.Errorf("old server saw %d stop attempts, want only the %d first ones", n, len(ids))
+	}
+}
+
+// TestStopLostWhileDisabled: a stop held while callbacks are off is lost,
+// and logged, when its retry window ends.
+func TestStopLostWhileDisabled(t *testing.T) {
+	srv := newCallbackServer(t, approve)
+	c, logs := newTestClient(t, srv.url(), waitLimit)
+	c.retryWindow = 50 * time.Millisecond
+	c.Disable()
+
+	c.Stop(stopEvent("ch_off", "stream-off"))
+	waitFor(t, "the stop event to be given up", func() bool { return c.Pending() == 0 })
+	if n := len(srv.seen(EventStop)); n != 0 {
+		t.Fatalf("server saw %d stops while callbacks were off", n)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "callback stop lost: retry window over") || !strings.Contains(out, "callbacks are turned off") {
+		t.Fatalf("log does not record the stop lost while callbacks were off:\n%s", out)
 	}
 }

@@ -2,6 +2,7 @@ package callback
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,9 +15,9 @@ import (
 // in the background until the server answers 200, retrying any other answer
 // or failure with exponential backoff for StopRetryWindow; after that it is
 // logged as lost. Each retry is signed with the configuration current at
-// that moment (see SetConfig). A stop whose request timed out on our side may
-// still have reached the server, so the server should treat stop events as
-// idempotent by stream_id.
+// that moment (see SetConfig and Disable). A stop whose request timed out
+// on our side may still have reached the server, so the server should
+// treat stop events as idempotent by stream_id.
 //
 // At most maxPendingStops events wait at once; past that, and after Close,
 // Stop logs the event as dropped instead of queueing it.
@@ -51,13 +52,18 @@ func (c *Client) Stop(ev Event) {
 }
 
 // deliverStop sends one stop event until it is accepted, the retry window
-// closes, or Close gives up.
+// closes, or Close gives up. Every attempt uses the configuration current
+// at that moment; a SetConfig or Disable wakes a waiting retry, and while
+// sending is disabled the event waits for the rest of its window.
 func (c *Client) deliverStop(ev Event, log *slog.Logger) {
 	deadline := time.Now().Add(c.retryWindow)
 	backoff := c.retryInitial
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {
-		err := c.sendStop(ev)
+		cfg, changed, err := c.config()
+		if err == nil {
+			err = c.sendStop(cfg, ev)
+		}
 		if err == nil {
 			if attempt > 1 {
 				log.Info("callback stop delivered", "attempts", attempt)
@@ -70,7 +76,15 @@ func (c *Client) deliverStop(ev Event, log *slog.Logger) {
 			log.Error("callback stop lost: client closed before delivery", "attempts", attempt, "error", err)
 			return
 		}
-		if time.Now().Add(backoff).After(deadline) {
+		// While disabled, wait for the rest of the window to be turned
+		// back on; otherwise back off, if the window leaves room.
+		disabled := errors.Is(err, ErrDisabled)
+		remaining := time.Until(deadline)
+		wait := backoff
+		if disabled {
+			wait = remaining
+		}
+		if (disabled && remaining <= 0) || (!disabled && backoff > remaining) {
 			log.Error("callback stop lost: retry window over", "attempts", attempt,
 				"window", c.retryWindow, "error", err)
 			return
@@ -82,24 +96,28 @@ func (c *Client) deliverStop(ev Event, log *slog.Logger) {
 		}
 
 		if timer == nil {
-			timer = time.NewTimer(backoff)
+			timer = time.NewTimer(wait)
 			defer timer.Stop()
 		} else {
-			timer.Reset(backoff)
+			timer.Reset(wait)
 		}
 		select {
 		case <-timer.C:
+			backoff = min(2*backoff, c.retryMax)
+		case <-changed:
+			// New settings: try them at once, from the first backoff.
+			timer.Stop()
+			backoff = c.retryInitial
 		case <-c.life.Done():
 			log.Error("callback stop lost: client closed before delivery", "attempts", attempt, "error", err)
 			return
 		}
-		backoff = min(2*backoff, c.retryMax)
 	}
 }
 
-// sendStop makes one delivery attempt.
-func (c *Client) sendStop(ev Event) error {
-	resp, err := c.send(c.life, c.config(), EventStop, ev)
+// sendStop makes one delivery attempt with cfg.
+func (c *Client) sendStop(cfg Config, ev Event) error {
+	resp, err := c.send(c.life, cfg, EventStop, ev)
 	if err != nil {
 		return err
 	}

@@ -54,6 +54,13 @@ func Dial(addr string, tlsConfig *tls.Config, timeout time.Duration) (*Conn, err
 	if err != nil {
 		return nil, err
 	}
+	return Handshake(nc, timeout)
+}
+
+// Handshake runs the client handshake on nc, a connection the caller made
+// (from a chosen local address, say), within timeout. On failure it closes
+// nc.
+func Handshake(nc net.Conn, timeout time.Duration) (*Conn, error) {
 	_ = nc.SetDeadline(time.Now().Add(timeout))
 	br := bufio.NewReader(nc)
 	if err := handshake.Client(struct {

@@ -75,6 +75,10 @@ type Config struct {
 	// ConcurrentLimitWhitelist holds the addresses that MaxIPConnections
 	// does not apply to. CONCURRENT_LIMIT_WHITELIST, default empty.
 	ConcurrentLimitWhitelist access.List
+	// IPv6LimitPrefix is the prefix length by which MaxIPConnections counts
+	// IPv6 clients: all addresses of one prefix share the limit. IPv4 is
+	// counted per address. CONCURRENT_LIMIT_IPV6_PREFIX, default 64.
+	IPv6LimitPrefix int
 	// PlayWhitelist holds the addresses allowed to play streams.
 	// RTMP_PLAY_WHITELIST, or its older name PLAY_ALLOWED_FROM; default
 	// "*", everyone.
@@ -178,6 +182,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_ip_concurrent_connections", c.MaxIPConnections),
 		slog.Int("max_connections", c.MaxConnections),
 		slog.String("concurrent_limit_whitelist", c.ConcurrentLimitWhitelist.String()),
+		slog.Int("concurrent_limit_ipv6_prefix", c.IPv6LimitPrefix),
 		slog.String("rtmp_play_whitelist", c.PlayWhitelist.String()),
 		slog.String("callback_url", redactURL(c.CallbackURL)),
 		slog.Any("jwt_secret", c.JWTSecret),

@@ -34,6 +34,7 @@ func TestDefault(t *testing.T) {
 		MaxConnections:           20000,
 		GOPCacheTotalMB:          2048,
 		ConcurrentLimitWhitelist: access.List{},
+		IPv6LimitPrefix:          64,
 		PlayWhitelist:            access.MustParseList("*"),
 		JWTSubject:               "rtmp_event",
 		CallbackTimeout:          10 * time.Second,
@@ -157,6 +158,12 @@ var parseTests = []struct {
 	{name: "max ip connections negative", env: map[string]string{"MAX_IP_CONCURRENT_CONNECTIONS": "-1"}, err: `MAX_IP_CONCURRENT_CONNECTIONS: "-1" is not valid (want a whole number >= 0, 0 = unlimited)`},
 	{name: "max ip connections decimal", env: map[string]string{"MAX_IP_CONCURRENT_CONNECTIONS": "1.5"}, err: `MAX_IP_CONCURRENT_CONNECTIONS: "1.5"`},
 	{name: "max ip connections abc", env: map[string]string{"MAX_IP_CONCURRENT_CONNECTIONS": "abc"}, err: `MAX_IP_CONCURRENT_CONNECTIONS: "abc"`},
+	// CONCURRENT_LIMIT_IPV6_PREFIX
+	{name: "ipv6 prefix 48", env: map[string]string{"CONCURRENT_LIMIT_IPV6_PREFIX": "48"}, want: func(c *Config) { c.IPv6LimitPrefix = 48 }},
+	{name: "ipv6 prefix 128", env: map[string]string{"CONCURRENT_LIMIT_IPV6_PREFIX": "128"}, want: func(c *Config) { c.IPv6LimitPrefix = 128 }},
+	{name: "ipv6 prefix 0", env: map[string]string{"CONCURRENT_LIMIT_IPV6_PREFIX": "0"}, err: `CONCURRENT_LIMIT_IPV6_PREFIX: "0" is not valid (want a prefix length 1..128)`},
+	{name: "ipv6 prefix 129", env: map[string]string{"CONCURRENT_LIMIT_IPV6_PREFIX": "129"}, err: `CONCURRENT_LIMIT_IPV6_PREFIX: "129" is not valid (want a prefix length 1..128)`},
+	{name: "ipv6 prefix slash", env: map[string]string{"CONCURRENT_LIMIT_IPV6_PREFIX": "/64"}, err: `CONCURRENT_LIMIT_IPV6_PREFIX: "/64" is not valid`},
 	{name: "max ip connections overflow", env: map[string]string{"MAX_IP_CONCURRENT_CONNECTIONS": "9223372036854775808"}, err: `MAX_IP_CONCURRENT_CONNECTIONS: "9223372036854775808"`},
 
 	// CONCURRENT_LIMIT_WHITELIST

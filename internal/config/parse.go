@@ -38,6 +38,7 @@ func Parse(lookup func(string) (string, bool)) (Config, error) {
 		MaxIPConnections:         p.number("MAX_IP_CONCURRENT_CONNECTIONS", 0, math.MaxInt, "a whole number >= 0, 0 = unlimited"),
 		MaxConnections:           p.number("MAX_CONNECTIONS", 1, 1000000, "a whole number 1..1000000"),
 		ConcurrentLimitWhitelist: p.list("CONCURRENT_LIMIT_WHITELIST"),
+		IPv6LimitPrefix:          p.number("CONCURRENT_LIMIT_IPV6_PREFIX", 1, 128, "a prefix length 1..128"),
 		PlayWhitelist:            p.playWhitelist(),
 
 		CallbackURL:     p.callbackURL("CALLBACK_URL"),

@@ -31,6 +31,7 @@ var variables = []Variable{
 	{Name: "MAX_IP_CONCURRENT_CONNECTIONS", Default: "4", Description: "Maximum number of concurrent connections from one IP address; 0 means unlimited."},
 	{Name: "MAX_CONNECTIONS", Default: "20000", Description: "Maximum number of concurrent connections to the server (1..1000000); more are closed at once."},
 	{Name: "CONCURRENT_LIMIT_WHITELIST", Default: "", Description: "Comma-separated IP addresses and CIDR prefixes exempt from MAX_IP_CONCURRENT_CONNECTIONS; * exempts everyone."},
+	{Name: "CONCURRENT_LIMIT_IPV6_PREFIX", Default: "64", Description: "Prefix length (1..128) by which MAX_IP_CONCURRENT_CONNECTIONS counts IPv6 clients: all addresses of one prefix share the limit; 128 counts single addresses."},
 
 	// Callbacks.
 	{Name: "CALLBACK_URL", Default: "", Description: "http(s) URL that start and stop events are posted to; empty accepts every publish."},

@@ -7,7 +7,8 @@
 //	close-stream>CHANNEL|STREAM_ID  close it only if its stream id is STREAM_ID
 //
 // Commands are broadcast: every server subscribed to the channel receives
-// each one, and acts on it only if it holds the stream.
+// each one, and acts on it only if it holds the stream, or a publish of
+// that channel still waiting to go live (see Target).
 package control
 
 import (

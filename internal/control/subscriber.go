@@ -21,12 +21,16 @@ import (
 // called from the subscriber's goroutine, one at a time, and should return
 // promptly: messages wait while they run.
 type Target interface {
-	// KillSession closes the publisher of channel. It reports false if
-	// this server does not hold that channel.
-	KillSession(channel string) bool
+	// KillSession closes the publisher of channel and refuses the
+	// publishes of channel still waiting to go live. It reports whether
+	// this server held a live publication of channel, and how many
+	// waiting publishes the command reached.
+	KillSession(channel string) (live bool, pending int)
 	// CloseStream closes the publisher of channel if its stream id is
-	// streamID. It reports false if this server holds no such stream.
-	CloseStream(channel, streamID string) bool
+	// streamID, and refuses a waiting publish of channel that is approved
+	// with streamID. It reports whether a live publication was closed and
+	// how many waiting publishes the command reached.
+	CloseStream(channel, streamID string) (live bool, pending int)
 }
 
 const (
@@ -232,22 +236,36 @@ func (s *Subscriber) apply(logger *slog.Logger, payload string) {
 		logger.Warn("control message ignored", "error", err)
 		return
 	}
-	var held bool
+	var live bool
+	var pending int
 	switch cmd.Name {
 	case KillSession:
-		held = s.Target.KillSession(cmd.Channel)
+		live, pending = s.Target.KillSession(cmd.Channel)
 	case CloseStream:
-		held = s.Target.CloseStream(cmd.Channel, cmd.StreamID)
+		live, pending = s.Target.CloseStream(cmd.Channel, cmd.StreamID)
 	}
-	outcome := "acted"
-	if !held {
-		outcome = "not held by this server"
-	}
-	attrs := []any{"command", cmd.Name, "channel", cmd.Channel, "outcome", outcome}
+	attrs := []any{"command", cmd.Name, "channel", cmd.Channel, "outcome", outcome(live, pending)}
 	if cmd.Name == CloseStream {
 		attrs = append(attrs, "stream_id", logging.Clip(cmd.StreamID))
 	}
+	if pending > 0 {
+		attrs = append(attrs, "pending_publishes", pending)
+	}
 	logger.Info("control command", attrs...)
+}
+
+// outcome describes what a command did: to a live publication, to
+// publishes waiting to go live, to both, or nothing.
+func outcome(live bool, pending int) string {
+	switch {
+	case live && pending > 0:
+		return "acted, and applied to pending publish"
+	case live:
+		return "acted"
+	case pending > 0:
+		return "applied to pending publish"
+	}
+	return "not held by this server"
 }
 
 func isTimeout(err error) bool {

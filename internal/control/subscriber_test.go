@@ -46,16 +46,16 @@ func newFakeTarget(held map[string]string) *fakeTarget {
 	return &fakeTarget{held: held, calls: make(chan call, 100)}
 }
 
-func (f *fakeTarget) KillSession(channel string) bool {
+func (f *fakeTarget) KillSession(channel string) (bool, int) {
 	f.calls <- call{method: "KillSession", channel: channel}
 	_, ok := f.held[channel]
-	return ok
+	return ok, 0
 }
 
-func (f *fakeTarget) CloseStream(channel, streamID string) bool {
+func (f *fakeTarget) CloseStream(channel, streamID string) (bool, int) {
 	f.calls <- call{method: "CloseStream", channel: channel, streamID: streamID}
 	id, ok := f.held[channel]
-	return ok && id == streamID
+	return ok && id == streamID, 0
 }
 
 // next returns the next call, failing the test if none comes.
@@ -428,5 +428,24 @@ func TestRunRejectsUnusableFields(t *testing.T) {
 				t.Fatal("Run succeeded")
 			}
 		})
+	}
+}
+
+func TestOutcome(t *testing.T) {
+	tests := []struct {
+		name    string
+		live    bool
+		pending int
+		want    string
+	}{
+		{"nothing", false, 0, "not held by this server"},
+		{"live", true, 0, "acted"},
+		{"pending", false, 2, "applied to pending publish"},
+		{"both", true, 1, "acted, and applied to pending publish"},
+	}
+	for _, tt := range tests {
+		if got := outcome(tt.live, tt.pending); got != tt.want {
+			t.Errorf("%s: outcome(%v, %d) = %q, want %q", tt.name, tt.live, tt.pending, got, tt.want)
+		}
 	}
 }

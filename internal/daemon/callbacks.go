@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/rtmp-server/rtmp-server/internal/callback"
@@ -10,13 +9,13 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/server"
 )
 
-// callbacks owns the event-callback clients. A publication is stopped
-// through the client that approved it, so a client removed by a reload is
-// kept until shutdown to deliver its pending stop events.
+// callbacks owns the event-callback client. There is at most one, made
+// when callbacks are first turned on and kept until shutdown: a reload
+// changes its settings or turns it off, so every pending stop event, however
+// old, is retried with the settings current at that moment.
 type callbacks struct {
-	log     *slog.Logger
-	current *callback.Client   // nil when CALLBACK_URL is empty
-	all     []*callback.Client // every client created, closed at shutdown
+	log    *slog.Logger
+	client *callback.Client // nil until CALLBACK_URL is first set
 }
 
 func callbackConfig(cfg config.Config) callback.Config {
@@ -30,36 +29,38 @@ func callbackConfig(cfg config.Config) callback.Config {
 	}
 }
 
-// apply makes srv authorise publishes as cfg says.
+// apply makes srv authorise publishes as cfg says. With CALLBACK_URL empty,
+// publishes are accepted and pending stop events wait for callbacks to be
+// turned back on (within their retry window).
 func (c *callbacks) apply(cfg config.Config, srv *server.Server) error {
 	if cfg.CallbackURL == "" {
-		c.current = nil
 		srv.SetAuthorizer(nil)
-		return nil
-	}
-	if c.current != nil {
-		if err := c.current.SetConfig(callbackConfig(cfg)); err != nil {
-			return err
+		if c.client != nil {
+			c.client.Disable()
 		}
 		return nil
 	}
-	client, err := callback.New(callbackConfig(cfg), c.log)
-	if err != nil {
-		return err
+	if c.client != nil {
+		if err := c.client.SetConfig(callbackConfig(cfg)); err != nil {
+			return err
+		}
+	} else {
+		client, err := callback.New(callbackConfig(cfg), c.log)
+		if err != nil {
+			return err
+		}
+		c.client = client
 	}
-	c.current = client
-	c.all = append(c.all, client)
-	srv.SetAuthorizer(authorizer{client})
+	srv.SetAuthorizer(authorizer{c.client})
 	return nil
 }
 
-// close waits for every client's pending stop events.
+// close waits for the pending stop events.
 func (c *callbacks) close(ctx context.Context) error {
-	var errs []error
-	for _, client := range c.all {
-		errs = append(errs, client.Close(ctx))
+	if c.client == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	return c.client.Close(ctx)
 }
 
 // authorizer adapts a callback client to the server's Authorizer.

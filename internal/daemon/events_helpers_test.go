@@ -179,11 +179,12 @@ func (l *evLog) wait(ctx context.Context, stop <-chan struct{}, n int, match fun
 
 // evServer is the rtmp-server binary running as a child process.
 type evServer struct {
-	addr string // 127.0.0.1:port of the RTMP listener
-	port int
-	log  *evLog
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited and its log is complete
+	addr    string // 127.0.0.1:port of the RTMP listener
+	port    int
+	cfgPath string // the --config file, rewritten by reload tests
+	log     *evLog
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited and its log is complete
 }
 
 // evSettings configure one server process.
@@ -234,7 +235,7 @@ func startEvServer(t *testing.T, bin string, st evSettings) *evServer {
 		if st.callback != nil {
 			st.callback.ExpectRTMPPort(port)
 		}
-		s := &evServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), port: port, log: newEvLog(), done: make(chan struct{})}
+		s := &evServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), port: port, cfgPath: cfgPath, log: newEvLog(), done: make(chan struct{})}
 		s.cmd = exec.Command(bin, "--config", cfgPath)
 		s.cmd.Env = append(slices.Clone(env), "RTMP_PORT="+strconv.Itoa(port))
 		s.cmd.Stderr = s.log

@@ -69,9 +69,17 @@ func (c *conn) onPublish(cmd *command) error {
 		StaleAfter:    PublisherStaleAfter,
 	}
 	h := c.srv.hub
+	waiting := c.srv.waiting.add(c.channel)
+	defer c.srv.waiting.remove(waiting)
 	c.waitForStalePublisher(key)
 	if err := h.CheckPublish(c.channel, key, opts); err != nil {
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", "stream already publishing")
+	}
+
+	if c.srv.waiting.killed(waiting) {
+		// Killed while it waited for a stale publisher: no start to send.
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream closed by a control command",
+			errKilled.Error()+" before going live", "command", "kill-session")
 	}
 
 	streamID := ""
@@ -86,7 +94,19 @@ func (c *conn) onPublish(cmd *command) error {
 		streamID = rand.Text()
 	}
 
-	pub, replaced, err := h.Publish(c.channel, key, streamID, c, opts)
+	var pub, replaced *hub.Publication
+	var err error
+	refusedBy := c.srv.waiting.goLive(waiting, streamID, func() {
+		pub, replaced, err = h.Publish(c.channel, key, streamID, c, opts)
+	})
+	if refusedBy != "" {
+		if auth != nil {
+			// Approved, then refused: the callback server saw a start.
+			auth.Stop(c.event(key, streamID))
+		}
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream closed by a control command",
+			errKilled.Error()+" before going live", "command", refusedBy, "stream_id", streamID)
+	}
 	if err != nil {
 		if auth != nil {
 			// Approved but lost the race: the callback server saw a start.

@@ -57,6 +57,7 @@ type Server struct {
 	cfg      atomic.Pointer[config.Config]
 	limitLog rateLimited
 	auth     atomic.Pointer[authHolder]
+	waiting  pendingPublishes // publishes not yet live, for kill-session and close-stream
 
 	nextID atomic.Uint64
 
@@ -101,6 +102,7 @@ func New(cfg config.Config, logger *slog.Logger) *Server {
 		pingDone:         make(chan struct{}),
 	}
 	s.cfg.Store(&cfg)
+	s.limiter.SetIPv6Prefix(cfg.IPv6LimitPrefix)
 	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
 	return s
 }
@@ -111,6 +113,7 @@ func New(cfg config.Config, logger *slog.Logger) *Server {
 func (s *Server) SetConfig(cfg config.Config) {
 	s.cfg.Store(&cfg)
 	s.limiter.SetLimits(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist)
+	s.limiter.SetIPv6Prefix(cfg.IPv6LimitPrefix)
 	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
 }
 
@@ -285,16 +288,25 @@ func remoteIP(nc net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
-// KillSession ends the publisher of channel (kill-session). It reports
-// whether this server held that channel.
-func (s *Server) KillSession(channel string) bool {
-	return s.hub.Kick(channel, errKilled, nil)
+// KillSession ends the publisher of channel (kill-session), and refuses
+// the publishes of channel still waiting to go live (for a stale
+// publisher or the start callback) when their wait ends; an approved one
+// gets its stop event. It reports whether this server held a live
+// publication of channel and how many waiting publishes it reached.
+func (s *Server) KillSession(channel string) (live bool, pending int) {
+	pending = s.waiting.kill(channel, func() { live = s.hub.Kick(channel, errKilled, nil) })
+	return live, pending
 }
 
 // CloseStream ends the publisher of channel if its stream id is streamID
-// (close-stream).
-func (s *Server) CloseStream(channel, streamID string) bool {
-	return s.hub.Kick(channel, errKilled, func(p *hub.Publication) bool { return p.StreamID == streamID })
+// (close-stream). A publish of channel waiting for its start callback is
+// refused if the callback approves it with streamID. It reports whether a
+// live publication was ended and how many waiting publishes it reached.
+func (s *Server) CloseStream(channel, streamID string) (live bool, pending int) {
+	pending = s.waiting.close(channel, streamID, func() {
+		live = s.hub.Kick(channel, errKilled, func(p *hub.Publication) bool { return p.StreamID == streamID })
+	})
+	return live, pending
 }
 
 // Healthy reports whether the accept loops are running and the hub answers

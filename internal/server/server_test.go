@@ -395,13 +395,13 @@ func TestKillAndCloseStream(t *testing.T) {
 	ts := startServer(t, nil)
 	pub := publish(t, ts, "live", "k")
 	id := ts.Hub().Lookup("live").StreamID
-	if ts.CloseStream("live", "not-"+id) {
+	if live, _ := ts.CloseStream("live", "not-"+id); live {
 		t.Fatal("close-stream with another id acted")
 	}
-	if ts.KillSession("nochannel") {
+	if live, pending := ts.KillSession("nochannel"); live || pending != 0 {
 		t.Fatal("kill-session of an unknown channel acted")
 	}
-	if !ts.CloseStream("live", id) {
+	if live, _ := ts.CloseStream("live", id); !live {
 		t.Fatal("close-stream with the right id did nothing")
 	}
 	_ = pub.SetDeadline(time.Now().Add(5 * time.Second))
