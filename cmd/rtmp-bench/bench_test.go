@@ -42,7 +42,7 @@ func startServer(t *testing.T) string {
 func testOptions(addr string) options {
 	return options{
 		url: "rtmp://" + addr + "/live/bench", duration: time.Second, warmup: 300 * time.Millisecond,
-		drain: 3 * time.Second, bitrate: 1_000_000, fps: 30, gop: time.Second, chunkSize: 4096,
+		drain: 30 * time.Second, bitrate: 1_000_000, fps: 30, gop: time.Second, chunkSize: 4096,
 		pid: os.Getpid(), ramp: 0, vary: "app", timeout: 5 * time.Second,
 	}
 }
