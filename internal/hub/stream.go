@@ -28,6 +28,16 @@ type Stream struct {
 	gopBytes    int64     // guarded by mu
 	gopLimit    int64     // guarded by mu; 0 disables the cache
 	hasVideo    bool      // guarded by mu
+	hasAudio    bool      // guarded by mu
+	lastVideoTS uint32    // guarded by mu; timestamp of the last video packet
+	lastAudioTS uint32    // guarded by mu; timestamp of the last audio packet
+
+	// replay is metadata and codec headers stamped with replayTS, as sent
+	// to joining players; shared by those joining at the same point and
+	// rebuilt when a header changes (replayOK false) or the point moves.
+	replay   []*Packet // guarded by mu
+	replayTS uint32    // guarded by mu
+	replayOK bool      // guarded by mu
 
 	// Fan-out: the publisher appends packets to pending; a fan-out
 	// goroutine, started when pending gets its first packet, delivers
@@ -90,9 +100,7 @@ func (s *Stream) startLocked(pub *Publication, opts PublishOptions) {
 		s.chunkSize = chunk.DefaultChunkSize
 	}
 	s.gopLimit = max(opts.GOPCacheBytes, 0)
-	s.metadata, s.audioHeader, s.videoHeader = nil, nil, nil
-	s.resetGOPLocked()
-	s.hasVideo = false
+	s.clearMediaStateLocked()
 	for p := range s.players {
 		if p.playing {
 			continue
@@ -114,14 +122,23 @@ func (s *Stream) endLocked(pub *Publication) {
 	pub.ended.Store(true)
 	s.flushLocked()
 	s.pub = nil
-	s.metadata, s.audioHeader, s.videoHeader = nil, nil, nil
-	s.resetGOPLocked()
+	s.clearMediaStateLocked()
 	for p := range s.players {
 		if p.playing {
 			p.playing = false
 			p.Events.Unpublished()
 		}
 	}
+}
+
+// clearMediaStateLocked forgets what the last publication sent.
+func (s *Stream) clearMediaStateLocked() {
+	s.metadata, s.audioHeader, s.videoHeader = nil, nil, nil
+	s.resetGOPLocked()
+	s.hasVideo, s.hasAudio = false, false
+	s.lastVideoTS, s.lastAudioTS = 0, 0
+	clear(s.replay)
+	s.replay, s.replayOK = s.replay[:0], false
 }
 
 func (s *Stream) resetGOPLocked() {
@@ -134,6 +151,11 @@ func (s *Stream) resetGOPLocked() {
 // startPlayerLocked queues what a joining player needs, then marks it
 // playing. It all goes in one push: a player that keeps up gets it in one
 // write.
+//
+// Metadata and codec headers come first, stamped with the timestamp of
+// the media that follows them (see replayTimestampLocked), whatever
+// timestamps they were sent with: players take their clock from the first
+// message they get and must not see time go backwards.
 func (s *Stream) startPlayerLocked(p *Player) {
 	p.playing = true
 	p.from = s.seq // pending packets are in the cache
@@ -141,27 +163,76 @@ func (s *Stream) startPlayerLocked(p *Player) {
 		s.resetGOPLocked()
 		s.gopLimit = 0
 	}
-	start := make([]*Packet, 0, 3+len(s.gop))
-	for _, h := range []*Packet{s.metadata, s.videoHeader, s.audioHeader} {
-		if h != nil {
-			start = append(start, h)
-		}
-	}
-	if p.NoCache || len(s.gop) == 0 {
-		if s.hasVideo {
-			// Headers first; then media from the next keyframe on.
-			p.Queue.PushMediaBatch(start, s.hasVideo, time.Now())
-			p.Queue.SkipToKeyframe()
-			return
-		}
-	} else {
+	var cached []*Packet
+	fromCache := !p.NoCache && len(s.gop) > 0
+	if fromCache {
+		cached = make([]*Packet, 0, len(s.gop))
 		for _, pkt := range s.gop {
 			if p.wants(pkt) {
-				start = append(start, pkt)
+				cached = append(cached, pkt)
 			}
 		}
 	}
+	ts := s.replayTimestampLocked(cached)
+	headers := s.headersAtLocked(ts)
+	start := make([]*Packet, 0, len(headers)+len(cached))
+	start = append(append(start, headers...), cached...)
 	p.Queue.PushMediaBatch(start, s.hasVideo, time.Now())
+	if !fromCache && s.hasVideo {
+		// Headers first; then media from the next keyframe on.
+		p.Queue.SkipToKeyframe()
+	}
+}
+
+// replayTimestampLocked is the timestamp a joining player's headers are
+// stamped with: that of the first cached packet it gets or, when it
+// starts with live media, one no later than that media's: the last
+// video timestamp (video timestamps do not decrease, and the player
+// starts at the next keyframe) or, for a stream without video, the last
+// audio one. Before any media, it is the earliest header's.
+func (s *Stream) replayTimestampLocked(cached []*Packet) uint32 {
+	switch {
+	case len(cached) > 0:
+		return cached[0].Timestamp
+	case s.hasVideo:
+		return s.lastVideoTS
+	case s.hasAudio:
+		return s.lastAudioTS
+	}
+	var ts uint32
+	for i, h := range s.headersLocked() {
+		if i == 0 || h.Timestamp < ts {
+			ts = h.Timestamp
+		}
+	}
+	return ts
+}
+
+// headersLocked returns the metadata and codec headers a joining player
+// needs, in the order it gets them, as the publisher sent them.
+func (s *Stream) headersLocked() []*Packet {
+	out := make([]*Packet, 0, 3)
+	for _, h := range []*Packet{s.metadata, s.videoHeader, s.audioHeader} {
+		if h != nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// headersAtLocked returns headersLocked stamped with ts. The slice is the
+// stream's: the caller copies it.
+func (s *Stream) headersAtLocked(ts uint32) []*Packet {
+	if s.replayOK && s.replayTS == ts {
+		return s.replay
+	}
+	clear(s.replay)
+	s.replay = s.replay[:0]
+	for _, h := range s.headersLocked() {
+		s.replay = append(s.replay, h.restamped(ts))
+	}
+	s.replayTS, s.replayOK = ts, true
+	return s.replay
 }
 
 func (p *Player) wants(pkt *Packet) bool {
@@ -291,20 +362,28 @@ func (s *Stream) cacheLocked(pkt *Packet, isMetadata bool) {
 	switch {
 	case isMetadata:
 		s.metadata = pkt
+		s.replayOK = false
 		return
 	case pkt.Type == chunk.TypeVideo:
 		s.hasVideo = true
+		s.lastVideoTS = pkt.Timestamp
 		switch pkt.Kind {
 		case media.SequenceHeader:
 			s.videoHeader = pkt
+			s.replayOK = false
 			s.resetGOPLocked()
 			return
 		case media.Keyframe:
 			s.resetGOPLocked()
 		}
-	case pkt.Type == chunk.TypeAudio && pkt.Kind == media.SequenceHeader:
-		s.audioHeader = pkt
-		return
+	case pkt.Type == chunk.TypeAudio:
+		s.hasAudio = true
+		s.lastAudioTS = pkt.Timestamp
+		if pkt.Kind == media.SequenceHeader {
+			s.audioHeader = pkt
+			s.replayOK = false
+			return
+		}
 	}
 	if s.gopLimit == 0 || (len(s.gop) == 0 && pkt.Kind != media.Keyframe) {
 		return
