@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs the real peers the tests talk to
-# (ffmpeg, rtmpdump, redis-server, systemd tools) with apt-get when they are
+# (ffmpeg, rtmpdump, redis-server, systemd tools, VLC, GStreamer) with
+# apt-get when they are
 # missing and this runs as root; the tests start their own redis-server,
 # callback servers and listeners on free loopback ports.
 set -euo pipefail
@@ -9,10 +10,24 @@ cd "$(dirname "$0")/.."
 declare -A package_of=(
   [ffmpeg]=ffmpeg [ffprobe]=ffmpeg [rtmpdump]=rtmpdump [redis-server]=redis-server
   [systemd-socket-activate]=systemd [systemd-analyze]=systemd
+  [cvlc]=vlc-bin [gst-launch-1.0]=gstreamer1.0-tools [gst-inspect-1.0]=gstreamer1.0-tools
+)
+# Packages with no command of their own: VLC's demuxers and decoders, and
+# the GStreamer elements the tests use (x264enc is in -ugly; h264parse,
+# rtmp2sink and voaacenc in -bad; flvmux in -good).
+plugin_packages=(
+  vlc-plugin-base
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly
 )
 missing=()
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
+done
+for pkg in "${plugin_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -33,6 +48,9 @@ fi
 require=1
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || require=0
+done
+for pkg in "${plugin_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || require=0
 done
 export RTMP_TEST_REQUIRE_PEERS=$require
 
