@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs the real peers the tests talk to
 # (ffmpeg, rtmpdump, redis-server, systemd tools, VLC, GStreamer) with
-# apt-get when they are
-# missing and this runs as root; the tests start their own redis-server,
-# callback servers and listeners on free loopback ports.
+# apt-get when they are missing and this runs as root; the tests start their
+# own redis-server, callback servers and listeners on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
