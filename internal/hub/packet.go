@@ -51,10 +51,10 @@ func NewPacket(typ uint8, timestamp uint32, payload []byte, chunkSize uint32) *P
 	p := &Packet{Type: typ, Timestamp: timestamp, ChunkSize: chunkSize, payload: payload, csid: csidData}
 	switch typ {
 	case chunk.TypeAudio:
-		p.Kind = media.Audio(payload)
+		p.Kind = media.AudioKind(payload)
 		p.csid = csidAudio
 	case chunk.TypeVideo:
-		p.Kind = media.Video(payload)
+		p.Kind = media.VideoKind(payload)
 		p.csid = csidVideo
 	default:
 		p.Kind = media.Info

@@ -21,9 +21,10 @@ type Stream struct {
 	players   map[*Player]struct{} // written with Hub.mu and mu held
 	chunkSize uint32               // guarded by mu; chunk size of the current publication
 
-	metadata    *Packet   // guarded by mu
-	audioHeader *Packet   // guarded by mu
-	videoHeader *Packet   // guarded by mu
+	metadata    *Packet       // guarded by mu
+	headers     []codecHeader // guarded by mu; in arrival order
+	headerBytes int           // guarded by mu; wire size of headers' packets
+	headerKeys  int           // guarded by mu; tracks headers are kept for
 	gop         []*Packet // guarded by mu; starts with a video keyframe, or is empty
 	gopBytes    int64     // guarded by mu
 	gopLimit    int64     // guarded by mu; 0 disables the cache
@@ -133,7 +134,9 @@ func (s *Stream) endLocked(pub *Publication) {
 
 // clearMediaStateLocked forgets what the last publication sent.
 func (s *Stream) clearMediaStateLocked() {
-	s.metadata, s.audioHeader, s.videoHeader = nil, nil, nil
+	s.metadata = nil
+	clear(s.headers)
+	s.headers, s.headerBytes, s.headerKeys = s.headers[:0], 0, 0
 	s.resetGOPLocked()
 	s.hasVideo, s.hasAudio = false, false
 	s.lastVideoTS, s.lastAudioTS = 0, 0
@@ -209,12 +212,18 @@ func (s *Stream) replayTimestampLocked(cached []*Packet) uint32 {
 }
 
 // headersLocked returns the metadata and codec headers a joining player
-// needs, in the order it gets them, as the publisher sent them.
+// needs, in the order it gets them (metadata, video headers, audio
+// headers, each in the order they arrived), as the publisher sent them.
 func (s *Stream) headersLocked() []*Packet {
-	out := make([]*Packet, 0, 3)
-	for _, h := range []*Packet{s.metadata, s.videoHeader, s.audioHeader} {
-		if h != nil {
-			out = append(out, h)
+	out := make([]*Packet, 0, 1+len(s.headers))
+	if s.metadata != nil {
+		out = append(out, s.metadata)
+	}
+	for _, typ := range []uint8{chunk.TypeVideo, chunk.TypeAudio} {
+		for _, h := range s.headers {
+			if h.pkt.Type == typ {
+				out = append(out, h.pkt)
+			}
 		}
 	}
 	return out
@@ -369,9 +378,9 @@ func (s *Stream) cacheLocked(pkt *Packet, isMetadata bool) {
 		s.lastVideoTS = pkt.Timestamp
 		switch pkt.Kind {
 		case media.SequenceHeader:
-			s.videoHeader = pkt
-			s.replayOK = false
-			s.resetGOPLocked()
+			if s.keepHeaderLocked(pkt) {
+				s.resetGOPLocked()
+			}
 			return
 		case media.Keyframe:
 			s.resetGOPLocked()
@@ -380,8 +389,7 @@ func (s *Stream) cacheLocked(pkt *Packet, isMetadata bool) {
 		s.hasAudio = true
 		s.lastAudioTS = pkt.Timestamp
 		if pkt.Kind == media.SequenceHeader {
-			s.audioHeader = pkt
-			s.replayOK = false
+			s.keepHeaderLocked(pkt)
 			return
 		}
 	}

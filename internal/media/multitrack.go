@@ -263,3 +263,31 @@ func parseExTracks(p []byte, multitrack uint8, what string) (TrackInfo, error) {
 	}
 	return info, nil
 }
+
+// VideoKind is Video, except that Enhanced RTMP v2 multitrack and ModEx
+// payloads are classified by their tracks (see VideoTracks): a keyframe is
+// one of the default track. A malformed one is Info.
+func VideoKind(p []byte) Kind {
+	if len(p) == 0 || p[0]&0x80 == 0 || (p[0]&0x0F != exVideoMultitrack && p[0]&0x0F != exPacketModEx) {
+		return Video(p)
+	}
+	info, err := VideoTracks(p)
+	if err != nil {
+		return Info
+	}
+	return info.Kind
+}
+
+// AudioKind is Audio, except that Enhanced RTMP v2 payloads are classified
+// by their packet type after any ModEx and multitrack prefix (see
+// AudioTracks). A malformed one is Info.
+func AudioKind(p []byte) Kind {
+	if len(p) == 0 || p[0]>>4 != audioFormatExHdr {
+		return Audio(p)
+	}
+	info, err := AudioTracks(p)
+	if err != nil {
+		return Info
+	}
+	return info.Kind
+}

@@ -247,3 +247,35 @@ func FuzzTracks(f *testing.F) {
 		}
 	})
 }
+
+func TestKindOfMultitrack(t *testing.T) {
+	tests := []struct {
+		name  string
+		video bool
+		input []byte
+		want  Kind
+	}{
+		{"classic keyframe", true, []byte{0x17, 0x01, 0, 0, 0, 1}, Keyframe},
+		{"v1 keyframe", true, cat(exVideo(1, 3), "hvc1", 1), Keyframe},
+		{"track 1 keyframe", true, cat(exVideo(1, 6), 0x03, "avc1", 1, 0xAA), Frame},
+		{"track 0 keyframe", true, cat(exVideo(1, 6), 0x03, "avc1", 0, 0xAA), Keyframe},
+		{"modex keyframe", true, cat(exVideo(1, 7), 0, 9, 0x03, "vp09", 0xAA), Keyframe},
+		{"malformed multitrack", true, cat(exVideo(1, 6), 0x03, "av"), Info},
+		{"classic aac header", false, []byte{0xAF, 0x00, 0x12, 0x10}, SequenceHeader},
+		{"multitrack opus header", false, cat(0x95, 0x00, "Opus", 1, 0xAA), SequenceHeader},
+		{"modex opus header", false, cat(0x97, 0, 9, 0x00, "Opus", 0xAA), SequenceHeader},
+		{"multichannel config", false, cat(0x94, "Opus", 0xAA), SequenceHeader},
+		{"malformed audio", false, cat(0x95, 0x01, "Op"), Info},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := AudioKind(tt.input)
+			if tt.video {
+				got = VideoKind(tt.input)
+			}
+			if got != tt.want {
+				t.Fatalf("kind of % x = %v, want %v", tt.input, got, tt.want)
+			}
+		})
+	}
+}
