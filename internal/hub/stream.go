@@ -25,13 +25,13 @@ type Stream struct {
 	headers     []codecHeader // guarded by mu; in arrival order
 	headerBytes int           // guarded by mu; wire size of headers' packets
 	headerKeys  int           // guarded by mu; tracks headers are kept for
-	gop         []*Packet // guarded by mu; starts with a video keyframe, or is empty
-	gopBytes    int64     // guarded by mu
-	gopLimit    int64     // guarded by mu; 0 disables the cache
-	hasVideo    bool      // guarded by mu
-	hasAudio    bool      // guarded by mu
-	lastVideoTS uint32    // guarded by mu; timestamp of the last video packet
-	lastAudioTS uint32    // guarded by mu; timestamp of the last audio packet
+	gop         []*Packet     // guarded by mu; starts with a video keyframe, or is empty
+	gopBytes    int64         // guarded by mu
+	gopLimit    int64         // guarded by mu; 0 disables the cache
+	hasVideo    bool          // guarded by mu
+	hasAudio    bool          // guarded by mu
+	lastVideoTS uint32        // guarded by mu; timestamp of the last video packet
+	lastAudioTS uint32        // guarded by mu; timestamp of the last audio packet
 
 	// replay is metadata and codec headers stamped with replayTS, as sent
 	// to joining players; shared by those joining at the same point and
