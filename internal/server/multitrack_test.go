@@ -5,6 +5,7 @@ package server
 // an independent implementation that parses multitrack) joins late.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -254,5 +255,78 @@ func TestConnectStatesEnhancedRTMP(t *testing.T) {
 	}
 	if props.String("fmsVer") == "" {
 		t.Error("fmsVer missing")
+	}
+}
+
+// TestEnhancedPayloadsForwardedUntouched: Enhanced RTMP v2 payloads
+// (ModEx, many tracks with many codecs, the audio FourCCs, and a malformed
+// multitrack message) reach a player byte for byte and in order, and a
+// late joiner gets every header.
+func TestEnhancedPayloadsForwardedUntouched(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	pub := ts.dial(t, "live")
+	if st, err := pub.Publish("key"); err != nil {
+		t.Fatal(st, err)
+	}
+	player := ts.dial(t, "live")
+	if st, err := player.Play("key"); err != nil {
+		t.Fatal(st, err)
+	}
+	u24 := func(n int) []byte { return []byte{byte(n >> 16), byte(n >> 8), byte(n)} }
+	cat := func(parts ...[]byte) []byte {
+		var out []byte
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	manyCodecsHeader := cat([]byte{0x96, 0x20}, []byte("avc1\x00"), u24(len(testAVCC)), testAVCC,
+		[]byte("hvc1\x01"), u24(3), []byte{1, 2, 3})
+	type media struct {
+		typ     uint8
+		payload []byte
+		header  bool
+	}
+	sent := []media{
+		{chunk.TypeVideo, manyCodecsHeader, true},
+		{chunk.TypeAudio, cat([]byte{0x90}, []byte("fLaC"), []byte("fLaC\x80\x00\x00\x22")), true},
+		{chunk.TypeAudio, cat([]byte{0x95, 0x00}, []byte("ac-3\x01"), []byte{0x0B, 0x77}), true},
+		{chunk.TypeAudio, cat([]byte{0x95, 0x00}, []byte("ec-3\x02"), []byte{0x0B, 0x77}), true},
+		{chunk.TypeVideo, cat([]byte{0x96, 0x21}, []byte("avc1\x00"), u24(8), avccFrame(5, 1), []byte("hvc1\x01"), u24(4), []byte{0, 0, 0, 9}), false},
+		// ModEx: a nanosecond offset of 500000 before a multitrack frame of track 1.
+		{chunk.TypeVideo, cat([]byte{0xA7, 2, 0x07, 0xA1, 0x20, 0x06, 0x03}, []byte("hvc1\x01"), []byte{9}), false},
+		{chunk.TypeAudio, cat([]byte{0x91}, []byte("fLaC"), []byte{0xFF, 0xF8}), false},
+		{chunk.TypeAudio, cat([]byte{0x95, 0x11}, []byte("ac-3\x01"), u24(2), []byte{0x0B, 0x77}, []byte{2}, u24(1), []byte{0}), false},
+		{chunk.TypeAudio, cat([]byte{0x91}, []byte(".mp3"), []byte{0xFF, 0xFB}), false},
+		{chunk.TypeVideo, []byte{0x96, 0x13, 'a', 'v'}, false}, // malformed: forwarded all the same
+	}
+	for i, m := range sent {
+		if err := pub.WriteMedia(m.typ, uint32(i*10), m.payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readMedia(t, player, len(sent))
+	for i, m := range got {
+		if m.Type != sent[i].typ || !bytes.Equal(m.Payload, sent[i].payload) {
+			t.Fatalf("message %d: type %d % x, want type %d % x", i, m.Type, m.Payload, sent[i].typ, sent[i].payload)
+		}
+	}
+
+	late := ts.dial(t, "live")
+	if st, err := late.Play("key"); err != nil {
+		t.Fatal(st, err)
+	}
+	var headers [][]byte
+	for _, m := range sent {
+		if m.header {
+			headers = append(headers, m.payload)
+		}
+	}
+	got = readMedia(t, late, len(headers))
+	for i, m := range got {
+		if !bytes.Equal(m.Payload, headers[i]) {
+			t.Fatalf("late joiner's header %d: % x, want % x", i, m.Payload, headers[i])
+		}
 	}
 }
