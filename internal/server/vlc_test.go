@@ -194,12 +194,15 @@ func TestVLCJoinsAfterMetadataResent(t *testing.T) {
 	})
 	stats := lastStats(vlc.stdout.String())
 	t.Logf("VLC statistics:\n%s", stats)
-	// Audio that VLC's clock finds late is dropped: with the
-	// metadata stamped seconds ahead, the whole cached GOP's audio.
+	// Audio that VLC's clock finds late is dropped: with the metadata
+	// stamped seconds ahead, nearly all the cached GOP's audio (185 of
+	// about 190 buffers when tried). A loaded machine loses some anyway,
+	// so the bound is half of it.
+	cachedAudio := int(sent[len(sent)-1]) * 44100 / 1024 / 1000
 	if m := vlcBuffersLost.FindStringSubmatch(stats); m == nil {
 		t.Fatal("VLC reported no audio statistics")
-	} else if n, _ := strconv.Atoi(m[1]); n > 10 {
-		t.Fatalf("VLC dropped %d audio buffers as late, want at most 10", n)
+	} else if n, _ := strconv.Atoi(m[1]); n > cachedAudio/2 {
+		t.Fatalf("VLC dropped %d audio buffers as late, want at most %d (half of the cached GOP's)", n, cachedAudio/2)
 	}
 }
 
