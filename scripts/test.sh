@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Installs the real peers the tests talk to
-# (ffmpeg, rtmpdump, GStreamer, redis-server, systemd tools) with apt-get when they are
-# missing and this runs as root; the tests start their own redis-server,
-# callback servers and listeners on free loopback ports.
+# (ffmpeg, rtmpdump, redis-server, systemd tools, VLC, GStreamer) with
+# apt-get when they are missing and this runs as root; the tests start their
+# own redis-server, callback servers and listeners on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,7 @@ declare -A package_of=(
   [gst-inspect-1.0]=gstreamer1.0-tools
   [ip]=iproute2
   [unshare]=util-linux
+  [cvlc]=vlc-bin
 )
 # The Debian package of each GStreamer element the tests use, one per line
 # (plugins carry no program to look for).
@@ -27,7 +28,17 @@ declare -A gst_package_of=(
   [rtmp2sink]=gstreamer1.0-plugins-bad
   [rtmpsink]=gstreamer1.0-plugins-bad
   [x264enc]=gstreamer1.0-plugins-ugly
+  [h264parse]=gstreamer1.0-plugins-bad
+  [voaacenc]=gstreamer1.0-plugins-bad
 )
+# Packages with no command or element to look for: VLC's demuxers and
+# decoders.
+plugin_packages=(
+  vlc-plugin-base
+)
+have_package() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
 have_gst_element() {
   command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 --exists "$1"
 }
@@ -37,6 +48,9 @@ for cmd in "${!package_of[@]}"; do
 done
 for element in "${!gst_package_of[@]}"; do
   have_gst_element "$element" || missing+=("${gst_package_of[$element]}")
+done
+for pkg in "${plugin_packages[@]}"; do
+  have_package "$pkg" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -60,6 +74,9 @@ for cmd in "${!package_of[@]}"; do
 done
 for element in "${!gst_package_of[@]}"; do
   have_gst_element "$element" || require=0
+done
+for pkg in "${plugin_packages[@]}"; do
+  have_package "$pkg" || require=0
 done
 export RTMP_TEST_REQUIRE_PEERS=$require
 

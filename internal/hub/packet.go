@@ -33,8 +33,12 @@ type Packet struct {
 	seq       uint64 // position in the stream, set by Publication.Write
 
 	encode  sync.Once
-	payload []byte // until encoded
+	payload []byte // until encoded, or for good when replayable
 	wire    []byte // type-0 chunk header + payload chunks for WireStreamID; set by encode
+	// replayable packets (codec headers and metadata) keep their payload
+	// after encoding, so that a joining player can be sent a copy stamped
+	// with another timestamp (see restamped). Immutable.
+	replayable bool
 }
 
 // basicHeaderLen is the length of the basic header for the chunk stream
@@ -47,16 +51,31 @@ func NewPacket(typ uint8, timestamp uint32, payload []byte, chunkSize uint32) *P
 	p := &Packet{Type: typ, Timestamp: timestamp, ChunkSize: chunkSize, payload: payload, csid: csidData}
 	switch typ {
 	case chunk.TypeAudio:
-		p.Kind = media.Audio(payload)
+		p.Kind = media.AudioKind(payload)
 		p.csid = csidAudio
 	case chunk.TypeVideo:
-		p.Kind = media.Video(payload)
+		p.Kind = media.VideoKind(payload)
 		p.csid = csidVideo
 	default:
 		p.Kind = media.Info
 	}
+	p.replayable = p.essential()
 	p.size = chunk.EncodedLen(len(payload), chunkSize, p.csid, timestamp)
 	return p
+}
+
+// restamped returns p at timestamp ts: the same message, encoded on its
+// own, for a joining player that must not see time go backwards. It
+// returns p itself when the timestamp is the same or p is not replayable.
+func (p *Packet) restamped(ts uint32) *Packet {
+	if p.Timestamp == ts || !p.replayable {
+		return p
+	}
+	return &Packet{
+		Type: p.Type, Timestamp: ts, Kind: p.Kind, ChunkSize: p.ChunkSize, csid: p.csid, seq: p.seq,
+		payload: p.payload, replayable: true,
+		size: chunk.EncodedLen(len(p.payload), p.ChunkSize, p.csid, ts),
+	}
 }
 
 // Size is the number of bytes the packet takes on the wire.
@@ -70,7 +89,9 @@ func (p *Packet) Wire(streamID uint32) []byte {
 		p.wire = chunk.AppendMessage(make([]byte, 0, p.size), &chunk.Message{
 			ChunkStreamID: p.csid, Timestamp: p.Timestamp, Type: p.Type, StreamID: WireStreamID, Payload: p.payload,
 		}, p.ChunkSize)
-		p.payload = nil
+		if !p.replayable {
+			p.payload = nil
+		}
 	})
 	if streamID == WireStreamID {
 		return p.wire

@@ -21,13 +21,24 @@ type Stream struct {
 	players   map[*Player]struct{} // written with Hub.mu and mu held
 	chunkSize uint32               // guarded by mu; chunk size of the current publication
 
-	metadata    *Packet   // guarded by mu
-	audioHeader *Packet   // guarded by mu
-	videoHeader *Packet   // guarded by mu
-	gop         []*Packet // guarded by mu; starts with a video keyframe, or is empty
-	gopBytes    int64     // guarded by mu
-	gopLimit    int64     // guarded by mu; 0 disables the cache
-	hasVideo    bool      // guarded by mu
+	metadata    *Packet       // guarded by mu
+	headers     []codecHeader // guarded by mu; in arrival order
+	headerBytes int           // guarded by mu; wire size of headers' packets
+	headerKeys  int           // guarded by mu; tracks headers are kept for
+	gop         []*Packet     // guarded by mu; starts with a video keyframe, or is empty
+	gopBytes    int64         // guarded by mu
+	gopLimit    int64         // guarded by mu; 0 disables the cache
+	hasVideo    bool          // guarded by mu
+	hasAudio    bool          // guarded by mu
+	lastVideoTS uint32        // guarded by mu; timestamp of the last video packet
+	lastAudioTS uint32        // guarded by mu; timestamp of the last audio packet
+
+	// replay is metadata and codec headers stamped with replayTS, as sent
+	// to joining players; shared by those joining at the same point and
+	// rebuilt when a header changes (replayOK false) or the point moves.
+	replay   []*Packet // guarded by mu
+	replayTS uint32    // guarded by mu
+	replayOK bool      // guarded by mu
 
 	// Fan-out: the publisher appends packets to pending; a fan-out
 	// goroutine, started when pending gets its first packet, delivers
@@ -90,9 +101,7 @@ func (s *Stream) startLocked(pub *Publication, opts PublishOptions) {
 		s.chunkSize = chunk.DefaultChunkSize
 	}
 	s.gopLimit = max(opts.GOPCacheBytes, 0)
-	s.metadata, s.audioHeader, s.videoHeader = nil, nil, nil
-	s.resetGOPLocked()
-	s.hasVideo = false
+	s.clearMediaStateLocked()
 	for p := range s.players {
 		if p.playing {
 			continue
@@ -114,14 +123,25 @@ func (s *Stream) endLocked(pub *Publication) {
 	pub.ended.Store(true)
 	s.flushLocked()
 	s.pub = nil
-	s.metadata, s.audioHeader, s.videoHeader = nil, nil, nil
-	s.resetGOPLocked()
+	s.clearMediaStateLocked()
 	for p := range s.players {
 		if p.playing {
 			p.playing = false
 			p.Events.Unpublished()
 		}
 	}
+}
+
+// clearMediaStateLocked forgets what the last publication sent.
+func (s *Stream) clearMediaStateLocked() {
+	s.metadata = nil
+	clear(s.headers)
+	s.headers, s.headerBytes, s.headerKeys = s.headers[:0], 0, 0
+	s.resetGOPLocked()
+	s.hasVideo, s.hasAudio = false, false
+	s.lastVideoTS, s.lastAudioTS = 0, 0
+	clear(s.replay)
+	s.replay, s.replayOK = s.replay[:0], false
 }
 
 func (s *Stream) resetGOPLocked() {
@@ -134,6 +154,11 @@ func (s *Stream) resetGOPLocked() {
 // startPlayerLocked queues what a joining player needs, then marks it
 // playing. It all goes in one push: a player that keeps up gets it in one
 // write.
+//
+// Metadata and codec headers come first, stamped with the timestamp of
+// the media that follows them (see replayTimestampLocked), whatever
+// timestamps they were sent with: players take their clock from the first
+// message they get and must not see time go backwards.
 func (s *Stream) startPlayerLocked(p *Player) {
 	p.playing = true
 	p.from = s.seq // pending packets are in the cache
@@ -141,27 +166,82 @@ func (s *Stream) startPlayerLocked(p *Player) {
 		s.resetGOPLocked()
 		s.gopLimit = 0
 	}
-	start := make([]*Packet, 0, 3+len(s.gop))
-	for _, h := range []*Packet{s.metadata, s.videoHeader, s.audioHeader} {
-		if h != nil {
-			start = append(start, h)
-		}
-	}
-	if p.NoCache || len(s.gop) == 0 {
-		if s.hasVideo {
-			// Headers first; then media from the next keyframe on.
-			p.Queue.PushMediaBatch(start, s.hasVideo, time.Now())
-			p.Queue.SkipToKeyframe()
-			return
-		}
-	} else {
+	var cached []*Packet
+	fromCache := !p.NoCache && len(s.gop) > 0
+	if fromCache {
+		cached = make([]*Packet, 0, len(s.gop))
 		for _, pkt := range s.gop {
 			if p.wants(pkt) {
-				start = append(start, pkt)
+				cached = append(cached, pkt)
 			}
 		}
 	}
+	ts := s.replayTimestampLocked(cached)
+	headers := s.headersAtLocked(ts)
+	start := make([]*Packet, 0, len(headers)+len(cached))
+	start = append(append(start, headers...), cached...)
 	p.Queue.PushMediaBatch(start, s.hasVideo, time.Now())
+	if !fromCache && s.hasVideo {
+		// Headers first; then media from the next keyframe on.
+		p.Queue.SkipToKeyframe()
+	}
+}
+
+// replayTimestampLocked is the timestamp a joining player's headers are
+// stamped with: that of the first cached packet it gets or, when it
+// starts with live media, one no later than that media's: the last
+// video timestamp (video timestamps do not decrease, and the player
+// starts at the next keyframe) or, for a stream without video, the last
+// audio one. Before any media, it is the earliest header's.
+func (s *Stream) replayTimestampLocked(cached []*Packet) uint32 {
+	switch {
+	case len(cached) > 0:
+		return cached[0].Timestamp
+	case s.hasVideo:
+		return s.lastVideoTS
+	case s.hasAudio:
+		return s.lastAudioTS
+	}
+	var ts uint32
+	for i, h := range s.headersLocked() {
+		if i == 0 || h.Timestamp < ts {
+			ts = h.Timestamp
+		}
+	}
+	return ts
+}
+
+// headersLocked returns the metadata and codec headers a joining player
+// needs, in the order it gets them (metadata, video headers, audio
+// headers, each in the order they arrived), as the publisher sent them.
+func (s *Stream) headersLocked() []*Packet {
+	out := make([]*Packet, 0, 1+len(s.headers))
+	if s.metadata != nil {
+		out = append(out, s.metadata)
+	}
+	for _, typ := range []uint8{chunk.TypeVideo, chunk.TypeAudio} {
+		for _, h := range s.headers {
+			if h.pkt.Type == typ {
+				out = append(out, h.pkt)
+			}
+		}
+	}
+	return out
+}
+
+// headersAtLocked returns headersLocked stamped with ts. The slice is the
+// stream's: the caller copies it.
+func (s *Stream) headersAtLocked(ts uint32) []*Packet {
+	if s.replayOK && s.replayTS == ts {
+		return s.replay
+	}
+	clear(s.replay)
+	s.replay = s.replay[:0]
+	for _, h := range s.headersLocked() {
+		s.replay = append(s.replay, h.restamped(ts))
+	}
+	s.replayTS, s.replayOK = ts, true
+	return s.replay
 }
 
 func (p *Player) wants(pkt *Packet) bool {
@@ -291,20 +371,27 @@ func (s *Stream) cacheLocked(pkt *Packet, isMetadata bool) {
 	switch {
 	case isMetadata:
 		s.metadata = pkt
+		s.replayOK = false
 		return
 	case pkt.Type == chunk.TypeVideo:
 		s.hasVideo = true
+		s.lastVideoTS = pkt.Timestamp
 		switch pkt.Kind {
 		case media.SequenceHeader:
-			s.videoHeader = pkt
-			s.resetGOPLocked()
+			if s.keepHeaderLocked(pkt) {
+				s.resetGOPLocked()
+			}
 			return
 		case media.Keyframe:
 			s.resetGOPLocked()
 		}
-	case pkt.Type == chunk.TypeAudio && pkt.Kind == media.SequenceHeader:
-		s.audioHeader = pkt
-		return
+	case pkt.Type == chunk.TypeAudio:
+		s.hasAudio = true
+		s.lastAudioTS = pkt.Timestamp
+		if pkt.Kind == media.SequenceHeader {
+			s.keepHeaderLocked(pkt)
+			return
+		}
 	}
 	if s.gopLimit == 0 || (len(s.gop) == 0 && pkt.Kind != media.Keyframe) {
 		return

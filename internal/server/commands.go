@@ -318,10 +318,10 @@ func (c *conn) onConnect(cmd *command) error {
 	if hasEncoding {
 		info = append(info, amf.Property{Key: "objectEncoding", Value: encoding})
 	}
-	c.send(resultMessage(cmd.txn, amf.Object{
+	c.send(resultMessage(cmd.txn, append(amf.Object{
 		{Key: "fmsVer", Value: serverFMSVersion},
 		{Key: "capabilities", Value: float64(serverCapabilites)},
-	}, info))
+	}, enhancedRTMPProperties()...), info))
 	c.logRequest("connect")
 	return nil
 }

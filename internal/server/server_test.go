@@ -198,14 +198,15 @@ func TestGOPCacheStartsAtLastKeyframe(t *testing.T) {
 		t.Fatal(st, err)
 	}
 	got := readMedia(t, p, 6)
+	// Metadata and headers are stamped with the first cached frame's time.
 	want := []struct {
 		typ     uint8
 		ts      uint32
 		payload []byte
 	}{
-		{chunk.TypeDataAMF0, 0, nil},
-		{chunk.TypeVideo, 0, videoHeader},
-		{chunk.TypeAudio, 0, audioHeader},
+		{chunk.TypeDataAMF0, 80, nil},
+		{chunk.TypeVideo, 80, videoHeader},
+		{chunk.TypeAudio, 80, audioHeader},
 		{chunk.TypeVideo, 80, keyframe(4)},
 		{chunk.TypeVideo, 120, interFrame(5)},
 		{chunk.TypeAudio, 130, audioFrame(6)},
