@@ -59,6 +59,9 @@ type TrackInfo struct {
 	Multitrack bool
 	// Tracks lists the tracks the message carries, in order.
 	Tracks []Track
+	// defaultBody is the default track's body in a coded-frames message
+	// (after the FourCC), for recognising a keyframe from the bitstream.
+	defaultBody []byte
 	// NanoOffset is the ModEx timestamp offset in nanoseconds, if any.
 	NanoOffset uint32
 }
@@ -117,7 +120,8 @@ func VideoTracks(p []byte) (TrackInfo, error) {
 			info.Kind = SequenceEnd
 		case exVideoCodedFrames, exVideoCodedFramesX:
 			info.Kind = Frame
-			if frameType == frameTypeKey && info.carries(DefaultTrack) {
+			if frameType == frameTypeKey && info.carries(DefaultTrack) ||
+				frameType != frameTypeInter && info.defaultRandomAccess() {
 				info.Kind = Keyframe
 			}
 		default:
@@ -155,6 +159,31 @@ func AudioTracks(p []byte) (TrackInfo, error) {
 		info.Kind = Frame
 	}
 	return info, nil
+}
+
+// defaultRandomAccess reports whether the default track's coded frame is
+// a keyframe by its bitstream, for publishers that leave the frame type
+// unset (see Video).
+func (info *TrackInfo) defaultRandomAccess() bool {
+	body := info.defaultBody
+	if body == nil {
+		return false
+	}
+	var codec string
+	for _, t := range info.Tracks {
+		if t.ID == DefaultTrack {
+			codec = t.Codec
+			break
+		}
+	}
+	if info.PacketType == exVideoCodedFrames && (codec == "avc1" || codec == "hvc1") {
+		// SI24 composition time offset before the data.
+		if len(body) < 3 {
+			return false
+		}
+		body = body[3:]
+	}
+	return RandomAccess(codec, body)
 }
 
 func (info *TrackInfo) carries(id uint8) bool {
@@ -209,6 +238,7 @@ func parseExTracks(p []byte, multitrack uint8, what string) (TrackInfo, error) {
 		}
 		info.PacketType = packetType
 		info.Tracks = []Track{{ID: 0, Codec: string(p[pos : pos+4])}}
+		info.defaultBody = p[pos+4:]
 		return info, nil
 	}
 	info.Multitrack = true
@@ -249,6 +279,9 @@ func parseExTracks(p []byte, multitrack uint8, what string) (TrackInfo, error) {
 		info.Tracks = append(info.Tracks, Track{ID: p[pos], Codec: codec})
 		pos++
 		if mtType == multitrackOneTrack {
+			if p[pos-1] == DefaultTrack {
+				info.defaultBody = p[pos:]
+			}
 			break // the rest of the message is the track's body
 		}
 		if pos+3 > len(p) {
@@ -258,6 +291,9 @@ func parseExTracks(p []byte, multitrack uint8, what string) (TrackInfo, error) {
 		pos += 3
 		if pos+size > len(p) {
 			return info, fmt.Errorf("%w: %s track %d of %d bytes truncated", ErrMalformed, what, p[pos-4], size)
+		}
+		if p[pos-4] == DefaultTrack && info.defaultBody == nil {
+			info.defaultBody = p[pos : pos+size]
 		}
 		pos += size
 	}

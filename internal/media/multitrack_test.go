@@ -279,3 +279,51 @@ func TestKindOfMultitrack(t *testing.T) {
 		})
 	}
 }
+
+// TestMultitrackBitstreamKeyframes classifies real encoder output carried
+// in Enhanced RTMP v2 messages whose frame type is not set: a keyframe is
+// recognised from the default track's bitstream, and only from its.
+func TestMultitrackBitstreamKeyframes(t *testing.T) {
+	u24 := func(n int) []byte { return []byte{byte(n >> 16), byte(n >> 8), byte(n)} }
+	for _, s := range loadSamples(t) {
+		var cto []byte // composition time offset of CodedFrames for AVC and HEVC
+		if s.FourCC == "avc1" || s.FourCC == "hvc1" {
+			cto = []byte{0, 0, 0x50}
+		}
+		sawKey, sawInter := false, false
+		for i := range s.Units {
+			frame := s.Frame(i)
+			body := cat(cto, frame)
+			other := cat(cto, s.Frame((i+1)%len(s.Units)))
+			want := Frame
+			if s.Key[i] {
+				want, sawKey = Keyframe, true
+			} else {
+				sawInter = true
+			}
+			layouts := []struct {
+				name string
+				p    []byte
+				want Kind
+			}{
+				{"one track 0", cat(exVideo(0, 6), 0x01, s.FourCC, 0, body), want},
+				{"one track 1", cat(exVideo(0, 6), 0x01, s.FourCC, 1, body), Frame},
+				{"many tracks, 0 second", cat(exVideo(0, 6), 0x11, s.FourCC,
+					1, u24(len(other)), other, 0, u24(len(body)), body), want},
+				{"many codecs", cat(exVideo(0, 6), 0x21,
+					"vp08", 1, u24(3), 0xAA, 0xBB, 0xCC, s.FourCC, 0, u24(len(body)), body), want},
+				{"modex", cat(exVideo(0, 7), 0, 9, 0x01, s.FourCC, body), want},
+				{"frame type 3", cat(exVideo(3, 6), 0x01, s.FourCC, 0, body), want},
+				{"inter frame type trusted", cat(exVideo(2, 6), 0x01, s.FourCC, 0, body), Frame},
+			}
+			for _, l := range layouts {
+				if got := VideoKind(l.p); got != l.want {
+					t.Errorf("%s frame %d, %s: kind %v, want %v", s.Name, i, l.name, got, l.want)
+				}
+			}
+		}
+		if !sawKey || !sawInter {
+			t.Errorf("%s: sample lacks keyframes (%v) or inter frames (%v)", s.Name, sawKey, sawInter)
+		}
+	}
+}
