@@ -4,9 +4,11 @@ FUZZTIME ?= 60s
 
 .PHONY: run test build fuzz clean
 
-## run: start the server with the embedded defaults (port 1935); override with env vars
+## run: start the server with the embedded defaults (port 1935); override with env vars.
+## Built first, then exec'd: Ctrl-C reaches the server alone, and make ends with its status.
 run:
-	go run ./cmd/rtmp-server --config etc/rtmp-server.env
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/rtmp-server-run ./cmd/rtmp-server
+	exec bin/rtmp-server-run --config etc/rtmp-server.env
 
 ## test: install missing test peers (as root), then gofmt, go vet and go test -race
 test:
