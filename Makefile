@@ -51,6 +51,11 @@ package:
 test-packages:
 	bash packaging/test/nspawn.sh
 
+## test-fresh: check that make test's install step sets up a fresh Debian 12
+## (chroot of a debootstrapped root plus this Go; root; see the script)
+test-fresh:
+	bash packaging/test/fresh.sh
+
 ## test-image: build the container image with podman and stream through it
 test-image:
 	bash packaging/test/image.sh
@@ -66,4 +71,4 @@ RELEASE_SKIP ?= publish
 release-snapshot:
 	goreleaser release --snapshot --clean --skip=$(RELEASE_SKIP)
 
-.PHONY: package test-packages test-image image release-snapshot
+.PHONY: package test-packages test-fresh test-image image release-snapshot
