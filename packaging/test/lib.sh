@@ -52,8 +52,8 @@ rootfs_tarball() {
 		debootstrap --variant=minbase ${include:+--include="$include"} "$suite" "$work/bootstrap" "$m" \
 			>"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
 		rm -rf "$work/bootstrap/var/cache/apt/archives/"*.deb "$work/bootstrap/var/lib/apt/lists/"*
-		tar -C "$work/bootstrap" --zstd -cf "$tarball.tmp" .
-		mv "$tarball.tmp" "$tarball"
+		tar -C "$work/bootstrap" --zstd -cf "$tarball.$$.tmp" .
+		mv "$tarball.$$.tmp" "$tarball"
 		rm -rf "$work/bootstrap"
 		echo "rootfs built in $((SECONDS - start)) s" >&2
 	fi
