@@ -16,7 +16,9 @@
 # is cached as nspawn.sh caches its own; the .debs apt fetches are kept in
 # the cache too (apt-archives/), so later runs download nothing. Exit status:
 # 0 if every check passed, 1 if one failed, 2 if the test could not be set up.
-# About 3 minutes (first run: 2 more for debootstrap and the downloads).
+# About 4.5 minutes on 2 busy cores (installing the packages and building
+# the race runtime take 2 each); the first run adds about 6 for debootstrap
+# and the downloads.
 #
 # Usage (as root): bash packaging/test/fresh.sh
 #   RTMP_TEST_CACHE   cache directory (default ${XDG_CACHE_HOME:-~/.cache}/rtmp-server-test)
