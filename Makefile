@@ -4,9 +4,11 @@ FUZZTIME ?= 60s
 
 .PHONY: run test build fuzz clean
 
-## run: start the server with the embedded defaults (port 1935); override with env vars
+## run: start the server with the embedded defaults (port 1935); override with env vars.
+## Built first, then exec'd: Ctrl-C reaches the server alone, and make ends with its status.
 run:
-	go run ./cmd/rtmp-server --config etc/rtmp-server.env
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/rtmp-server-run ./cmd/rtmp-server
+	exec bin/rtmp-server-run --config etc/rtmp-server.env
 
 ## test: install missing test peers (as root), then gofmt, go vet and go test -race
 test:
@@ -49,6 +51,11 @@ package:
 test-packages:
 	bash packaging/test/nspawn.sh
 
+## test-fresh: check that make test's install step sets up a fresh Debian 12
+## (chroot of a debootstrapped root plus this Go; root; see the script)
+test-fresh:
+	bash packaging/test/fresh.sh
+
 ## test-image: build the container image with podman and stream through it
 test-image:
 	bash packaging/test/image.sh
@@ -64,4 +71,4 @@ RELEASE_SKIP ?= publish
 release-snapshot:
 	goreleaser release --snapshot --clean --skip=$(RELEASE_SKIP)
 
-.PHONY: package test-packages test-image image release-snapshot
+.PHONY: package test-packages test-fresh test-image image release-snapshot

@@ -16,10 +16,18 @@
 #   BENCH_PPROF       if set, a 10 s CPU profile of this server is taken in the
 #                     middle of each player scenario (SCENARIO.ours.pprof;
 #                     read with: go tool pprof -top BINARY FILE)
+#   BENCH_NGINX       where nginx-rtmp comes from: "private" (default) or
+#                     "system" (an nginx and ngx_rtmp_module.so already installed)
+#   BENCH_NGINX_CACHE the private nginx-rtmp directory
+#                     (default ${XDG_CACHE_HOME:-~/.cache}/rtmp-server-bench/nginx)
 #
-# nginx-core and libnginx-mod-rtmp are installed with apt-get when missing
-# (as root). Both servers run as children of this script on free loopback
-# ports and are stopped at the end; nothing else on the machine is touched.
+# nginx-rtmp is not installed: the first run fetches Debian's nginx and
+# libnginx-mod-rtmp packages (and any library of theirs the machine lacks,
+# about 1 MB) with apt-get download, unpacks them with dpkg-deb -x into
+# BENCH_NGINX_CACHE and runs that nginx from there; no root needed, no
+# package installed, no service started. Both servers run as children of
+# this script on free loopback ports and are stopped at the end; nothing
+# else on the machine is touched.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,7 +40,8 @@ PUBLISHERS=${BENCH_PUBLISHERS:-200}
 SERVERS=${BENCH_SERVERS:-"ours nginx"}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/rtmp-bench.XXXXXX)}
 mkdir -p "$OUT"
-NGINX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+NGINX_SOURCE=${BENCH_NGINX:-private}
+NGINX_CACHE=${BENCH_NGINX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rtmp-server-bench/nginx}
 
 log() { printf 'run.sh: %s\n' "$*" >&2; }
 
@@ -44,14 +53,88 @@ if [ "$NOFILE" = unlimited ] || [ "$NOFILE" -gt 65536 ]; then
 fi
 log "open files limit: $NOFILE"
 
-if [[ " $SERVERS " == *" nginx "* ]] && ! { command -v nginx >/dev/null && [ -f "$NGINX_MODULE" ]; }; then
-	log "installing nginx-core and libnginx-mod-rtmp"
-	if [ "$(id -u)" -ne 0 ]; then
-		log "nginx-rtmp is missing and installing it needs root; run: apt-get install nginx-core libnginx-mod-rtmp"
+# fetch_nginx unpacks nginx and libnginx-mod-rtmp, and the libraries of
+# theirs that are not installed, into $NGINX_CACHE/root (once).
+fetch_nginx() {
+	local root=$NGINX_CACHE/root debs=$NGINX_CACHE/debs pkgs deb
+	if [ -x "$root/usr/sbin/nginx" ] && [ -f "$root/usr/lib/nginx/modules/ngx_rtmp_module.so" ]; then
+		return
+	fi
+	if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+		log "nginx-rtmp: apt-get and dpkg-deb are needed to fetch it; or install nginx with the rtmp module and set BENCH_NGINX=system"
 		exit 1
 	fi
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-core libnginx-mod-rtmp >/dev/null
+	log "fetching nginx and libnginx-mod-rtmp into $NGINX_CACHE with apt-get download (nothing is installed)"
+	rm -rf "$debs" "$root"
+	mkdir -p "$debs"
+	local sandbox=()
+	if [ "$(id -u)" -eq 0 ]; then
+		# apt's download user cannot write into root's home.
+		sandbox=(-o APT::Sandbox::User=root)
+	fi
+	download() { (cd "$debs" && apt-get download -qq "${sandbox[@]}" "$@" >/dev/null); }
+	if ! download nginx libnginx-mod-rtmp; then
+		if [ "$(id -u)" -ne 0 ]; then
+			log "apt-get download failed; if the package lists are stale, run apt-get update as root"
+			exit 1
+		fi
+		apt-get update -qq
+		download nginx libnginx-mod-rtmp
+	fi
+	# Their libraries that the machine lacks (nginx-common holds only
+	# configuration files, which the benchmark does not use).
+	pkgs=$(for deb in "$debs"/*.deb; do dpkg-deb -f "$deb" Depends; done | tr ',|' '\n\n' |
+		sed -E 's/^ *//; s/[ :(].*//' | grep '^lib' | sort -u |
+		while read -r p; do
+			dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || echo "$p"
+		done)
+	if [ -n "$pkgs" ]; then
+		log "fetching libraries the machine lacks: $pkgs"
+		# shellcheck disable=SC2086 # a list of package names
+		download $pkgs
+	fi
+	for deb in "$debs"/*.deb; do
+		dpkg-deb -x "$deb" "$root.tmp"
+	done
+	mv "$root.tmp" "$root"
+	log "nginx-rtmp unpacked: $(cd "$debs" && echo *.deb)"
+}
+
+NGINX_BIN=
+NGINX_MODULE=
+NGINX_VERSION=
+if [[ " $SERVERS " == *" nginx "* ]]; then
+	case $NGINX_SOURCE in
+	private)
+		fetch_nginx
+		root=$NGINX_CACHE/root
+		NGINX_BIN=$root/usr/sbin/nginx
+		NGINX_MODULE=$root/usr/lib/nginx/modules/ngx_rtmp_module.so
+		# Libraries unpacked beside it, if any were missing.
+		libdirs=$(find "$root" -name '*.so*' ! -path '*/nginx/modules/*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)
+		if [ -n "$libdirs" ]; then
+			export LD_LIBRARY_PATH=$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+		fi
+		NGINX_VERSION="$(dpkg-deb -f "$NGINX_CACHE"/debs/nginx_*.deb Version) with libnginx-mod-rtmp $(dpkg-deb -f "$NGINX_CACHE"/debs/libnginx-mod-rtmp_*.deb Version), unpacked in $NGINX_CACHE"
+		;;
+	system)
+		NGINX_BIN=$(command -v nginx || true)
+		NGINX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+		if [ -z "$NGINX_BIN" ] || [ ! -f "$NGINX_MODULE" ]; then
+			log "BENCH_NGINX=system: no nginx on PATH or no $NGINX_MODULE"
+			exit 1
+		fi
+		NGINX_VERSION="$("$NGINX_BIN" -v 2>&1 | cut -d/ -f2) with libnginx-mod-rtmp $(dpkg-query -W -f '${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?')"
+		;;
+	*)
+		log "BENCH_NGINX=$NGINX_SOURCE: want private or system"
+		exit 1
+		;;
+	esac
+	if ! out=$("$NGINX_BIN" -v 2>&1); then
+		log "$NGINX_BIN does not run: $out"
+		exit 1
+	fi
 fi
 
 log "building into $OUT"
@@ -127,7 +210,7 @@ start_server() {
 		mkdir -p "$dir"
 		sed -e "s|@PORT@|$PORT|g" -e "s|@DIR@|$dir|g" -e "s|@MODULE@|$NGINX_MODULE|g" \
 			-e "s|@NOFILE@|$NOFILE|g" bench/nginx.conf.in >"$dir/nginx.conf"
-		nginx -p "$dir" -e "$dir/nginx-error.log" -c "$dir/nginx.conf" >"$OUT/$scenario.nginx.log" 2>&1 &
+		"$NGINX_BIN" -p "$dir" -e "$dir/nginx-error.log" -c "$dir/nginx.conf" >"$OUT/$scenario.nginx.log" 2>&1 &
 		SERVER_PID=$!
 		VARY=key # the app is the application; the stream name tells streams apart
 		;;
@@ -191,7 +274,7 @@ done
 	echo
 	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r), $(go version | cut -d' ' -f3-)"
 	echo "Server: $(git describe --tags --always --dirty 2>/dev/null || echo unknown)${BENCH_SERVER_BIN:+ (prebuilt $BENCH_SERVER_BIN)}"
-	echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2) with libnginx-mod-rtmp $(dpkg-query -W -f '${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?')"
+	if [ -n "$NGINX_VERSION" ]; then echo "nginx: $NGINX_VERSION"; fi
 	echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
 	"$OUT/rtmp-bench" -table -a ours -b nginx "${REPORTS[@]}"

@@ -1,61 +1,69 @@
 #!/usr/bin/env bash
-# Runs every test of the project. Installs the real peers the tests talk to
-# (ffmpeg, rtmpdump, redis-server, systemd tools, VLC, GStreamer) with
-# apt-get when they are missing and this runs as root; the tests start their
-# own redis-server, callback servers and listeners on free loopback ports.
+# Runs every test of the project. Installs what the tests need with apt-get
+# when it is missing and this runs as root: a C compiler and the C library
+# headers (go test -race needs cgo), and the real peers the tests talk to
+# (ffmpeg, rtmpdump, redis-server, systemd tools, GStreamer, VLC, iproute2);
+# it prints what it installs. The tests start their own redis-server,
+# callback servers and listeners on free loopback ports.
+#
+#   bash scripts/test.sh                 install what is missing, then test
+#   bash scripts/test.sh --install-only  only install what is missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Debian package of each program the tests run, one per line.
+install_only=0
+case ${1:-} in
+--install-only) install_only=1 ;;
+"") ;;
+*)
+  echo "usage: $0 [--install-only]" >&2
+  exit 2
+  ;;
+esac
+
+# What the tests need, one per line: the thing that shows it is there and
+# the Debian package that provides it. The thing is a command, an absolute
+# path (a file), gst:ELEMENT (a GStreamer element: plugins carry no program
+# to look for) or pkg:PACKAGE (a package with nothing else to look for).
 declare -A package_of=(
+  [gcc]=gcc
+  [/usr/include/stdio.h]=libc6-dev
   [ffmpeg]=ffmpeg
   [ffprobe]=ffmpeg
   [rtmpdump]=rtmpdump
   [redis-server]=redis-server
   [systemd-socket-activate]=systemd
   [systemd-analyze]=systemd
-  [gst-launch-1.0]=gstreamer1.0-tools
-  [gst-inspect-1.0]=gstreamer1.0-tools
   [ip]=iproute2
   [unshare]=util-linux
   [cvlc]=vlc-bin
+  [pkg:vlc-plugin-base]=vlc-plugin-base
+  [gst-launch-1.0]=gstreamer1.0-tools
+  [gst-inspect-1.0]=gstreamer1.0-tools
+  [gst:videotestsrc]=gstreamer1.0-plugins-base
+  [gst:flvmux]=gstreamer1.0-plugins-good
+  [gst:rtmp2sink]=gstreamer1.0-plugins-bad
+  [gst:rtmpsink]=gstreamer1.0-plugins-bad
+  [gst:h264parse]=gstreamer1.0-plugins-bad
+  [gst:voaacenc]=gstreamer1.0-plugins-bad
+  [gst:x264enc]=gstreamer1.0-plugins-ugly
 )
-# The Debian package of each GStreamer element the tests use, one per line
-# (plugins carry no program to look for).
-declare -A gst_package_of=(
-  [videotestsrc]=gstreamer1.0-plugins-base
-  [flvmux]=gstreamer1.0-plugins-good
-  [rtmp2sink]=gstreamer1.0-plugins-bad
-  [rtmpsink]=gstreamer1.0-plugins-bad
-  [x264enc]=gstreamer1.0-plugins-ugly
-  [h264parse]=gstreamer1.0-plugins-bad
-  [voaacenc]=gstreamer1.0-plugins-bad
-)
-# Packages with no command or element to look for: VLC's demuxers and
-# decoders.
-plugin_packages=(
-  vlc-plugin-base
-)
-have_package() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
-}
-have_gst_element() {
-  command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 --exists "$1"
+present() {
+  case $1 in
+  /*) [[ -e $1 ]] ;;
+  gst:*) command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 --exists "${1#gst:}" ;;
+  pkg:*) dpkg-query -W -f='${Status}' "${1#pkg:}" 2>/dev/null | grep -q 'install ok installed' ;;
+  *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
 }
 missing=()
-for cmd in "${!package_of[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
-done
-for element in "${!gst_package_of[@]}"; do
-  have_gst_element "$element" || missing+=("${gst_package_of[$element]}")
-done
-for pkg in "${plugin_packages[@]}"; do
-  have_package "$pkg" || missing+=("$pkg")
+for what in "${!package_of[@]}"; do
+  present "$what" || missing+=("${package_of[$what]}")
 done
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "== installing test peers: ${missing[*]}"
+    echo "== installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # policy-rc.d keeps the packages from starting their own services.
@@ -63,20 +71,24 @@ if ((${#missing[@]})); then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     rm -f /usr/sbin/policy-rc.d
+    echo "== installed: ${missing[*]}"
   else
-    echo "== missing test peers (${missing[*]}): tests that need them will be skipped" >&2
+    echo "== missing (${missing[*]}): tests that need them will be skipped" >&2
   fi
+else
+  echo "== test dependencies present: $(printf '%s\n' "${package_of[@]}" | sort -u | tr '\n' ' ')"
 fi
 
+# go test -race builds with cgo: without a C compiler nothing can be tested.
+if ! present gcc || ! present /usr/include/stdio.h; then
+  echo "go test -race needs a C compiler and the C library headers: apt-get install gcc libc6-dev (as root)" >&2
+  exit 1
+fi
+((install_only)) && exit 0
+
 require=1
-for cmd in "${!package_of[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || require=0
-done
-for element in "${!gst_package_of[@]}"; do
-  have_gst_element "$element" || require=0
-done
-for pkg in "${plugin_packages[@]}"; do
-  have_package "$pkg" || require=0
+for what in "${!package_of[@]}"; do
+  present "$what" || require=0
 done
 export RTMP_TEST_REQUIRE_PEERS=$require
 

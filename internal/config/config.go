@@ -163,35 +163,73 @@ func (c Config) GOPCacheBytes() int64 { return int64(c.GOPCacheSizeMB) << 20 }
 // GOPCacheTotalBytes is GOPCacheTotalMB in bytes (0: no limit).
 func (c Config) GOPCacheTotalBytes() int64 { return int64(c.GOPCacheTotalMB) << 20 }
 
-// LogValue shows the configuration for a startup or reload log line, keyed
-// by lower-case variable names, with secrets and any password in
-// CallbackURL redacted.
+// LogGroup is one group of related settings, as LogGroups gives them.
+type LogGroup struct {
+	Name  string      // what the settings are about: "rtmp", "callback", ...
+	Attrs []slog.Attr // keyed by lower-case variable names
+}
+
+// LogGroups shows the configuration for the startup and reload log, one
+// group of related settings per line, keyed by lower-case variable names,
+// with secrets and any password in CallbackURL redacted. Every variable
+// appears in exactly one group (PLAY_ALLOWED_FROM as rtmp_play_whitelist).
+func (c Config) LogGroups() []LogGroup {
+	r := c.Redis
+	return []LogGroup{
+		{"rtmp", []slog.Attr{
+			slog.Int("rtmp_port", c.RTMPPort),
+			slog.String("bind_address", c.BindAddress),
+			slog.String("rtmp_host", c.RTMPHost),
+			slog.Int("rtmp_chunk_size", c.ChunkSize),
+		}},
+		{"rtmps", []slog.Attr{
+			slog.Int("ssl_port", c.SSLPort),
+			slog.String("ssl_cert", c.SSLCert),
+			slog.String("ssl_key", c.SSLKey),
+			slog.Float64("ssl_check_reload_seconds", c.SSLCheckReload.Seconds()),
+		}},
+		{"limits", []slog.Attr{
+			slog.Int("max_connections", c.MaxConnections),
+			slog.Int("max_ip_concurrent_connections", c.MaxIPConnections),
+			slog.Int("concurrent_limit_ipv6_prefix", c.IPv6LimitPrefix),
+			slog.String("concurrent_limit_whitelist", c.ConcurrentLimitWhitelist.String()),
+			slog.Int("id_max_length", c.IDMaxLength),
+		}},
+		{"play", []slog.Attr{
+			slog.String("rtmp_play_whitelist", c.PlayWhitelist.String()),
+			slog.Int("gop_cache_size_mb", c.GOPCacheSizeMB),
+			slog.Int("gop_cache_total_mb", c.GOPCacheTotalMB),
+		}},
+		{"callback", []slog.Attr{
+			slog.String("callback_url", redactURL(c.CallbackURL)),
+			slog.Any("jwt_secret", c.JWTSecret),
+			slog.String("custom_jwt_subject", c.JWTSubject),
+			slog.Float64("callback_timeout_seconds", c.CallbackTimeout.Seconds()),
+		}},
+		{"redis", []slog.Attr{
+			slog.Bool("redis_use", r.Use),
+			slog.String("redis_host", r.Host),
+			slog.Int("redis_port", r.Port),
+			slog.Any("redis_password", r.Password),
+			slog.String("redis_channel", r.Channel),
+			slog.Bool("redis_tls", r.TLS),
+		}},
+		{"log", []slog.Attr{
+			slog.Bool("log_requests", c.LogRequests),
+			slog.Bool("log_debug", c.LogDebug),
+		}},
+	}
+}
+
+// LogValue shows the whole configuration as one value, the groups of
+// LogGroups as nested groups, secrets redacted the same way.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("rtmp_host", c.RTMPHost),
-		slog.Int("rtmp_port", c.RTMPPort),
-		slog.String("bind_address", c.BindAddress),
-		slog.Int("ssl_port", c.SSLPort),
-		slog.String("ssl_cert", c.SSLCert),
-		slog.String("ssl_key", c.SSLKey),
-		slog.Float64("ssl_check_reload_seconds", c.SSLCheckReload.Seconds()),
-		slog.Int("rtmp_chunk_size", c.ChunkSize),
-		slog.Bool("log_requests", c.LogRequests),
-		slog.Bool("log_debug", c.LogDebug),
-		slog.Int("id_max_length", c.IDMaxLength),
-		slog.Int("max_ip_concurrent_connections", c.MaxIPConnections),
-		slog.Int("max_connections", c.MaxConnections),
-		slog.String("concurrent_limit_whitelist", c.ConcurrentLimitWhitelist.String()),
-		slog.Int("concurrent_limit_ipv6_prefix", c.IPv6LimitPrefix),
-		slog.String("rtmp_play_whitelist", c.PlayWhitelist.String()),
-		slog.String("callback_url", redactURL(c.CallbackURL)),
-		slog.Any("jwt_secret", c.JWTSecret),
-		slog.String("custom_jwt_subject", c.JWTSubject),
-		slog.Float64("callback_timeout_seconds", c.CallbackTimeout.Seconds()),
-		slog.Int("gop_cache_size_mb", c.GOPCacheSizeMB),
-		slog.Int("gop_cache_total_mb", c.GOPCacheTotalMB),
-		slog.Any("redis", c.Redis),
-	)
+	groups := c.LogGroups()
+	attrs := make([]slog.Attr, len(groups))
+	for i, g := range groups {
+		attrs[i] = slog.Attr{Key: g.Name, Value: slog.GroupValue(g.Attrs...)}
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // redactURL hides the password of a URL's user information, if any.

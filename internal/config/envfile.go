@@ -23,8 +23,9 @@ const maxEnvLine = 64 << 10
 // envKey is what a variable name must look like.
 var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// ReadEnvFile reads the env file at path; see ParseEnv for the syntax. An
-// error for a missing file satisfies errors.Is(err, fs.ErrNotExist).
+// ReadEnvFile reads the env file at path; see ParseEnv for the syntax and
+// what is returned on syntax errors. An error for a missing file satisfies
+// errors.Is(err, fs.ErrNotExist).
 func ReadEnvFile(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -32,6 +33,23 @@ func ReadEnvFile(path string) (map[string]string, error) {
 	}
 	defer f.Close()
 	return ParseEnv(f, path)
+}
+
+// envFile is what parseEnv read: the variables of the lines it could
+// parse, and one error per line it could not.
+type envFile struct {
+	vars    map[string]string
+	errs    []error
+	badKeys map[string]bool // variables named on a line with a syntax error
+}
+
+func readEnvFile(path string) (envFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return envFile{}, err
+	}
+	defer f.Close()
+	return parseEnv(f, path), nil
 }
 
 // ParseEnv parses env file text, naming it name in errors, and returns
@@ -49,10 +67,20 @@ func ReadEnvFile(path string) (map[string]string, error) {
 //   - nothing is expanded: $HOME is five characters.
 //
 // A quoted value ends on its line. A later line setting the same key wins.
-// An error wraps ErrSyntax and names name:line; it never quotes the line,
-// which may hold a secret.
+// Every bad line is reported: the error joins (errors.Join) one error per
+// bad line, each wrapping ErrSyntax and naming name:line, never quoting the
+// line, which may hold a secret; the variables of the good lines are
+// returned with it.
 func ParseEnv(r io.Reader, name string) (map[string]string, error) {
-	vars := make(map[string]string)
+	f := parseEnv(r, name)
+	return f.vars, errors.Join(f.errs...)
+}
+
+func parseEnv(r io.Reader, name string) envFile {
+	f := envFile{vars: make(map[string]string), badKeys: make(map[string]bool)}
+	fail := func(line int, err error) {
+		f.errs = append(f.errs, fmt.Errorf("%s:%d: %w: %w", name, line, ErrSyntax, err))
+	}
 	sc := bufio.NewScanner(r)
 	// Room for the line ending, so that the check below, not the
 	// Scanner's own, decides the limit exactly.
@@ -62,29 +90,37 @@ func ParseEnv(r io.Reader, name string) (map[string]string, error) {
 		line++
 		text := bytes.TrimSuffix(sc.Bytes(), []byte("\r"))
 		if len(text) > maxEnvLine {
-			return nil, fmt.Errorf("%s:%d: %w: line longer than %d bytes", name, line, ErrSyntax, maxEnvLine)
+			fail(line, fmt.Errorf("line longer than %d bytes", maxEnvLine))
+			continue
 		}
 		if line == 1 {
 			text = bytes.TrimPrefix(text, []byte("\uFEFF"))
 		}
 		key, value, err := parseEnvLine(string(text))
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w: %s", name, line, ErrSyntax, err)
+			fail(line, err)
+			if key != "" {
+				f.badKeys[key] = true
+			}
+			continue
 		}
 		if key != "" {
-			vars[key] = value
+			f.vars[key] = value
 		}
 	}
 	if err := sc.Err(); err != nil {
+		// The scanner cannot go on past a line longer than its buffer.
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("%s:%d: %w: line longer than %d bytes", name, line+1, ErrSyntax, maxEnvLine)
+			fail(line+1, fmt.Errorf("line longer than %d bytes; the lines after it were not read", maxEnvLine))
+		} else {
+			f.errs = append(f.errs, fmt.Errorf("%s: %w", name, err))
 		}
-		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return vars, nil
+	return f
 }
 
-// parseEnvLine parses one line; a blank or comment line gives key "".
+// parseEnvLine parses one line; a blank or comment line gives key "". An
+// error about the value comes with the key.
 func parseEnvLine(line string) (key, value string, err error) {
 	line = strings.TrimLeft(line, " \t")
 	if line == "" || line[0] == '#' {
@@ -103,7 +139,7 @@ func parseEnvLine(line string) (key, value string, err error) {
 	}
 	value, err = parseEnvValue(raw)
 	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", key, err)
+		return key, "", fmt.Errorf("%s: %w", key, err)
 	}
 	return key, value, nil
 }
@@ -175,20 +211,25 @@ func parseEnvValue(raw string) (string, error) {
 // given on the command line; path "" reads no file. The warnings name
 // variables in the file that the server does not read, suggesting the
 // known name a typo was likely meant as.
+//
+// The error reports every problem at once: each syntax error of the file
+// (wrapping ErrSyntax) and each bad value (wrapping ErrInvalid), except
+// values that follow only from a variable whose line was unreadable.
 func Load(path string, required bool, environ func(string) (string, bool)) (Config, []string, error) {
 	if environ == nil {
 		environ = func(string) (string, bool) { return "", false }
 	}
-	var file map[string]string
+	var f envFile
 	if path != "" {
 		var err error
-		file, err = ReadEnvFile(path)
+		f, err = readEnvFile(path)
 		if errors.Is(err, fs.ErrNotExist) && !required {
-			file = nil
+			f = envFile{}
 		} else if err != nil {
 			return Config{}, nil, fmt.Errorf("config: %w", err)
 		}
 	}
+	file := f.vars
 
 	var warnings []string
 	for _, key := range sortedKeys(file) {
@@ -202,14 +243,26 @@ func Load(path string, required bool, environ func(string) (string, bool)) (Conf
 		warnings = append(warnings, w)
 	}
 
-	c, err := Parse(func(name string) (string, bool) {
+	c, errs := parse(func(name string) (string, bool) {
 		if v, ok := environ(name); ok && strings.TrimSpace(v) != "" {
 			return v, true
 		}
 		v, ok := file[name]
 		return v, ok
 	})
-	return c, warnings, err
+	if len(f.errs) == 0 && len(errs) == 0 {
+		return c, warnings, nil
+	}
+	all := slices.Clone(f.errs)
+	for _, err := range errs {
+		// "JWT_SECRET: required" when its line had a syntax error says
+		// nothing new.
+		if ve, ok := err.(*varError); ok && f.badKeys[ve.name] {
+			continue
+		}
+		all = append(all, err)
+	}
+	return Config{}, warnings, errors.Join(all...)
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -343,3 +343,120 @@ func TestShippedEnvFile(t *testing.T) {
 		t.Errorf("the uncommented file gives\n%+v\nwant Default()\n%+v", c, Default())
 	}
 }
+
+// TestParseEnvReportsEveryBadLine checks that one error per bad line comes
+// back, each naming its line, with the variables of the good lines.
+func TestParseEnvReportsEveryBadLine(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		errs []string // one per bad line, in order
+		want map[string]string
+	}{
+		{
+			name: "two bad lines",
+			in:   "A=1\nB='x\nC=3\nD\n",
+			errs: []string{"test.env:2: config: bad env file syntax: B: no closing '", "test.env:4: config: bad env file syntax: want KEY=VALUE"},
+			want: map[string]string{"A": "1", "C": "3"},
+		},
+		{
+			name: "every kind",
+			in:   "1A=x\nB=\"\\t\"\nC='x'y\nE=" + strings.Repeat("x", maxEnvLine-1) + "\nF=6\n",
+			errs: []string{"test.env:1: config: bad env file syntax: bad variable name", "test.env:2: config: bad env file syntax: B: unknown escape",
+				"test.env:3: config: bad env file syntax: C: unexpected text", "test.env:4: config: bad env file syntax: line longer than"},
+			want: map[string]string{"F": "6"},
+		},
+		{
+			name: "a line too long to read past",
+			in:   "A='x\nE=" + strings.Repeat("x", 2*maxEnvLine) + "\nF=6\n",
+			errs: []string{"test.env:1: config: bad env file syntax: A: no closing '", "test.env:2: config: bad env file syntax: line longer than 65536 bytes; the lines after it were not read"},
+			want: map[string]string{},
+		},
+		{
+			name: "a later good line of a bad key",
+			in:   "A='x\nA=2\n",
+			errs: []string{"test.env:1: config: bad env file syntax: A: no closing '"},
+			want: map[string]string{"A": "2"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseEnv(strings.NewReader(tt.in), "test.env")
+			if err == nil {
+				t.Fatalf("ParseEnv = %q, want errors", got)
+			}
+			if !errors.Is(err, ErrSyntax) {
+				t.Errorf("error %v does not wrap ErrSyntax", err)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.errs) {
+				t.Fatalf("%d errors, want %d:\n%v", len(lines), len(tt.errs), err)
+			}
+			for i, want := range tt.errs {
+				if !strings.HasPrefix(lines[i], want) {
+					t.Errorf("error %d = %q, want it to start with %q", i+1, lines[i], want)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("variables = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadReportsEveryProblem checks that Load reports the file's syntax
+// errors and the bad values together.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		want []string // every line of the error, in order
+	}{
+		{
+			name: "syntax errors and bad values",
+			file: "RTMP_PORT=abc\nJWT_SECRET='x\nLOG_DEBUG=maybe\nSSL_PORT\n",
+			want: []string{
+				"FILE:2: config: bad env file syntax: JWT_SECRET: no closing ' on this line",
+				"FILE:4: config: bad env file syntax: want KEY=VALUE",
+				`RTMP_PORT: "abc" is not`,
+				`LOG_DEBUG: "maybe" is not valid`,
+			},
+		},
+		{
+			name: "bad value in the environment",
+			file: "B='x\n",
+			env:  map[string]string{"MAX_CONNECTIONS": "0"},
+			want: []string{
+				"FILE:1: config: bad env file syntax: B: no closing '",
+				`MAX_CONNECTIONS: "0" is not valid`,
+			},
+		},
+		{
+			name: "no error that follows from an unreadable line",
+			file: "CALLBACK_URL=http://127.0.0.1/\nJWT_SECRET=\"x\\q\"\n",
+			want: []string{"FILE:2: config: bad env file syntax: JWT_SECRET: unknown escape"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, "rtmp.env", tt.file)
+			_, _, err := Load(path, true, env(tt.env))
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			if !errors.Is(err, ErrSyntax) {
+				t.Errorf("error does not wrap ErrSyntax: %v", err)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Fatalf("%d errors, want %d:\n%v", len(lines), len(tt.want), err)
+			}
+			for i, want := range tt.want {
+				if want = strings.ReplaceAll(want, "FILE", path); !strings.HasPrefix(lines[i], want) {
+					t.Errorf("error %d = %q, want it to start with %q", i+1, lines[i], want)
+				}
+			}
+		})
+	}
+}

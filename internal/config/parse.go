@@ -18,6 +18,15 @@ import (
 // os.LookupEnv, and checks every value. The error joins one error per
 // problem (errors.Join); each wraps ErrInvalid and names the variable.
 func Parse(lookup func(string) (string, bool)) (Config, error) {
+	c, errs := parse(lookup)
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// parse is Parse with the problems as a list of *varError.
+func parse(lookup func(string) (string, bool)) (Config, []error) {
 	p := &parser{lookup: lookup}
 	c := Config{
 		RTMPHost:    p.text("RTMP_HOST"),
@@ -69,10 +78,7 @@ func Parse(lookup func(string) (string, bool)) (Config, error) {
 	if c.CallbackURL != "" && c.JWTSecret == "" {
 		p.fail("JWT_SECRET", "required when CALLBACK_URL is set")
 	}
-	if len(p.errs) > 0 {
-		return Config{}, errors.Join(p.errs...)
-	}
-	return c, nil
+	return c, p.errs
 }
 
 // maxReloadSeconds is one year: longer periods are surely mistakes, and the

@@ -98,11 +98,70 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 }
 
+func TestConfigLogGroups(t *testing.T) {
+	c, err := Parse(env(map[string]string{
+		"CALLBACK_URL":   "https://user:hunter2@auth.example.com/",
+		"JWT_SECRET":     jwtSecret,
+		"REDIS_PASSWORD": redisPassword,
+		"RTMP_PORT":      "1936",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One line per group, as the daemon logs them.
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	seen := map[string]string{} // key -> group
+	for _, g := range c.LogGroups() {
+		args := []any{"group", g.Name}
+		for _, a := range g.Attrs {
+			args = append(args, a)
+			if other, dup := seen[a.Key]; dup {
+				t.Errorf("%s is in groups %s and %s", a.Key, other, g.Name)
+			}
+			seen[a.Key] = g.Name
+		}
+		logger.Info("config", args...)
+	}
+	out := buf.String()
+	for _, secret := range []string{jwtSecret, redisPassword, "hunter2"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log shows %q:\n%s", secret, out)
+		}
+	}
+	const maxLine = 200 // the single line it replaces was about 1,100
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if len(line) > maxLine {
+			t.Errorf("line of %d characters (want at most %d): %s", len(line), maxLine, line)
+		}
+	}
+	for _, want := range []string{
+		"group=rtmp rtmp_port=1936 ",
+		"group=callback callback_url=https://user:xxxxx@auth.example.com/ jwt_secret=[redacted] ",
+		"redis_password=[redacted] ",
+		"group=play rtmp_play_whitelist=* ",
+		"group=log log_requests=true ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	for _, v := range Variables() {
+		key := strings.ToLower(v.Name)
+		if v.Name == "PLAY_ALLOWED_FROM" {
+			continue // logged as rtmp_play_whitelist
+		}
+		if _, ok := seen[key]; !ok {
+			t.Errorf("LogGroups has no %s", key)
+		}
+	}
+}
+
 func TestConfigLogValue(t *testing.T) {
 	c, err := Parse(env(map[string]string{
-		"CALLBACK_URL": "https://user:hunter2@auth.example.com/",
-		"JWT_SECRET":   jwtSecret,
-		"RTMP_PORT":    "1936",
+		"JWT_SECRET":     jwtSecret,
+		"REDIS_PASSWORD": redisPassword,
+		"RTMP_PORT":      "1936",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -110,36 +169,18 @@ func TestConfigLogValue(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
 	var line struct {
-		Config map[string]any `json:"config"`
+		Config map[string]map[string]any `json:"config"`
 	}
 	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
 		t.Fatalf("%v in %s", err, buf.String())
 	}
-	want := map[string]any{
-		"rtmp_port":           1936.0,
-		"jwt_secret":          "[redacted]",
-		"callback_url":        "https://user:xxxxx@auth.example.com/",
-		"rtmp_play_whitelist": "*",
-		"log_requests":        true,
+	if got := line.Config["rtmp"]["rtmp_port"]; got != 1936.0 {
+		t.Errorf("config.rtmp.rtmp_port = %v", got)
 	}
-	for k, v := range want {
-		if line.Config[k] != v {
-			t.Errorf("config.%s = %v, want %v", k, line.Config[k], v)
-		}
+	if got := line.Config["callback"]["jwt_secret"]; got != "[redacted]" {
+		t.Errorf("config.callback.jwt_secret = %v", got)
 	}
-	redis, _ := line.Config["redis"].(map[string]any)
-	if redis["redis_password"] != "" || redis["redis_host"] != "127.0.0.1" {
-		t.Errorf("config.redis = %v", redis)
-	}
-	for _, v := range Variables() {
-		key := strings.ToLower(v.Name)
-		if v.Name == "PLAY_ALLOWED_FROM" {
-			continue // logged as rtmp_play_whitelist
-		}
-		if _, ok := line.Config[key]; !ok {
-			if _, ok := redis[key]; !ok {
-				t.Errorf("LogValue has no %s", key)
-			}
-		}
+	if got := line.Config["redis"]["redis_password"]; got != "[redacted]" {
+		t.Errorf("config.redis.redis_password = %v", got)
 	}
 }

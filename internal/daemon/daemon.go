@@ -115,10 +115,19 @@ type daemon struct {
 	serveErrs []error // guarded by serveMu: accept loops that ended
 }
 
+// logConfig logs the effective settings, one line per group, secrets
+// redacted.
+func (d *daemon) logConfig(cfg config.Config) {
+	for _, g := range cfg.LogGroups() {
+		d.log.LogAttrs(context.Background(), slog.LevelInfo, "config", append([]slog.Attr{slog.String("group", g.Name)}, g.Attrs...)...)
+	}
+}
+
 func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signal) error {
 	d.cfg = cfg
 	d.applyLogLevel(cfg)
-	d.log.Info("starting", "version", d.opts.Version, "config", cfg)
+	d.log.Info("starting", "version", d.opts.Version)
+	d.logConfig(cfg)
 
 	lns, err := d.listeners(cfg)
 	if err != nil {

@@ -55,7 +55,8 @@ func (d *daemon) reload() {
 		}
 	}
 	d.cfg = cfg
-	d.log.Info("configuration reloaded", "config", cfg)
+	d.log.Info("configuration reloaded")
+	d.logConfig(cfg)
 }
 
 // restartOnly lists the variables whose change needs a restart.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/hub"
@@ -45,6 +46,12 @@ func (c *conn) event(key, streamID string) PublishEvent {
 	return PublishEvent{Session: c.id, Channel: c.channel, Key: key, ClientIP: c.ip, StreamID: streamID}
 }
 
+// keyFormat says what a valid stream key is made of, for the encoder and
+// the log.
+func keyFormat(max int) string {
+	return fmt.Sprintf("1 to %d characters a-z A-Z 0-9 - _", max)
+}
+
 // rejectPublish tells the peer and ends the connection.
 func (c *conn) rejectPublish(msgStreamID uint32, code, description, reason string, args ...any) error {
 	c.logRequest("rejected", append([]any{"action", "publish", "reason", reason}, args...)...)
@@ -61,7 +68,8 @@ func (c *conn) onPublish(cmd *command) error {
 		c.send(statusMessage(msgID, "error", "NetStream.Publish.BadConnection", "Connection already publishing"))
 		return nil
 	case !validID(key, cfg.IDMaxLength):
-		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided", "invalid stream key")
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided: "+keyFormat(cfg.IDMaxLength),
+			"invalid stream key: want "+keyFormat(cfg.IDMaxLength))
 	}
 	opts := hub.PublishOptions{
 		ChunkSize:     uint32(cfg.ChunkSize),
