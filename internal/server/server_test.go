@@ -433,10 +433,44 @@ func TestValidID(t *testing.T) {
 	}
 }
 
+// remoteAddrConn is a net.Conn whose only behaviour is its remote address.
+type remoteAddrConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c remoteAddrConn) RemoteAddr() net.Addr { return c.addr }
+
+// textAddr is a net.Addr given by its text.
+type textAddr string
+
+func (a textAddr) Network() string { return "tcp" }
+func (a textAddr) String() string  { return string(a) }
+
+// TestRemoteIPUnmapsIPv4: a dual-stack listener reports IPv4 peers as
+// IPv4-mapped IPv6 addresses (a 16-byte IP in a *net.TCPAddr, or that
+// address in text); remoteIP unmaps them, so that IPv4 allow and deny
+// lists and the per-IP limit see the IPv4 address.
 func TestRemoteIPUnmapsIPv4(t *testing.T) {
-	a := netip.MustParseAddr("::ffff:127.0.0.1").Unmap()
-	if !access.MustParseList("127.0.0.1").Contains(a) {
-		t.Fatal("mapped address not matched")
+	tests := []struct {
+		name string
+		addr net.Addr
+		want netip.Addr
+	}{
+		{"mapped IPv4", &net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: 40000}, netip.MustParseAddr("127.0.0.1")},
+		{"mapped IPv4 text", textAddr("[::ffff:127.0.0.1]:40000"), netip.MustParseAddr("127.0.0.1")},
+		{"IPv4", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7).To4(), Port: 1}, netip.MustParseAddr("192.0.2.7")},
+		{"IPv6", &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1935}, netip.MustParseAddr("2001:db8::1")},
+		{"not an IP", &net.UnixAddr{Name: "@rtmp", Net: "unix"}, netip.Addr{}},
+	}
+	for _, tt := range tests {
+		got := remoteIP(remoteAddrConn{addr: tt.addr})
+		if got != tt.want {
+			t.Errorf("%s: remoteIP(%v) = %v, want %v", tt.name, tt.addr, got, tt.want)
+		}
+	}
+	if !access.MustParseList("127.0.0.1").Contains(remoteIP(remoteAddrConn{addr: tests[1].addr})) {
+		t.Error("an IPv4 allow list does not match a mapped IPv4 peer")
 	}
 }
 
