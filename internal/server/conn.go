@@ -224,10 +224,15 @@ func closeReason(err error) string {
 // maxReasonText bounds the close reason logged for a connection.
 const maxReasonText = 256
 
+// recoveredPanics counts the panics recovered at the connection boundary
+// (read loop and writer) since the process started; tests check it.
+var recoveredPanics atomic.Int64
+
 // readLoopSafe runs the read loop; a panic ends only this connection.
 func (c *conn) readLoopSafe() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			recoveredPanics.Add(1)
 			c.log.Error("panic in connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			err = fmt.Errorf("internal error: %v", r)
 		}
@@ -305,6 +310,7 @@ func (c *conn) startWriter() {
 func (c *conn) writeLoop() {
 	defer func() {
 		if r := recover(); r != nil {
+			recoveredPanics.Add(1)
 			// As in the read loop: a panic ends only this connection.
 			c.log.Error("panic in connection writer", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.queue.Close()
