@@ -589,3 +589,68 @@ func TestUnpublishDeliversPending(t *testing.T) {
 		}
 	}
 }
+
+// TestKick: Kick ends the connection of the channel's publisher, with the
+// reason given, when match accepts its publication (nil matches any), and
+// reports whether it did. Nothing else is kicked; the publication stays
+// until its connection unpublishes.
+func TestKick(t *testing.T) {
+	h := New()
+	a, b := &fakePublisher{id: 1}, &fakePublisher{id: 2}
+	pubA, _, err := h.Publish("a", "ka", "sa", a, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Publish("b", "kb", "sb", b, opts()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Play("waiting", NewPlayer(3, "k", NewQueue(nil), &events{})); err != nil {
+		t.Fatal(err)
+	}
+	reason := errors.New("kicked by test")
+	kickedWith := func(f *fakePublisher) error {
+		if r := f.kicked.Load(); r != nil {
+			return *r
+		}
+		return nil
+	}
+
+	tests := []struct {
+		name    string
+		channel string
+		match   func(*Publication) bool
+		want    bool
+	}{
+		{"no such channel", "nope", nil, false},
+		{"channel with players only", "waiting", nil, false},
+		{"match refuses", "a", func(p *Publication) bool { return p.Key == "other" }, false},
+		{"match sees the publication", "a", func(p *Publication) bool { return p == pubA && p.HasKey("ka") }, true},
+	}
+	for _, tt := range tests {
+		if got := h.Kick(tt.channel, reason, tt.match); got != tt.want {
+			t.Errorf("%s: Kick(%q) = %v, want %v", tt.name, tt.channel, got, tt.want)
+		}
+		if tt.want {
+			continue
+		}
+		if r := kickedWith(a); r != nil {
+			t.Fatalf("%s: publisher of a kicked (%v)", tt.name, r)
+		}
+	}
+	if r := kickedWith(a); !errors.Is(r, reason) {
+		t.Fatalf("publisher of a kicked with %v, want %v", r, reason)
+	}
+	if r := kickedWith(b); r != nil {
+		t.Fatalf("publisher of b kicked too (%v)", r)
+	}
+	if h.Lookup("a") != pubA {
+		t.Fatal("Kick removed the publication: its connection does that when it ends")
+	}
+	if !h.Kick("b", reason, nil) || !errors.Is(kickedWith(b), reason) {
+		t.Fatal("Kick with a nil match did not kick b")
+	}
+	h.Unpublish(pubA)
+	if h.Kick("a", reason, nil) {
+		t.Fatal("Kick reported a publisher after it unpublished")
+	}
+}
