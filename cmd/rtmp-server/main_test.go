@@ -12,7 +12,8 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/config"
 )
 
-// buildBinary builds the command once per test run.
+// buildBinary builds the command, with a test version string, into a
+// temporary directory of t that is removed when t ends.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "rtmp-server")

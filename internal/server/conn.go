@@ -64,7 +64,10 @@ var (
 )
 
 // conn is one client connection: a read loop that owns the protocol state
-// and the publisher/player roles, and a writer goroutine that owns writes.
+// and the publisher/player roles, and the socket writes of its queue. A
+// player that keeps up is written to directly by its stream's fan-out; a
+// writer goroutine (writeLoop) runs only while the queue holds something,
+// and the queue lets one of them write at a time.
 type conn struct {
 	srv      *Server
 	nc       net.Conn
