@@ -236,15 +236,21 @@ func TestCacheNoStartsAtNextKeyframe(t *testing.T) {
 		}
 	}
 	sync := ts.dial(t, "live")
-	sync.Play("k")
+	if st, err := sync.Play("k"); err != nil {
+		t.Fatal(st, err)
+	}
 	readMedia(t, sync, 3)
 
 	p := ts.dial(t, "live")
 	if st, err := p.Play("k?cache=no"); err != nil {
 		t.Fatal(st, err)
 	}
-	pub.WriteMedia(chunk.TypeVideo, 80, interFrame(3))
-	pub.WriteMedia(chunk.TypeVideo, 120, keyframe(4))
+	if err := pub.WriteMedia(chunk.TypeVideo, 80, interFrame(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WriteMedia(chunk.TypeVideo, 120, keyframe(4)); err != nil {
+		t.Fatal(err)
+	}
 	got := readMedia(t, p, 2)
 	if !bytes.Equal(got[0].Payload, videoHeader) || !bytes.Equal(got[1].Payload, keyframe(4)) {
 		t.Fatalf("got % x then % x, want the header then the next keyframe", got[0].Payload, got[1].Payload)
@@ -268,8 +274,12 @@ func TestWaitingPlayerStartsAndSeesEnd(t *testing.T) {
 
 	st, err = p.WaitStatus()
 	expectStatus(t, st, err, "NetStream.Play.PublishNotify")
-	pub.WriteMedia(chunk.TypeVideo, 0, videoHeader)
-	pub.WriteMedia(chunk.TypeVideo, 0, keyframe(1))
+	if err := pub.WriteMedia(chunk.TypeVideo, 0, videoHeader); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WriteMedia(chunk.TypeVideo, 0, keyframe(1)); err != nil {
+		t.Fatal(err)
+	}
 	readMedia(t, p, 2)
 
 	if _, err := pub.Call(0, "deleteStream", nil, float64(pub.StreamID())); err != nil {
@@ -282,8 +292,12 @@ func TestWaitingPlayerStartsAndSeesEnd(t *testing.T) {
 	pub2 := publish(t, ts, "live", "k")
 	st, err = p.WaitStatus()
 	expectStatus(t, st, err, "NetStream.Play.PublishNotify")
-	pub2.WriteMedia(chunk.TypeVideo, 0, videoHeader)
-	pub2.WriteMedia(chunk.TypeVideo, 0, keyframe(9))
+	if err := pub2.WriteMedia(chunk.TypeVideo, 0, videoHeader); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub2.WriteMedia(chunk.TypeVideo, 0, keyframe(9)); err != nil {
+		t.Fatal(err)
+	}
 	got := readMedia(t, p, 2)
 	if !bytes.Equal(got[1].Payload, keyframe(9)) {
 		t.Fatalf("got % x", got[1].Payload)
