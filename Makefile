@@ -10,7 +10,7 @@ run:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/rtmp-server-run ./cmd/rtmp-server
 	exec bin/rtmp-server-run --config etc/rtmp-server.env
 
-## test: install missing test peers (as root), then gofmt, go vet and go test -race
+## test: install missing test peers (as root), then gofmt, go vet, staticcheck and go test -race
 test:
 	bash scripts/test.sh
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,7 +14,8 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/config"
 )
 
-// buildBinary builds the command once per test run.
+// buildBinary builds the command, with a test version string, into a
+// temporary directory of t that is removed when t ends.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "rtmp-server")
@@ -23,10 +26,16 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// run runs bin and returns its output and exit code; a binary that could
+// not be run at all reports why, with code -1.
 func run(bin string, env []string, args ...string) (string, int) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	out, _ := cmd.CombinedOutput()
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		return fmt.Sprintf("running %s: %v\n%s", bin, err, out), -1
+	}
 	return string(out), cmd.ProcessState.ExitCode()
 }
 
@@ -34,9 +43,13 @@ func TestCommandLine(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.env")
-	os.WriteFile(good, []byte("RTMP_PORT=19350\nRTMP_PLAY_WHITELIST=127.0.0.1, 10.0.0.0/8\n"), 0o600)
+	if err := os.WriteFile(good, []byte("RTMP_PORT=19350\nRTMP_PLAY_WHITELIST=127.0.0.1, 10.0.0.0/8\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(dir, "bad.env")
-	os.WriteFile(bad, []byte("RTMP_PORT=abc\nMAX_IP_CONCURRENT_CONNECTIONS=-1\nRTMP_PLAY_WHITELIST=10.0.0.0/33\nJWT_SECRET=hunter2\n"), 0o600)
+	if err := os.WriteFile(bad, []byte("RTMP_PORT=abc\nMAX_IP_CONCURRENT_CONNECTIONS=-1\nRTMP_PLAY_WHITELIST=10.0.0.0/33\nJWT_SECRET=hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name     string
@@ -101,7 +114,10 @@ func TestServePprof(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
 		t.Fatalf("status %d: %.200s", resp.StatusCode, body)
 	}

@@ -303,7 +303,7 @@ func TestStartCustomSubject(t *testing.T) {
 	srv := newCallbackServer(t, approve)
 	srv.setSubject("custom_subject")
 	c, _ := newTestClient(t, srv.url(), waitLimit)
-	cfg, _, _ := c.config()
+	cfg := mustConfig(t, c)
 	cfg.Subject = "custom_subject"
 	if err := c.SetConfig(cfg); err != nil {
 		t.Fatalf("SetConfig: %v", err)
@@ -563,7 +563,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New(good): %v", err)
 	}
-	if got, _, _ := c.config(); got.Subject != DefaultSubject || got.Timeout != DefaultTimeout {
+	if got := mustConfig(t, c); got.Subject != DefaultSubject || got.Timeout != DefaultTimeout {
 		t.Errorf("defaults: subject %q timeout %v", got.Subject, got.Timeout)
 	}
 	bad := good
@@ -571,7 +571,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if err := c.SetConfig(bad); err == nil {
 		t.Error("SetConfig accepted an empty secret")
 	}
-	if got, _, _ := c.config(); got.Secret != testSecret {
+	if got := mustConfig(t, c); got.Secret != testSecret {
 		t.Error("a rejected SetConfig changed the configuration")
 	}
 }
@@ -580,7 +580,7 @@ func TestSetConfigAppliesToNextEvent(t *testing.T) {
 	srv := newCallbackServer(t, approve)
 	c, _ := newTestClient(t, srv.url(), waitLimit)
 
-	wrong, _, _ := c.config()
+	wrong := mustConfig(t, c)
 	wrong.Secret = "not-the-secret"
 	if err := c.SetConfig(wrong); err != nil {
 		t.Fatal(err)
@@ -828,7 +828,7 @@ func TestStopRetriesFollowDisableAndSetConfig(t *testing.T) {
 	}
 	waitFor(t, "the first attempts, refused", func() bool { return len(failing.seen(EventStop)) == len(ids) })
 
-	cfg, _, _ := c.config()
+	cfg := mustConfig(t, c)
 	c.Disable()
 	if _, err := c.Start(context.Background(), testEvent("ch")); !errors.Is(err, ErrDisabled) {
 		t.Fatalf("Start while disabled = %v, want ErrDisabled", err)
@@ -872,4 +872,14 @@ func TestStopLostWhileDisabled(t *testing.T) {
 	if !strings.Contains(out, "callback stop lost: retry window over") || !strings.Contains(out, "callbacks are turned off") {
 		t.Fatalf("log does not record the stop lost while callbacks were off:\n%s", out)
 	}
+}
+
+// mustConfig is c.config; an error fails the test.
+func mustConfig(t *testing.T, c *Client) Config {
+	t.Helper()
+	cfg, _, err := c.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

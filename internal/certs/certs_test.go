@@ -189,7 +189,10 @@ func dial(addr string, roots *x509.CertPool, maxVersion uint16) (*tls.Conn, erro
 	if err != nil {
 		return nil, err
 	}
-	conn.SetDeadline(time.Now().Add(ioDeadline))
+	if err := conn.SetDeadline(time.Now().Add(ioDeadline)); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	return conn, nil
 }
 
@@ -442,7 +445,9 @@ func TestNoSessionTickets(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(ioDeadline))
+			if err := conn.SetDeadline(time.Now().Add(ioDeadline)); err != nil {
+				t.Fatal(err)
+			}
 			// A TLS 1.3 ticket arrives after the handshake: reading the echo
 			// processes it.
 			echo(t, conn, "after the handshake")

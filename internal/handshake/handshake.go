@@ -49,8 +49,6 @@ const (
 	// Version is the only value of C0 and S0 accepted and sent.
 	Version = 3
 
-	// requestSize is what the server reads: C0, C1 and C2.
-	requestSize = 1 + 2*Size
 	// responseSize is what the server writes in one call: S0, S1 and S2.
 	responseSize = 1 + 2*Size
 

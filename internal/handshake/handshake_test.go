@@ -400,7 +400,10 @@ func TestServerReadsExactly(t *testing.T) {
 	if err := Server(readWriter{br, io.Discard}, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := io.ReadAll(br)
+	got, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(got, rest) {
 		t.Errorf("after the handshake the reader holds %q, want %q", got, rest)
 	}

@@ -119,12 +119,12 @@ func TestMultitrackHeadersPerTrack(t *testing.T) {
 // are forwarded but not kept.
 func TestCodecHeadersBounded(t *testing.T) {
 	h := New()
-	pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{id: 1}, opts())
+	pub := mustPublish(t, h, "ch", "k", "id", &fakePublisher{id: 1}, opts())
 	for i := range MaxCodecHeaders + 8 {
 		pub.Write(chunk.TypeAudio, 0, mtAudio(0, byte(i), byte(i)), false)
 	}
 	q := NewQueue(nil)
-	h.Play("ch", NewPlayer(2, "k", q, &events{}))
+	mustPlay(t, h, "ch", NewPlayer(2, "k", q, &events{}))
 	got := received(t, q)
 	if len(got) != MaxCodecHeaders || got[len(got)-1].tag != MaxCodecHeaders-1 {
 		t.Fatalf("kept %d headers (last %v), want the first %d", len(got), got[len(got)-1], MaxCodecHeaders)
@@ -132,7 +132,7 @@ func TestCodecHeadersBounded(t *testing.T) {
 	// A header for a kept track still replaces the old one.
 	pub.Write(chunk.TypeAudio, 0, mtAudio(0, 0, 200), false)
 	q2 := NewQueue(nil)
-	h.Play("ch", NewPlayer(3, "k", q2, &events{}))
+	mustPlay(t, h, "ch", NewPlayer(3, "k", q2, &events{}))
 	got = received(t, q2)
 	if len(got) != MaxCodecHeaders || got[len(got)-1].tag != 200 {
 		t.Fatalf("after replacing track 0's header: %d headers, last %v", len(got), got[len(got)-1])

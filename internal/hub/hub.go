@@ -420,6 +420,7 @@ func (h *Hub) StopPlaying(p *Player) {
 	// critical section), so that nothing of this stream reaches p after
 	// StopPlaying returns.
 	s.fanMu.Lock()
+	//lint:ignore SA2001 the empty critical section waits for the batch in flight
 	s.fanMu.Unlock()
 }
 

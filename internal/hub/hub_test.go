@@ -113,14 +113,14 @@ func TestGOPCacheOverflowKeepsNothingUntilNextKeyframe(t *testing.T) {
 	h := New()
 	o := opts()
 	o.GOPCacheBytes = 200
-	pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, o)
+	pub := mustPublish(t, h, "ch", "k", "id", &fakePublisher{}, o)
 	pub.Write(chunk.TypeVideo, 0, key(1), false)
 	big := append(inter(2), bytes.Repeat([]byte{0}, 300)...)
 	big = append(big, 2)
 	pub.Write(chunk.TypeVideo, 40, big, false)
 	pub.Write(chunk.TypeVideo, 80, inter(3), false)
 	q := NewQueue(nil)
-	h.Play("ch", NewPlayer(2, "k", q, &events{}))
+	mustPlay(t, h, "ch", NewPlayer(2, "k", q, &events{}))
 	if got := drained(q); len(got) != 0 {
 		t.Fatalf("joined with %v, want nothing until the next keyframe", got)
 	}
@@ -134,7 +134,7 @@ func TestGOPCacheOverflowKeepsNothingUntilNextKeyframe(t *testing.T) {
 
 func TestQueueSkipsToKeyframeWhenFull(t *testing.T) {
 	q := NewQueue(nil)
-	q.PushControl(&chunk.Message{Type: chunk.TypeUserControl})
+	mustPushControl(t, q, &chunk.Message{Type: chunk.TypeUserControl})
 	big := bytes.Repeat([]byte{0}, MaxQueueBytes/4)
 	frame := func(kind media.Kind, tag byte) *Packet {
 		p := append([]byte{0x27, 0x01}, big...)
@@ -228,7 +228,7 @@ func TestWaitingPlayers(t *testing.T) {
 			t.Fatalf("waiting %v err %v", waiting, err)
 		}
 	}
-	pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, opts())
+	pub := mustPublish(t, h, "ch", "k", "id", &fakePublisher{}, opts())
 	if fmt.Sprint(good.log) != "[accepted started]" || fmt.Sprint(bad.log) != "[accepted rejected]" {
 		t.Fatalf("events: good %v bad %v", good.log, bad.log)
 	}
@@ -262,7 +262,7 @@ func TestWaitingPlayers(t *testing.T) {
 
 func TestPlayBadKey(t *testing.T) {
 	h := New()
-	h.Publish("ch", "k", "id", &fakePublisher{}, opts())
+	mustPublish(t, h, "ch", "k", "id", &fakePublisher{}, opts())
 	if _, err := h.Play("ch", NewPlayer(1, "nope", NewQueue(nil), &events{})); !errors.Is(err, ErrBadKey) {
 		t.Fatalf("got %v", err)
 	}
@@ -274,11 +274,11 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("players=%d", n), func(b *testing.B) {
 			h := New()
-			pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, PublishOptions{ChunkSize: 4096, GOPCacheBytes: 1 << 20})
+			pub := mustPublish(b, h, "ch", "k", "id", &fakePublisher{}, PublishOptions{ChunkSize: 4096, GOPCacheBytes: 1 << 20})
 			queues := make([]*Queue, n)
 			for i := range queues {
 				queues[i] = NewQueue(nil)
-				h.Play("ch", NewPlayer(uint64(i), "k", queues[i], &events{}))
+				mustPlay(b, h, "ch", NewPlayer(uint64(i), "k", queues[i], &events{}))
 			}
 			frame := append(inter(0), bytes.Repeat([]byte{1}, 16<<10)...)
 			items := make([]Item, 0, 64)
@@ -306,7 +306,7 @@ func BenchmarkFanOutDirect(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("players=%d", n), func(b *testing.B) {
 			h := New()
-			pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, PublishOptions{ChunkSize: 4096, GOPCacheBytes: 1 << 20})
+			pub := mustPublish(b, h, "ch", "k", "id", &fakePublisher{}, PublishOptions{ChunkSize: 4096, GOPCacheBytes: 1 << 20})
 			var written atomic.Int64
 			for i := range n {
 				q := NewDirectQueue(func() { b.Fatal("a player that keeps up needed a writer") }, func(pkts []*Packet) int {
@@ -317,7 +317,7 @@ func BenchmarkFanOutDirect(b *testing.B) {
 					written.Add(int64(size))
 					return size
 				})
-				h.Play("ch", NewPlayer(uint64(i), "k", q, &events{}))
+				mustPlay(b, h, "ch", NewPlayer(uint64(i), "k", q, &events{}))
 			}
 			frame := append(inter(0), bytes.Repeat([]byte{1}, 16<<10)...)
 			b.ReportAllocs()
@@ -357,8 +357,8 @@ func TestQueueConsumer(t *testing.T) {
 	var q *Queue
 	wakes := make(chan struct{}, 10)
 	q = NewQueue(func() { wakes <- struct{}{} })
-	q.PushControl(&chunk.Message{Type: 1})
-	q.PushControl(&chunk.Message{Type: 2})
+	mustPushControl(t, q, &chunk.Message{Type: 1})
+	mustPushControl(t, q, &chunk.Message{Type: 2})
 	if len(wakes) != 1 {
 		t.Fatalf("%d wakes for two pushes, want one consumer started", len(wakes))
 	}
@@ -369,7 +369,7 @@ func TestQueueConsumer(t *testing.T) {
 	if q.Next(nil) != nil {
 		t.Fatal("Next on an empty queue did not stop the consumer")
 	}
-	q.PushControl(&chunk.Message{Type: 3})
+	mustPushControl(t, q, &chunk.Message{Type: 3})
 	if len(wakes) != 1 {
 		t.Fatal("no new consumer after the previous one stopped")
 	}
@@ -389,7 +389,7 @@ func TestQueueConsumer(t *testing.T) {
 		t.Fatal("consumer not stopped")
 	}
 	<-done
-	q.PushControl(&chunk.Message{Type: 4})
+	mustPushControl(t, q, &chunk.Message{Type: 4})
 	if len(wakes) != 0 {
 		t.Fatal("consumer started after Finish")
 	}
@@ -403,8 +403,8 @@ func TestGOPBudgetAcrossStreams(t *testing.T) {
 	frame := append(key(1), bytes.Repeat([]byte{0}, 100)...)
 	size := int64(NewPacket(chunk.TypeVideo, 0, frame, 128).Size())
 	h.SetGOPBudget(3 * size)
-	a, _, _ := h.Publish("a", "k", "1", &fakePublisher{}, opts())
-	b, _, _ := h.Publish("b", "k", "2", &fakePublisher{}, opts())
+	a := mustPublish(t, h, "a", "k", "1", &fakePublisher{}, opts())
+	b := mustPublish(t, h, "b", "k", "2", &fakePublisher{}, opts())
 	interFrame := append(inter(2), bytes.Repeat([]byte{0}, 100)...)
 	a.Write(chunk.TypeVideo, 0, frame, false)
 	a.Write(chunk.TypeVideo, 40, interFrame, false)
@@ -473,7 +473,11 @@ func TestDirectQueueWritesWhenCaughtUp(t *testing.T) {
 	}
 	// A control message pushed during the direct write waits for it, then
 	// starts the writer.
-	sock.during = func() { q.PushControl(&chunk.Message{Type: chunk.TypeUserControl}) }
+	sock.during = func() {
+		if err := q.PushControl(&chunk.Message{Type: chunk.TypeUserControl}); err != nil {
+			t.Error(err)
+		}
+	}
 	pushMedia(q, NewPacket(chunk.TypeVideo, 80, inter(3), 128), true, time.Now())
 	if wakes != 1 || q.Len() != 1 {
 		t.Fatalf("wakes %d, queued %d after a control message raced a direct write", wakes, q.Len())
@@ -487,7 +491,11 @@ func TestDirectQueuePartialWrite(t *testing.T) {
 	c := NewPacket(chunk.TypeVideo, 80, inter(3), 128)
 	sock := &fakeSocket{room: a.Size() + 100} // all of a, part of b
 	var q *Queue
-	sock.during = func() { q.PushControl(&chunk.Message{Type: chunk.TypeUserControl}) }
+	sock.during = func() {
+		if err := q.PushControl(&chunk.Message{Type: chunk.TypeUserControl}); err != nil {
+			t.Error(err)
+		}
+	}
 	q = NewDirectQueue(func() { wakes++ }, sock.write)
 	if n := q.PushMediaBatch([]*Packet{a, b, c}, true, time.Now()); n != 3 {
 		t.Fatalf("accepted %d of 3", n)
@@ -553,8 +561,7 @@ func TestFanOutExactlyOnce(t *testing.T) {
 					t.Fatalf("player %d got nothing", i)
 				}
 				var first int
-				fmt.Sscanf(got[0], "keyframe:%d", &first)
-				if !strings.HasPrefix(got[0], "keyframe:") || first%10 != 0 {
+				if _, err := fmt.Sscanf(got[0], "keyframe:%d", &first); err != nil || first%10 != 0 {
 					t.Fatalf("player %d starts with %s, want a keyframe", i, got[0])
 				}
 				for j, g := range got {
@@ -575,11 +582,11 @@ func TestFanOutExactlyOnce(t *testing.T) {
 // before they are told it left, even while a batch is being collected.
 func TestUnpublishDeliversPending(t *testing.T) {
 	h := New()
-	pub, _, _ := h.Publish("ch", "k", "id", &fakePublisher{}, opts())
+	pub := mustPublish(t, h, "ch", "k", "id", &fakePublisher{}, opts())
 	queues := make([]*Queue, CoalesceMinPlayers) // enough that batches wait
 	for i := range queues {
 		queues[i] = NewQueue(nil)
-		h.Play("ch", NewPlayer(uint64(i), "k", queues[i], &events{}))
+		mustPlay(t, h, "ch", NewPlayer(uint64(i), "k", queues[i], &events{}))
 	}
 	pub.Write(chunk.TypeVideo, 0, key(7), false)
 	h.Unpublish(pub)
@@ -587,5 +594,96 @@ func TestUnpublishDeliversPending(t *testing.T) {
 		if got := fmt.Sprint(drained(q)); got != "[keyframe:7]" {
 			t.Fatalf("player %d got %s before the end", i, got)
 		}
+	}
+}
+
+// TestKick: Kick ends the connection of the channel's publisher, with the
+// reason given, when match accepts its publication (nil matches any), and
+// reports whether it did. Nothing else is kicked; the publication stays
+// until its connection unpublishes.
+func TestKick(t *testing.T) {
+	h := New()
+	a, b := &fakePublisher{id: 1}, &fakePublisher{id: 2}
+	pubA, _, err := h.Publish("a", "ka", "sa", a, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Publish("b", "kb", "sb", b, opts()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Play("waiting", NewPlayer(3, "k", NewQueue(nil), &events{})); err != nil {
+		t.Fatal(err)
+	}
+	reason := errors.New("kicked by test")
+	kickedWith := func(f *fakePublisher) error {
+		if r := f.kicked.Load(); r != nil {
+			return *r
+		}
+		return nil
+	}
+
+	tests := []struct {
+		name    string
+		channel string
+		match   func(*Publication) bool
+		want    bool
+	}{
+		{"no such channel", "nope", nil, false},
+		{"channel with players only", "waiting", nil, false},
+		{"match refuses", "a", func(p *Publication) bool { return p.Key == "other" }, false},
+		{"match sees the publication", "a", func(p *Publication) bool { return p == pubA && p.HasKey("ka") }, true},
+	}
+	for _, tt := range tests {
+		if got := h.Kick(tt.channel, reason, tt.match); got != tt.want {
+			t.Errorf("%s: Kick(%q) = %v, want %v", tt.name, tt.channel, got, tt.want)
+		}
+		if tt.want {
+			continue
+		}
+		if r := kickedWith(a); r != nil {
+			t.Fatalf("%s: publisher of a kicked (%v)", tt.name, r)
+		}
+	}
+	if r := kickedWith(a); !errors.Is(r, reason) {
+		t.Fatalf("publisher of a kicked with %v, want %v", r, reason)
+	}
+	if r := kickedWith(b); r != nil {
+		t.Fatalf("publisher of b kicked too (%v)", r)
+	}
+	if h.Lookup("a") != pubA {
+		t.Fatal("Kick removed the publication: its connection does that when it ends")
+	}
+	if !h.Kick("b", reason, nil) || !errors.Is(kickedWith(b), reason) {
+		t.Fatal("Kick with a nil match did not kick b")
+	}
+	h.Unpublish(pubA)
+	if h.Kick("a", reason, nil) {
+		t.Fatal("Kick reported a publisher after it unpublished")
+	}
+}
+
+// mustPublish is h.Publish; an error fails the test.
+func mustPublish(tb testing.TB, h *Hub, channel, key, streamID string, conn Publisher, o PublishOptions) *Publication {
+	tb.Helper()
+	pub, _, err := h.Publish(channel, key, streamID, conn, o)
+	if err != nil {
+		tb.Fatalf("publish %s: %v", channel, err)
+	}
+	return pub
+}
+
+// mustPlay is h.Play; an error fails the test.
+func mustPlay(tb testing.TB, h *Hub, channel string, p *Player) {
+	tb.Helper()
+	if _, err := h.Play(channel, p); err != nil {
+		tb.Fatalf("play %s: %v", channel, err)
+	}
+}
+
+// mustPushControl is q.PushControl; an error fails the test.
+func mustPushControl(tb testing.TB, q *Queue, m *chunk.Message) {
+	tb.Helper()
+	if err := q.PushControl(m); err != nil {
+		tb.Fatalf("push control message type %d: %v", m.Type, err)
 	}
 }

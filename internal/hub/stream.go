@@ -68,12 +68,8 @@ type target struct {
 // batches at most every CoalescePerPlayer per player (at most
 // MaxCoalesce): audio and video that arrive meanwhile reach each player in
 // one write. Streams with fewer than CoalesceMinPlayers players deliver
-// each packet as it arrives. Measured with rtmp-bench on 2 cores,
-// alternating runs: at 1000 players, batches at least 40 ms apart instead
-// of back to back (about 25 ms, the time a delivery took) cut CPU per GB
-// by a quarter (1.52-1.58 -> 1.13-1.17 s) with the same p99 latency; at
-// 500 players, 20 ms instead of 10 ms cut it by 6-12 % with p99 up by
-// 0-10 ms. See BENCHMARKS.md.
+// each packet as it arrives. The values were chosen with rtmp-bench; the
+// measurements are in BENCHMARKS.md ("Engine changes made by measurement").
 const (
 	CoalesceMinPlayers = 200
 	CoalescePerPlayer  = 40 * time.Microsecond

@@ -3,7 +3,6 @@ package sd
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -312,15 +311,4 @@ func (w *lineWatcher) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
-}
-
-func TestListenerErrorsAreDistinct(t *testing.T) {
-	errs := []error{ErrUnknownSocket, ErrNotStream, ErrDuplicateSocket}
-	for i, a := range errs {
-		for j, b := range errs {
-			if (i == j) != errors.Is(a, b) {
-				t.Errorf("errors.Is(%v, %v) = %v", a, b, errors.Is(a, b))
-			}
-		}
-	}
 }

@@ -64,7 +64,10 @@ var (
 )
 
 // conn is one client connection: a read loop that owns the protocol state
-// and the publisher/player roles, and a writer goroutine that owns writes.
+// and the publisher/player roles, and the socket writes of its queue. A
+// player that keeps up is written to directly by its stream's fan-out; a
+// writer goroutine (writeLoop) runs only while the queue holds something,
+// and the queue lets one of them write at a time.
 type conn struct {
 	srv      *Server
 	nc       net.Conn
@@ -224,10 +227,15 @@ func closeReason(err error) string {
 // maxReasonText bounds the close reason logged for a connection.
 const maxReasonText = 256
 
+// recoveredPanics counts the panics recovered at the connection boundary
+// (read loop and writer) since the process started; tests check it.
+var recoveredPanics atomic.Int64
+
 // readLoopSafe runs the read loop; a panic ends only this connection.
 func (c *conn) readLoopSafe() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			recoveredPanics.Add(1)
 			c.log.Error("panic in connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			err = fmt.Errorf("internal error: %v", r)
 		}
@@ -305,6 +313,7 @@ func (c *conn) startWriter() {
 func (c *conn) writeLoop() {
 	defer func() {
 		if r := recover(); r != nil {
+			recoveredPanics.Add(1)
 			// As in the read loop: a panic ends only this connection.
 			c.log.Error("panic in connection writer", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.queue.Close()

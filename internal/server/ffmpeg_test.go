@@ -425,7 +425,9 @@ func TestRtmpdumpPlays(t *testing.T) {
 		t.Fatalf("ffprobe: %v\n%s", err, probe.stderr.String())
 	}
 	var n int
-	fmt.Sscan(strings.TrimSpace(probe.stdout.String()), &n)
+	if _, err := fmt.Sscan(strings.TrimSpace(probe.stdout.String()), &n); err != nil {
+		t.Fatalf("ffprobe frame count %q: %v", probe.stdout.String(), err)
+	}
 	if n < 25 {
 		t.Fatalf("rtmpdump recording has %d video frames", n)
 	}

@@ -46,7 +46,9 @@ func startIPv6Server(t *testing.T, host string, mod func(*config.Config)) (*Serv
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
 		if err := <-errc; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Serve: %v", err)
 		}

@@ -138,7 +138,9 @@ func TestEnhancedRTMPVideo(t *testing.T) {
 		}
 	}
 	sync := ts.dial(t, "live")
-	sync.Play("k")
+	if st, err := sync.Play("k"); err != nil {
+		t.Fatal(st, err)
+	}
 	readMedia(t, sync, 3)
 
 	p := ts.dial(t, "live")
@@ -176,8 +178,12 @@ func TestPauseAndReceiveVideo(t *testing.T) {
 			break
 		}
 	}
-	pub.WriteMedia(chunk.TypeVideo, 0, keyframe(1))
-	pub.WriteMedia(chunk.TypeAudio, 10, audioFrame(2))
+	if err := pub.WriteMedia(chunk.TypeVideo, 0, keyframe(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WriteMedia(chunk.TypeAudio, 10, audioFrame(2)); err != nil {
+		t.Fatal(err)
+	}
 	got := readMedia(t, p, 1)
 	if got[0].Type != chunk.TypeAudio {
 		t.Fatalf("receiveVideo false: got type %d first", got[0].Type)

@@ -340,12 +340,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.hub.Close()
 	s.stopPinger()
 
-	// Publishers first, so players get end-of-stream before they go.
+	// Publishers first, so players get end-of-stream before they go:
+	// the others are kicked once the publishers have left the hub.
+	var pubs []*conn
 	for _, c := range conns {
 		if s.hub.IsPublisher(c) {
 			c.Kick(errShutdown)
+			pubs = append(pubs, c)
 		}
 	}
+	s.waitUnpublished(ctx, pubs)
 	for _, c := range conns {
 		c.Kick(errShutdown)
 	}
@@ -361,6 +365,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closeConns()
 		<-done
 		return ctx.Err()
+	}
+}
+
+// waitUnpublished waits until none of pubs publishes, or ctx ends. A
+// kicked publisher stops reading at once and unpublishes first thing.
+func (s *Server) waitUnpublished(ctx context.Context, pubs []*conn) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for _, c := range pubs {
+		for s.hub.IsPublisher(c) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
 	}
 }
 

@@ -236,15 +236,21 @@ func TestCacheNoStartsAtNextKeyframe(t *testing.T) {
 		}
 	}
 	sync := ts.dial(t, "live")
-	sync.Play("k")
+	if st, err := sync.Play("k"); err != nil {
+		t.Fatal(st, err)
+	}
 	readMedia(t, sync, 3)
 
 	p := ts.dial(t, "live")
 	if st, err := p.Play("k?cache=no"); err != nil {
 		t.Fatal(st, err)
 	}
-	pub.WriteMedia(chunk.TypeVideo, 80, interFrame(3))
-	pub.WriteMedia(chunk.TypeVideo, 120, keyframe(4))
+	if err := pub.WriteMedia(chunk.TypeVideo, 80, interFrame(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WriteMedia(chunk.TypeVideo, 120, keyframe(4)); err != nil {
+		t.Fatal(err)
+	}
 	got := readMedia(t, p, 2)
 	if !bytes.Equal(got[0].Payload, videoHeader) || !bytes.Equal(got[1].Payload, keyframe(4)) {
 		t.Fatalf("got % x then % x, want the header then the next keyframe", got[0].Payload, got[1].Payload)
@@ -268,8 +274,12 @@ func TestWaitingPlayerStartsAndSeesEnd(t *testing.T) {
 
 	st, err = p.WaitStatus()
 	expectStatus(t, st, err, "NetStream.Play.PublishNotify")
-	pub.WriteMedia(chunk.TypeVideo, 0, videoHeader)
-	pub.WriteMedia(chunk.TypeVideo, 0, keyframe(1))
+	if err := pub.WriteMedia(chunk.TypeVideo, 0, videoHeader); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WriteMedia(chunk.TypeVideo, 0, keyframe(1)); err != nil {
+		t.Fatal(err)
+	}
 	readMedia(t, p, 2)
 
 	if _, err := pub.Call(0, "deleteStream", nil, float64(pub.StreamID())); err != nil {
@@ -282,8 +292,12 @@ func TestWaitingPlayerStartsAndSeesEnd(t *testing.T) {
 	pub2 := publish(t, ts, "live", "k")
 	st, err = p.WaitStatus()
 	expectStatus(t, st, err, "NetStream.Play.PublishNotify")
-	pub2.WriteMedia(chunk.TypeVideo, 0, videoHeader)
-	pub2.WriteMedia(chunk.TypeVideo, 0, keyframe(9))
+	if err := pub2.WriteMedia(chunk.TypeVideo, 0, videoHeader); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub2.WriteMedia(chunk.TypeVideo, 0, keyframe(9)); err != nil {
+		t.Fatal(err)
+	}
 	got := readMedia(t, p, 2)
 	if !bytes.Equal(got[1].Payload, keyframe(9)) {
 		t.Fatalf("got % x", got[1].Payload)
@@ -433,10 +447,44 @@ func TestValidID(t *testing.T) {
 	}
 }
 
+// remoteAddrConn is a net.Conn whose only behaviour is its remote address.
+type remoteAddrConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c remoteAddrConn) RemoteAddr() net.Addr { return c.addr }
+
+// textAddr is a net.Addr given by its text.
+type textAddr string
+
+func (a textAddr) Network() string { return "tcp" }
+func (a textAddr) String() string  { return string(a) }
+
+// TestRemoteIPUnmapsIPv4: a dual-stack listener reports IPv4 peers as
+// IPv4-mapped IPv6 addresses (a 16-byte IP in a *net.TCPAddr, or that
+// address in text); remoteIP unmaps them, so that IPv4 allow and deny
+// lists and the per-IP limit see the IPv4 address.
 func TestRemoteIPUnmapsIPv4(t *testing.T) {
-	a := netip.MustParseAddr("::ffff:127.0.0.1").Unmap()
-	if !access.MustParseList("127.0.0.1").Contains(a) {
-		t.Fatal("mapped address not matched")
+	tests := []struct {
+		name string
+		addr net.Addr
+		want netip.Addr
+	}{
+		{"mapped IPv4", &net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: 40000}, netip.MustParseAddr("127.0.0.1")},
+		{"mapped IPv4 text", textAddr("[::ffff:127.0.0.1]:40000"), netip.MustParseAddr("127.0.0.1")},
+		{"IPv4", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7).To4(), Port: 1}, netip.MustParseAddr("192.0.2.7")},
+		{"IPv6", &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1935}, netip.MustParseAddr("2001:db8::1")},
+		{"not an IP", &net.UnixAddr{Name: "@rtmp", Net: "unix"}, netip.Addr{}},
+	}
+	for _, tt := range tests {
+		got := remoteIP(remoteAddrConn{addr: tt.addr})
+		if got != tt.want {
+			t.Errorf("%s: remoteIP(%v) = %v, want %v", tt.name, tt.addr, got, tt.want)
+		}
+	}
+	if !access.MustParseList("127.0.0.1").Contains(remoteIP(remoteAddrConn{addr: tests[1].addr})) {
+		t.Error("an IPv4 allow list does not match a mapped IPv4 peer")
 	}
 }
 
