@@ -6,7 +6,6 @@ package client
 import (
 	"bufio"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // ErrStatus is returned when the server answers with an error status.
@@ -85,7 +85,7 @@ func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
 
 // SetChunkSize tells the server and switches the writer.
 func (c *Conn) SetChunkSize(n uint32) error {
-	if err := c.w.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: chunk.TypeSetChunkSize, Payload: binary.BigEndian.AppendUint32(nil, n)}); err != nil {
+	if err := c.w.WriteMessage(message.SetChunkSize{Size: n}.Chunk()); err != nil {
 		return err
 	}
 	c.w.SetChunkSize(n)
@@ -95,12 +95,11 @@ func (c *Conn) SetChunkSize(n uint32) error {
 // Call sends a command with the next transaction id.
 func (c *Conn) Call(streamID uint32, name string, args ...any) (float64, error) {
 	c.txn++
-	vals := append([]any{name, c.txn}, args...)
-	payload, err := amf.AppendAMF0All(nil, vals...)
+	m, err := (&message.Command{StreamID: streamID, Name: name, Txn: c.txn, Values: args}).Encode()
 	if err != nil {
 		return 0, err
 	}
-	return c.txn, c.w.WriteMessage(&chunk.Message{ChunkStreamID: 3, Type: chunk.TypeCommandAMF0, StreamID: streamID, Payload: payload})
+	return c.txn, c.w.WriteMessage(m)
 }
 
 // WriteMessage sends a raw message.
@@ -113,32 +112,26 @@ func (c *Conn) ReadMessage() (*chunk.Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		if m.Type == chunk.TypeUserControl && len(m.Payload) >= 6 && binary.BigEndian.Uint16(m.Payload) == 6 {
-			pong := append([]byte{0, 7}, m.Payload[2:6]...)
-			if err := c.w.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: chunk.TypeUserControl, Payload: pong}); err != nil {
-				return nil, err
+		if msg, err := message.Decode(m); err == nil {
+			if uc, ok := msg.(message.UserControl); ok && uc.Event == message.EventPingRequest {
+				pong := message.UserControl{Event: message.EventPingResponse, Value: uc.Value}
+				if err := c.w.WriteMessage(pong.Chunk()); err != nil {
+					return nil, err
+				}
+				continue
 			}
-			continue
 		}
 		return m, nil
 	}
 }
 
 // Command is a decoded command message.
-type Command struct {
-	Name   string
-	Txn    float64
-	Values []any // after the transaction id
-}
+type Command struct{ *message.Command }
 
 // StatusOf returns the info object of an onStatus/_result/_error command.
-func (cmd *Command) StatusOf() Status {
-	for _, v := range cmd.Values {
-		if o, ok := v.(amf.Object); ok && o.String("code") != "" {
-			return Status{Level: o.String("level"), Code: o.String("code"), Description: o.String("description")}
-		}
-	}
-	return Status{}
+func (cmd Command) StatusOf() Status {
+	level, code, description := cmd.StatusInfo()
+	return Status{Level: level, Code: code, Description: description}
 }
 
 // ReadCommand reads until a command message arrives; media read meanwhile
@@ -150,20 +143,18 @@ func (c *Conn) ReadCommand() (*Command, error) {
 			return nil, err
 		}
 		switch m.Type {
-		case chunk.TypeCommandAMF0:
-		case chunk.TypeAudio, chunk.TypeVideo, chunk.TypeDataAMF0:
+		case message.TypeCommandAMF0:
+		case message.TypeAudio, message.TypeVideo, message.TypeDataAMF0:
 			c.Pending = append(c.Pending, m)
 			continue
 		default:
 			continue
 		}
-		vals, err := amf.DecodeAMF0All(m.Payload)
-		if err != nil || len(vals) < 2 {
-			return nil, fmt.Errorf("client: bad command: %v", err)
+		cmd, err := message.Decode(m)
+		if err != nil {
+			return nil, fmt.Errorf("client: bad command: %w", err)
 		}
-		name, _ := vals[0].(string)
-		txn, _ := vals[1].(float64)
-		return &Command{Name: name, Txn: txn, Values: vals[2:]}, nil
+		return &Command{cmd.(*message.Command)}, nil
 	}
 }
 
@@ -267,9 +258,9 @@ func (c *Conn) StreamID() uint32 { return c.streamID }
 
 // WriteMedia sends an audio, video or data message on the created stream.
 func (c *Conn) WriteMedia(typ uint8, timestamp uint32, payload []byte) error {
-	csid := uint32(4)
-	if typ == chunk.TypeVideo {
-		csid = 6
+	csid := message.CSIDAudio
+	if typ == message.TypeVideo {
+		csid = message.CSIDVideo
 	}
 	return c.w.WriteMessage(&chunk.Message{ChunkStreamID: csid, Timestamp: timestamp, Type: typ, StreamID: c.streamID, Payload: payload})
 }

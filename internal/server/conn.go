@@ -20,12 +20,14 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
-	"golang.org/x/sys/unix"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // Deadlines and sizes of a connection.
@@ -134,7 +136,11 @@ func (c *conn) reason() error {
 }
 
 // send queues a control or command message; a peer that lets them pile up is dropped.
-func (c *conn) send(m *chunk.Message) {
+func (c *conn) send(m message.Message) { c.sendEncoded(m.Chunk()) }
+
+// sendEncoded queues an encoded message (the pinger shares one between
+// connections).
+func (c *conn) sendEncoded(m *chunk.Message) {
 	if err := c.queue.PushControl(m); err != nil {
 		c.Kick(errSlow)
 	}
@@ -280,7 +286,7 @@ func (c *conn) readLoop() error {
 		}
 		if c.ackWindow > 0 && c.reader.BytesRead()-c.lastAck >= uint64(c.ackWindow) {
 			c.lastAck = c.reader.BytesRead()
-			c.send(ackMessage(uint32(c.lastAck)))
+			c.send(message.Ack{Sequence: uint32(c.lastAck)})
 		}
 		if isCommand(m.Type) && c.pub == nil {
 			return errFreshStack // see run
@@ -289,7 +295,7 @@ func (c *conn) readLoop() error {
 }
 
 func isCommand(typ uint8) bool {
-	return typ == chunk.TypeCommandAMF0 || typ == chunk.TypeCommandAMF3
+	return typ == message.TypeCommandAMF0 || typ == message.TypeCommandAMF3
 }
 
 // startWriter is the queue's wake function: it starts a writer goroutine
@@ -451,7 +457,7 @@ func (w *wireWriter) encode(m *chunk.Message) {
 	start := len(w.scratch)
 	w.scratch = chunk.AppendMessage(w.scratch, m, w.chunkSize)
 	w.spans = append(w.spans, span{start: start, end: len(w.scratch)})
-	if m.Type == chunk.TypeSetChunkSize && len(m.Payload) >= 4 {
+	if m.Type == message.TypeSetChunkSize && len(m.Payload) >= 4 {
 		w.chunkSize = binary.BigEndian.Uint32(m.Payload)
 	}
 }
@@ -474,7 +480,7 @@ func (w *wireWriter) flush(items []hub.Item) error {
 		}
 		media = true
 		if it.Packet.ChunkSize != w.chunkSize {
-			w.encode(setChunkSizeMessage(it.Packet.ChunkSize))
+			w.encode(message.SetChunkSize{Size: it.Packet.ChunkSize}.Chunk())
 		}
 		w.spans = append(w.spans, span{shared: it.Packet.Wire(playID)[it.Offset:]})
 	}
