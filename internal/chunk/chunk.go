@@ -48,6 +48,7 @@ var (
 	ErrNoPreviousHeader = errors.New("chunk: compressed header without a previous header")
 	ErrMessageSize      = errors.New("chunk: message length changed mid-message")
 	ErrTooMuchPartial   = errors.New("chunk: unfinished messages exceed MaxPartialBytes")
+	ErrBadState         = errors.New("chunk: invalid reader state")
 )
 
 // Message is one RTMP message.

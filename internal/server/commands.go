@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -46,24 +45,13 @@ func splitName(name string) (string, url.Values) {
 	return key, v
 }
 
-// handleMessage handles one message of the peer. A command that does not
-// decode ends the connection; other messages that do not are ignored.
-func (c *conn) handleMessage(m *chunk.Message) error {
-	msg, err := message.Decode(m)
-	if err != nil {
-		if errors.Is(err, message.ErrMalformedCommand) {
-			return err
-		}
-		c.log.Debug("ignored message", "type", m.Type, "err", err)
-		return nil
-	}
+// handleMessage handles one message of the peer, in the roles of the
+// connection; the session has applied what the protocol says about it.
+func (c *conn) handleMessage(msg message.Message) error {
+	m := msg.Chunk()
 	switch msg := msg.(type) {
-	case message.WindowAckSize:
-		c.ackWindow = msg.Size
-	case message.UserControl:
-		if msg.Event == message.EventPingRequest {
-			c.send(message.UserControl{Event: message.EventPingResponse, Value: msg.Value})
-		}
+	case message.WindowAckSize, message.UserControl:
+		// Applied by the session: acknowledgements, ping responses.
 	case *message.Media:
 		// Media is taken on whatever message stream it arrives: some
 		// encoders do not use the one they published on.
@@ -77,11 +65,20 @@ func (c *conn) handleMessage(m *chunk.Message) error {
 	case *message.Command:
 		return c.handleCommand(msg)
 	case *message.Aggregate:
-		return msg.Each(c.handleMessage)
+		return msg.Each(c.handleSubMessage)
 	default:
 		c.log.Debug("ignored message", "type", m.Type, "len", len(m.Payload))
 	}
 	return nil
+}
+
+// handleSubMessage handles an audio, video or data message of an aggregate.
+func (c *conn) handleSubMessage(m *chunk.Message) error {
+	msg, err := message.Decode(m)
+	if err != nil {
+		return err
+	}
+	return c.handleMessage(msg)
 }
 
 // handleData handles data messages: @setDataFrame/onMetaData become the
@@ -111,15 +108,14 @@ func (c *conn) handleCommand(cmd *message.Command) error {
 	name := cmd.Name
 	c.log.Debug("command", "name", logging.Clip(name), "txn", cmd.Txn, "stream", cmd.StreamID)
 
-	if !c.connected && name != "connect" {
+	if !c.session.Connected() && name != "connect" {
 		return fmt.Errorf("%s before connect", logging.Quote(name))
 	}
 	switch name {
 	case "connect":
 		return c.onConnect(cmd)
 	case "createStream":
-		c.nextStreamID++
-		c.send(message.Result(cmd.Txn, nil, float64(c.nextStreamID)))
+		_, _ = c.session.CreateStream(cmd.Txn) // the session's sender does not fail
 	case "releaseStream", "FCPublish", "FCUnpublish", "FCUnsubscribe":
 		if cmd.Txn != 0 {
 			c.send(message.Result(cmd.Txn, nil, amf.Undefined{}))
@@ -164,7 +160,7 @@ func (c *conn) handleCommand(cmd *message.Command) error {
 }
 
 func (c *conn) onConnect(cmd *message.Command) error {
-	if c.connected {
+	if c.session.Connected() {
 		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", "Already connected."))
 		return nil
 	}
@@ -195,27 +191,19 @@ func (c *conn) onConnect(cmd *message.Command) error {
 		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", "Invalid channel."))
 		return errRejected{"invalid channel"}
 	}
-	c.connected = true
 	c.srv.connected(c)
 	c.channel = channel
 	c.log = c.log.With("channel", channel)
 
-	encoding, hasEncoding := obj.Number("objectEncoding")
-	c.send(message.WindowAckSize{Size: windowAckSize})
-	c.send(message.SetPeerBandwidth{Size: peerBandwidth, Limit: message.LimitDynamic})
-	c.send(message.SetChunkSize{Size: uint32(c.cfg.ChunkSize)})
-	info := amf.Object{
-		{Key: "level", Value: "status"},
-		{Key: "code", Value: "NetConnection.Connect.Success"},
-		{Key: "description", Value: "Connection succeeded."},
+	var info amf.Object
+	if encoding, ok := obj.Number("objectEncoding"); ok {
+		info = amf.Object{{Key: "objectEncoding", Value: encoding}}
 	}
-	if hasEncoding {
-		info = append(info, amf.Property{Key: "objectEncoding", Value: encoding})
-	}
-	c.send(message.Result(cmd.Txn, append(amf.Object{
+	properties := append(amf.Object{
 		{Key: "fmsVer", Value: serverFMSVersion},
 		{Key: "capabilities", Value: float64(serverCapabilites)},
-	}, enhancedRTMPProperties()...), info))
+	}, enhancedRTMPProperties()...)
+	_ = c.session.AcceptConnect(channel, cmd.Txn, uint32(c.cfg.ChunkSize), properties, info) // connected, and the sender does not fail
 	c.logRequest("connect")
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/session"
 )
 
 // Deadlines and sizes of a connection.
@@ -96,14 +97,11 @@ type conn struct {
 	cancel     context.CancelFunc
 
 	// Owned by the read loop.
-	connectBy    time.Time // the handshake and connect must be done by then
-	connected    bool
-	channel      string
-	nextStreamID uint32
-	ackWindow    uint32
-	lastAck      uint64
-	pub          *publisher
-	play         *player
+	connectBy time.Time        // the handshake and connect must be done by then
+	session   *session.Session // the protocol state: connect, streams, acks, chunk sizes
+	channel   string           // the session's app, once connected
+	pub       *publisher
+	play      *player
 }
 
 func (c *conn) SessionID() uint64 { return c.id }
@@ -182,6 +180,10 @@ func (c *conn) serve() {
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	c.reader = chunk.NewReader(br)
+	c.session = session.New(c.reader, func(m *chunk.Message) error {
+		c.sendEncoded(m) // a peer that lets messages pile up is kicked
+		return nil
+	})
 	c.lastRead.Store(time.Now().UnixNano())
 
 	c.wire = wireWriter{conn: c, chunkSize: chunk.DefaultChunkSize}
@@ -250,7 +252,7 @@ const readDeadlineRefresh = time.Second
 // do not extend it, so a peer cannot hold a connection without connecting.
 func (c *conn) readDeadline(now time.Time) time.Time {
 	switch {
-	case !c.connected:
+	case !c.session.Connected():
 		return c.connectBy
 	case c.pub != nil:
 		return now.Add(c.srv.PublisherTimeout)
@@ -275,20 +277,16 @@ func (c *conn) readLoop() error {
 		if c.kicked.Load() {
 			return c.reason()
 		}
-		m, err := c.reader.ReadMessage()
+		msg, err := c.session.ReadMessage()
 		if err != nil {
 			return err
 		}
 		now = time.Now()
 		c.lastRead.Store(now.UnixNano())
-		if err := c.handleMessage(m); err != nil {
+		if err := c.handleMessage(msg); err != nil {
 			return err
 		}
-		if c.ackWindow > 0 && c.reader.BytesRead()-c.lastAck >= uint64(c.ackWindow) {
-			c.lastAck = c.reader.BytesRead()
-			c.send(message.Ack{Sequence: uint32(c.lastAck)})
-		}
-		if isCommand(m.Type) && c.pub == nil {
+		if isCommand(msg.Chunk().Type) && c.pub == nil {
 			return errFreshStack // see run
 		}
 	}

@@ -1,9 +1,7 @@
 package server
 
-// Values the server announces on connect.
+// What the server says it is in its connect result.
 const (
-	windowAckSize     = 5_000_000
-	peerBandwidth     = 5_000_000
 	serverFMSVersion  = "FMS/3,0,1,123"
 	serverCapabilites = 31
 )

@@ -76,6 +76,7 @@ func (c *conn) onPlay(cmd *message.Command) error {
 		return c.rejectPlay(msgID, "Server shutting down", "server shutting down")
 	}
 	c.play = p
+	c.session.Play(msgID, key)
 	if waiting {
 		c.logRequest("play", "state", "waiting for publisher")
 	} else {
@@ -87,6 +88,7 @@ func (c *conn) onPlay(cmd *message.Command) error {
 func (c *conn) stopPlaying() {
 	c.srv.hub.StopPlaying(c.play.player)
 	c.play = nil
+	c.session.EndPlay()
 	c.playing.Store(false)
 	c.logRequest("play stopped")
 }

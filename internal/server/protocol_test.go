@@ -9,7 +9,9 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/session"
 )
 
 // TestAMF3Commands sends connect and publish as AMF3 command messages
@@ -203,4 +205,22 @@ func TestPauseAndReceiveVideo(t *testing.T) {
 		t.Fatalf("deleteStream: %v %v", st, err)
 	}
 	waitFor(t, "player removed", 5*time.Second, func() bool { return ts.Hub().Stats().Players == 0 })
+}
+
+// TestClientSessionFollowsTheServer checks the state a client's session
+// keeps against what the server announced and answered: the chunk size
+// and window of its connect, the stream createStream made, the publish.
+func TestClientSessionFollowsTheServer(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.ChunkSize = 1000 })
+	c := ts.dial(t, "live")
+	if st, err := c.Publish("k"); err != nil {
+		t.Fatal(st, err)
+	}
+	st := c.State()
+	if !st.Connected || st.App != "live" || st.LastStreamID != 1 || st.Publishing == nil || *st.Publishing != (session.Stream{ID: 1, Name: "k"}) {
+		t.Fatalf("client session state %+v", st)
+	}
+	if st.In.ChunkSize != 1000 || st.PeerWindowAckSize != session.WindowAckSize || st.OutChunkSize != chunk.DefaultChunkSize {
+		t.Fatalf("chunk sizes and window: %+v", st)
+	}
 }

@@ -121,6 +121,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 	}
 	c.reader.Rebuffer(c.nc, publishBufferSize)
 	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, started: time.Now()}
+	c.session.Publish(msgID, key)
 	c.send(message.UserControl{Event: message.EventStreamBegin, Value: msgID})
 	c.send(message.Status(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
 	args := []any{"stream_id", logging.Clip(streamID)}
@@ -155,6 +156,7 @@ func (c *conn) waitForStalePublisher(key string) {
 func (c *conn) endPublish(reason string) {
 	p := c.pub
 	c.pub = nil
+	c.session.EndPublish()
 	c.srv.hub.Unpublish(p.pub)
 	if p.auth != nil {
 		p.auth.Stop(c.event(p.key, p.streamID))
