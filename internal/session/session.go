@@ -36,7 +36,11 @@ var (
 	ErrNotConnected = errors.New("session: not connected")
 )
 
-// State is the protocol state of one connection.
+// State is the protocol state of one connection. It does not hold bytes
+// the chunk reader buffered and did not consume yet (chunk.Reader.Buffered:
+// save a state when it is 0), nor what the owner keeps: on the server, the
+// roles' hub state and a player's wire writer, which may announce another
+// chunk size before media of a stream with another chunk size.
 type State struct {
 	// Connected is set once connect succeeded; App is its app (for the
 	// server, the channel).
