@@ -9,6 +9,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // playerKind says how a player behaves once it plays.
@@ -128,7 +129,7 @@ func (p *player) connect(r *run) (*client.Conn, error) {
 // handle accounts for one message. It must not allocate: it runs for every
 // message of every player.
 func (p *player) handle(r *run, m *chunk.Message, began time.Time) {
-	if m.Type != chunk.TypeVideo && m.Type != chunk.TypeAudio {
+	if m.Type != message.TypeVideo && m.Type != message.TypeAudio {
 		return
 	}
 	flags, seq, sent, ok := readStamp(m.Type, m.Payload)

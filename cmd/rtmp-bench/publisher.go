@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/amf"
-	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // publisher sends one synthetic real-time stream. Its counters are written
@@ -110,13 +110,13 @@ func (p *publisher) send(ctx context.Context, c *client.Conn) error {
 	if err != nil {
 		return err
 	}
-	if err := c.WriteMedia(chunk.TypeDataAMF0, 0, meta); err != nil {
+	if err := c.WriteMedia(message.TypeDataAMF0, 0, meta); err != nil {
 		return err
 	}
-	if err := c.WriteMedia(chunk.TypeVideo, 0, avcSequenceHeader()); err != nil {
+	if err := c.WriteMedia(message.TypeVideo, 0, avcSequenceHeader()); err != nil {
 		return err
 	}
-	if err := c.WriteMedia(chunk.TypeAudio, 0, aacSequenceHeader()); err != nil {
+	if err := c.WriteMedia(message.TypeAudio, 0, aacSequenceHeader()); err != nil {
 		return err
 	}
 
@@ -131,9 +131,9 @@ func (p *publisher) send(ctx context.Context, c *client.Conn) error {
 	for {
 		tv := time.Duration(float64(video) / p.shape.fps * float64(time.Second))
 		ta := time.Duration(float64(audio) / p.shape.audioPerSec * float64(time.Second))
-		at, typ, payload := tv, chunk.TypeVideo, frames.inter
+		at, typ, payload := tv, message.TypeVideo, frames.inter
 		if ta < tv {
-			at, typ, payload = ta, chunk.TypeAudio, frames.audio
+			at, typ, payload = ta, message.TypeAudio, frames.audio
 		} else if video%p.shape.framesPerGOP == 0 {
 			payload = frames.keyframe
 		}
@@ -165,7 +165,7 @@ func (p *publisher) send(ctx context.Context, c *client.Conn) error {
 			p.maxLag = max(p.maxLag, time.Since(start.Add(at)))
 		}
 		stampAt := audioStampAt
-		if typ == chunk.TypeVideo {
+		if typ == message.TypeVideo {
 			stampAt = videoStampAt
 			video++
 		} else {

@@ -14,23 +14,11 @@ package chunk
 
 import "errors"
 
-// Message types of the RTMP specification.
+// The protocol control messages of the chunk layer, which the Reader
+// applies itself; package message defines the other message types.
 const (
-	TypeSetChunkSize     uint8 = 1
-	TypeAbort            uint8 = 2
-	TypeAck              uint8 = 3
-	TypeUserControl      uint8 = 4
-	TypeWindowAckSize    uint8 = 5
-	TypeSetPeerBandwidth uint8 = 6
-	TypeAudio            uint8 = 8
-	TypeVideo            uint8 = 9
-	TypeDataAMF3         uint8 = 15
-	TypeSharedObjectAMF3 uint8 = 16
-	TypeCommandAMF3      uint8 = 17
-	TypeDataAMF0         uint8 = 18
-	TypeSharedObjectAMF0 uint8 = 19
-	TypeCommandAMF0      uint8 = 20
-	TypeAggregate        uint8 = 22
+	TypeSetChunkSize uint8 = 1
+	TypeAbort        uint8 = 2
 )
 
 // Limits on what a peer may claim.
@@ -60,6 +48,7 @@ var (
 	ErrNoPreviousHeader = errors.New("chunk: compressed header without a previous header")
 	ErrMessageSize      = errors.New("chunk: message length changed mid-message")
 	ErrTooMuchPartial   = errors.New("chunk: unfinished messages exceed MaxPartialBytes")
+	ErrBadState         = errors.New("chunk: invalid reader state")
 )
 
 // Message is one RTMP message.

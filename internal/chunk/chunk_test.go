@@ -343,3 +343,49 @@ func TestRebufferKeepsBufferedBytes(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReadStream measures the per-chunk cost of a publisher's stream:
+// small audio messages with type-2 headers, video messages with type-1
+// headers split into type-3 continuations at the default chunk size.
+func BenchmarkReadStream(b *testing.B) {
+	audio := make([]byte, 200)
+	video := make([]byte, 1500)
+	var in []byte
+	in = append(in, type0(4, 0, uint32(len(audio)), TypeAudio, 1)...)
+	in = append(in, audio[:DefaultChunkSize]...)
+	in = append(in, hdr(3, 4)...)
+	in = append(in, audio[DefaultChunkSize:]...)
+	in = append(in, type0(6, 0, uint32(len(video)), TypeVideo, 1)...)
+	in = append(in, video[:DefaultChunkSize]...)
+	for p := video[DefaultChunkSize:]; len(p) > 0; p = p[min(len(p), DefaultChunkSize):] {
+		in = append(in, hdr(3, 6)...)
+		in = append(in, p[:min(len(p), DefaultChunkSize)]...)
+	}
+	for range 100 {
+		in = append(in, hdr(2, 4, be24(23)...)...)
+		in = append(in, audio[:DefaultChunkSize]...)
+		in = append(in, hdr(3, 4)...)
+		in = append(in, audio[DefaultChunkSize:]...)
+		in = append(in, hdr(1, 6, cat(be24(33), be24(uint32(len(video))), []byte{TypeVideo})...)...)
+		in = append(in, video[:DefaultChunkSize]...)
+		for p := video[DefaultChunkSize:]; len(p) > 0; p = p[min(len(p), DefaultChunkSize):] {
+			in = append(in, hdr(3, 6)...)
+			in = append(in, p[:min(len(p), DefaultChunkSize)]...)
+		}
+	}
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	rd := bytes.NewReader(nil)
+	for b.Loop() {
+		rd.Reset(in)
+		r := NewReader(rd)
+		for {
+			if _, err := r.ReadMessage(); err != nil {
+				if err != io.EOF {
+					b.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+}

@@ -139,108 +139,201 @@ func (r *Reader) apply(m *Message) error {
 	return nil
 }
 
-// readChunk reads one chunk; it returns a message when that chunk completed one.
+// readChunk reads one chunk; it returns a message when that chunk completed
+// one. It runs in three steps: the header (basic header, then the message
+// header of the chunk's format), the reservation of a new message's
+// payload, and the payload bytes the chunk carries.
 func (r *Reader) readChunk() (*Message, error) {
-	if err := r.readFull(r.hdr[:1]); err != nil {
+	format, csid, err := r.readBasicHeader()
+	if err != nil {
 		return nil, err
 	}
-	format := r.hdr[0] >> 6
-	csid := uint32(r.hdr[0] & 0x3F)
+	s, err := r.inStream(csid)
+	if err != nil {
+		return nil, err
+	}
+	if format != 0 && !s.hasHeader {
+		return nil, fmt.Errorf("%w: type %d on chunk stream %d", ErrNoPreviousHeader, format, csid)
+	}
+	newMessage := s.payload == nil
+	var tsField uint32
+	switch format {
+	case 0:
+		tsField, err = r.readType0(s, csid, newMessage)
+	case 1:
+		tsField, err = r.readType1(s, csid, newMessage)
+	case 2:
+		tsField, err = r.readType2(s)
+	default:
+		tsField, err = r.readType3(s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if newMessage {
+		if err := r.startMessage(s, format == 0, tsField); err != nil {
+			return nil, err
+		}
+	}
+	return r.readPayload(s, csid)
+}
+
+// readBasicHeader reads the chunk's format and chunk stream ID (1 to 3 bytes).
+func (r *Reader) readBasicHeader() (format uint8, csid uint32, err error) {
+	if err := r.readFull(r.hdr[:1]); err != nil {
+		return 0, 0, err
+	}
+	format = r.hdr[0] >> 6
+	csid = uint32(r.hdr[0] & 0x3F)
 	switch csid {
 	case 0:
 		if err := r.readFull(r.hdr[1:2]); err != nil {
-			return nil, err
+			return 0, 0, err
 		}
 		csid = 64 + uint32(r.hdr[1])
 	case 1:
 		if err := r.readFull(r.hdr[1:3]); err != nil {
-			return nil, err
+			return 0, 0, err
 		}
 		csid = 64 + uint32(r.hdr[1]) + uint32(r.hdr[2])<<8
 	}
+	return format, csid, nil
+}
 
+// inStream returns the state of chunk stream csid, creating it while the
+// connection has fewer than MaxChunkStreams.
+func (r *Reader) inStream(csid uint32) (*inStream, error) {
 	var s *inStream
 	if csid < uint32(len(r.low)) {
 		s = r.low[csid]
 	} else {
 		s = r.streams[csid]
 	}
-	if s == nil {
-		if len(r.streams) >= MaxChunkStreams {
-			return nil, fmt.Errorf("%w: more than %d", ErrTooManyStreams, MaxChunkStreams)
-		}
-		s = &inStream{}
-		r.streams[csid] = s
-		if csid < uint32(len(r.low)) {
-			r.low[csid] = s
-		}
+	if s != nil {
+		return s, nil
 	}
-	if format != 0 && !s.hasHeader {
-		return nil, fmt.Errorf("%w: type %d on chunk stream %d", ErrNoPreviousHeader, format, csid)
+	if len(r.streams) >= MaxChunkStreams {
+		return nil, fmt.Errorf("%w: more than %d", ErrTooManyStreams, MaxChunkStreams)
 	}
+	s = &inStream{}
+	r.streams[csid] = s
+	if csid < uint32(len(r.low)) {
+		r.low[csid] = s
+	}
+	return s, nil
+}
 
-	newMessage := s.payload == nil
-	var tsField uint32
-	hdrLen := [4]int{11, 7, 3, 0}[format]
-	if hdrLen > 0 {
-		b := r.hdr[:hdrLen]
-		if err := r.readFull(b); err != nil {
-			return nil, err
-		}
-		tsField = uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])
-		if format <= 1 {
-			length := uint32(b[3])<<16 | uint32(b[4])<<8 | uint32(b[5])
-			if !newMessage && length != s.length {
-				return nil, fmt.Errorf("%w: chunk stream %d", ErrMessageSize, csid)
-			}
-			s.length = length
-			s.typ = b[6]
-		}
-		if format == 0 {
-			s.streamID = binary.LittleEndian.Uint32(b[7:11])
-		}
-		s.extended = tsField == extendedTimestamp
+// readType0 reads a type-0 message header (timestamp, length, type and
+// message stream ID) and returns its timestamp field, an absolute timestamp.
+func (r *Reader) readType0(s *inStream, csid uint32, newMessage bool) (uint32, error) {
+	b := r.hdr[:11]
+	if err := r.readFull(b); err != nil {
+		return 0, err
 	}
+	if err := s.setLength(uint24(b[3:6]), csid, newMessage); err != nil {
+		return 0, err
+	}
+	s.typ = b[6]
+	s.streamID = binary.LittleEndian.Uint32(b[7:11])
+	return r.readTimestamp(s, uint24(b[0:3]))
+}
+
+// readType1 reads a type-1 message header (timestamp delta, length and
+// type; the message stream ID is the previous one's) and returns the delta.
+func (r *Reader) readType1(s *inStream, csid uint32, newMessage bool) (uint32, error) {
+	b := r.hdr[:7]
+	if err := r.readFull(b); err != nil {
+		return 0, err
+	}
+	if err := s.setLength(uint24(b[3:6]), csid, newMessage); err != nil {
+		return 0, err
+	}
+	s.typ = b[6]
+	return r.readTimestamp(s, uint24(b[0:3]))
+}
+
+// readType2 reads a type-2 message header (a timestamp delta only) and
+// returns the delta.
+func (r *Reader) readType2(s *inStream) (uint32, error) {
+	b := r.hdr[:3]
+	if err := r.readFull(b); err != nil {
+		return 0, err
+	}
+	return r.readTimestamp(s, uint24(b))
+}
+
+// readType3 handles a type-3 chunk, which has no message header: it
+// continues a message, or starts one like the previous, with the previous
+// timestamp field. It repeats the extended timestamp of the header it
+// continues, which is read and ignored.
+func (r *Reader) readType3(s *inStream) (uint32, error) {
 	if s.extended {
-		// Type 3 chunks repeat the extended timestamp of the header they continue.
 		if err := r.readFull(r.hdr[:4]); err != nil {
-			return nil, err
-		}
-		if hdrLen > 0 {
-			tsField = binary.BigEndian.Uint32(r.hdr[:4])
-		} else {
-			tsField = s.delta
-		}
-	} else if hdrLen == 0 {
-		tsField = s.delta
-	}
-
-	if newMessage {
-		if format == 0 {
-			s.timestamp = tsField
-		} else {
-			s.timestamp += tsField
-		}
-		s.delta = tsField
-		s.hasHeader = true
-		if s.length > 0 {
-			n := min(int(s.length), initialPayloadAlloc)
-			if int(s.length) <= maxPrealloc && r.reserved+int(s.length) <= maxReserved {
-				n = int(s.length)
-			}
-			s.payload = make([]byte, 0, n)
-			s.reserved = n
-			r.reserved += n
-			r.inFlight++
-			if r.inFlight > MaxChunkStreams {
-				return nil, fmt.Errorf("%w: more than %d", ErrTooManyStreams, MaxChunkStreams)
-			}
+			return 0, err
 		}
 	}
+	return s.delta, nil
+}
 
+// readTimestamp returns a header's timestamp field: the 3-byte field, or the
+// extended timestamp that follows the header when that field says so.
+func (r *Reader) readTimestamp(s *inStream, field uint32) (uint32, error) {
+	s.extended = field == extendedTimestamp
+	if !s.extended {
+		return field, nil
+	}
+	if err := r.readFull(r.hdr[:4]); err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint32(r.hdr[:4]), nil
+}
+
+// setLength records a type-0 or type-1 header's message length; within a
+// message it must not change.
+func (s *inStream) setLength(length, csid uint32, newMessage bool) error {
+	if !newMessage && length != s.length {
+		return fmt.Errorf("%w: chunk stream %d", ErrMessageSize, csid)
+	}
+	s.length = length
+	return nil
+}
+
+func uint24(b []byte) uint32 { return uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) }
+
+// startMessage sets a new message's timestamp from the header's field
+// (absolute, or a delta on the previous message's) and reserves its payload:
+// the whole length up to maxPrealloc while the connection's reservations
+// stay under maxReserved, else initialPayloadAlloc to grow from.
+func (r *Reader) startMessage(s *inStream, absolute bool, tsField uint32) error {
+	if absolute {
+		s.timestamp = tsField
+	} else {
+		s.timestamp += tsField
+	}
+	s.delta = tsField
+	s.hasHeader = true
+	if s.length == 0 {
+		return nil
+	}
+	n := min(int(s.length), initialPayloadAlloc)
+	if int(s.length) <= maxPrealloc && r.reserved+int(s.length) <= maxReserved {
+		n = int(s.length)
+	}
+	s.payload = make([]byte, 0, n)
+	s.reserved = n
+	r.reserved += n
+	r.inFlight++
+	if r.inFlight > MaxChunkStreams {
+		return fmt.Errorf("%w: more than %d", ErrTooManyStreams, MaxChunkStreams)
+	}
+	return nil
+}
+
+// readPayload reads the chunk's payload (at most the chunk size) into s's
+// message and returns the message when it is complete.
+func (r *Reader) readPayload(s *inStream, csid uint32) (*Message, error) {
 	remaining := int(s.length) - len(s.payload)
-	n := min(remaining, int(r.chunkSize))
-	if n > 0 {
+	if n := min(remaining, int(r.chunkSize)); n > 0 {
 		if r.partial+n > MaxPartialBytes {
 			return nil, fmt.Errorf("%w (%d bytes)", ErrTooMuchPartial, MaxPartialBytes)
 		}

@@ -6,7 +6,6 @@ package client
 import (
 	"bufio"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
+	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/session"
 )
 
 // ErrStatus is returned when the server answers with an error status.
@@ -31,11 +32,10 @@ func (s Status) Error() string { return s.Code + ": " + s.Description }
 // Conn is one client connection. It is not safe for concurrent use, except
 // that Close may be called from another goroutine.
 type Conn struct {
-	nc       net.Conn
-	r        *chunk.Reader
-	w        *chunk.Writer
-	txn      float64
-	streamID uint32
+	nc  net.Conn
+	s   *session.Session
+	w   *chunk.Writer
+	txn float64
 	// Pending holds media and data messages read while waiting for a reply.
 	Pending []*chunk.Message
 }
@@ -71,7 +71,9 @@ func Handshake(nc net.Conn, timeout time.Duration) (*Conn, error) {
 		return nil, err
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &Conn{nc: nc, r: chunk.NewReader(br), w: chunk.NewWriter(nc)}, nil
+	c := &Conn{nc: nc, w: chunk.NewWriter(nc)}
+	c.s = session.New(chunk.NewReader(br), c.w.WriteMessage)
+	return c, nil
 }
 
 // NetConn returns the underlying connection.
@@ -85,7 +87,7 @@ func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
 
 // SetChunkSize tells the server and switches the writer.
 func (c *Conn) SetChunkSize(n uint32) error {
-	if err := c.w.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: chunk.TypeSetChunkSize, Payload: binary.BigEndian.AppendUint32(nil, n)}); err != nil {
+	if err := c.s.Send(message.SetChunkSize{Size: n}); err != nil {
 		return err
 	}
 	c.w.SetChunkSize(n)
@@ -95,50 +97,41 @@ func (c *Conn) SetChunkSize(n uint32) error {
 // Call sends a command with the next transaction id.
 func (c *Conn) Call(streamID uint32, name string, args ...any) (float64, error) {
 	c.txn++
-	vals := append([]any{name, c.txn}, args...)
-	payload, err := amf.AppendAMF0All(nil, vals...)
+	m, err := (&message.Command{StreamID: streamID, Name: name, Txn: c.txn, Values: args}).Encode()
 	if err != nil {
 		return 0, err
 	}
-	return c.txn, c.w.WriteMessage(&chunk.Message{ChunkStreamID: 3, Type: chunk.TypeCommandAMF0, StreamID: streamID, Payload: payload})
+	return c.txn, c.w.WriteMessage(m)
 }
 
 // WriteMessage sends a raw message.
 func (c *Conn) WriteMessage(m *chunk.Message) error { return c.w.WriteMessage(m) }
 
-// ReadMessage reads the next message, answering ping requests.
+// ReadMessage reads the next message. The session answers ping requests
+// (which are not returned) and acknowledges what the server's window asks.
 func (c *Conn) ReadMessage() (*chunk.Message, error) {
 	for {
-		m, err := c.r.ReadMessage()
+		msg, err := c.s.ReadMessage()
 		if err != nil {
 			return nil, err
 		}
-		if m.Type == chunk.TypeUserControl && len(m.Payload) >= 6 && binary.BigEndian.Uint16(m.Payload) == 6 {
-			pong := append([]byte{0, 7}, m.Payload[2:6]...)
-			if err := c.w.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: chunk.TypeUserControl, Payload: pong}); err != nil {
-				return nil, err
-			}
+		if uc, ok := msg.(message.UserControl); ok && uc.Event == message.EventPingRequest {
 			continue
 		}
-		return m, nil
+		return msg.Chunk(), nil
 	}
 }
+
+// State returns the protocol state of the connection.
+func (c *Conn) State() session.State { return c.s.State() }
 
 // Command is a decoded command message.
-type Command struct {
-	Name   string
-	Txn    float64
-	Values []any // after the transaction id
-}
+type Command struct{ *message.Command }
 
 // StatusOf returns the info object of an onStatus/_result/_error command.
-func (cmd *Command) StatusOf() Status {
-	for _, v := range cmd.Values {
-		if o, ok := v.(amf.Object); ok && o.String("code") != "" {
-			return Status{Level: o.String("level"), Code: o.String("code"), Description: o.String("description")}
-		}
-	}
-	return Status{}
+func (cmd Command) StatusOf() Status {
+	level, code, description := cmd.StatusInfo()
+	return Status{Level: level, Code: code, Description: description}
 }
 
 // ReadCommand reads until a command message arrives; media read meanwhile
@@ -150,20 +143,18 @@ func (c *Conn) ReadCommand() (*Command, error) {
 			return nil, err
 		}
 		switch m.Type {
-		case chunk.TypeCommandAMF0:
-		case chunk.TypeAudio, chunk.TypeVideo, chunk.TypeDataAMF0:
+		case message.TypeCommandAMF0:
+		case message.TypeAudio, message.TypeVideo, message.TypeDataAMF0:
 			c.Pending = append(c.Pending, m)
 			continue
 		default:
 			continue
 		}
-		vals, err := amf.DecodeAMF0All(m.Payload)
-		if err != nil || len(vals) < 2 {
-			return nil, fmt.Errorf("client: bad command: %v", err)
+		cmd, err := message.Decode(m)
+		if err != nil {
+			return nil, fmt.Errorf("client: bad command: %w", err)
 		}
-		name, _ := vals[0].(string)
-		txn, _ := vals[1].(float64)
-		return &Command{Name: name, Txn: txn, Values: vals[2:]}, nil
+		return &Command{cmd.(*message.Command)}, nil
 	}
 }
 
@@ -195,8 +186,11 @@ func (c *Conn) Connect(app string) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.waitResult(txn)
-	return err
+	if _, err = c.waitResult(txn); err != nil {
+		return err
+	}
+	c.s.ConnectAccepted(app)
+	return nil
 }
 
 // CreateStream creates a stream and remembers its ID for Publish and Play.
@@ -211,8 +205,8 @@ func (c *Conn) CreateStream() (uint32, error) {
 	}
 	for _, v := range res.Values {
 		if f, ok := v.(float64); ok {
-			c.streamID = uint32(f)
-			return c.streamID, nil
+			c.s.StreamCreated(uint32(f))
+			return uint32(f), nil
 		}
 	}
 	return 0, errors.New("client: createStream result without a stream id")
@@ -238,22 +232,30 @@ func (c *Conn) waitStatus() (Status, error) {
 
 // Publish publishes key on the created stream and returns the status.
 func (c *Conn) Publish(key string) (Status, error) {
-	if _, err := c.Call(c.streamID, "publish", nil, key, "live"); err != nil {
+	if _, err := c.Call(c.StreamID(), "publish", nil, key, "live"); err != nil {
 		return Status{}, err
 	}
-	return c.waitStatus()
+	st, err := c.waitStatus()
+	if err == nil {
+		c.s.Publish(c.StreamID(), key)
+	}
+	return st, err
 }
 
 // Play plays name on the created stream and returns the first status that
 // is not Play.Reset (normally NetStream.Play.Start).
 func (c *Conn) Play(name string) (Status, error) {
-	if _, err := c.Call(c.streamID, "play", nil, name); err != nil {
+	if _, err := c.Call(c.StreamID(), "play", nil, name); err != nil {
 		return Status{}, err
 	}
 	for {
 		st, err := c.waitStatus()
-		if err != nil || st.Code != "NetStream.Play.Reset" {
+		if err != nil {
 			return st, err
+		}
+		if st.Code != "NetStream.Play.Reset" {
+			c.s.Play(c.StreamID(), name)
+			return st, nil
 		}
 	}
 }
@@ -263,13 +265,13 @@ func (c *Conn) Play(name string) (Status, error) {
 func (c *Conn) WaitStatus() (Status, error) { return c.waitStatus() }
 
 // StreamID returns the stream created by CreateStream.
-func (c *Conn) StreamID() uint32 { return c.streamID }
+func (c *Conn) StreamID() uint32 { return c.s.LastStreamID() }
 
 // WriteMedia sends an audio, video or data message on the created stream.
 func (c *Conn) WriteMedia(typ uint8, timestamp uint32, payload []byte) error {
-	csid := uint32(4)
-	if typ == chunk.TypeVideo {
-		csid = 6
+	csid := message.CSIDAudio
+	if typ == message.TypeVideo {
+		csid = message.CSIDVideo
 	}
-	return c.w.WriteMessage(&chunk.Message{ChunkStreamID: csid, Timestamp: timestamp, Type: typ, StreamID: c.streamID, Payload: payload})
+	return c.w.WriteMessage(&chunk.Message{ChunkStreamID: csid, Timestamp: timestamp, Type: typ, StreamID: c.StreamID(), Payload: payload})
 }

@@ -22,8 +22,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -473,7 +473,7 @@ func evPlayMedia(t *testing.T, addr, channel, key string) {
 		t.Fatalf("play: %v %v", st, err)
 	}
 	for _, m := range c.Pending {
-		if m.Type == chunk.TypeVideo {
+		if m.Type == message.TypeVideo {
 			return
 		}
 	}
@@ -482,7 +482,7 @@ func evPlayMedia(t *testing.T, addr, channel, key string) {
 		if err != nil {
 			t.Fatalf("player: no video: %v", err)
 		}
-		if m.Type == chunk.TypeVideo {
+		if m.Type == message.TypeVideo {
 			return
 		}
 	}

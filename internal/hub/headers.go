@@ -6,6 +6,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/media"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // Bounds of the codec headers a stream keeps for joining players: one per
@@ -23,7 +24,7 @@ const (
 
 // headerKey identifies what a codec header configures.
 type headerKey struct {
-	typ    uint8 // chunk.TypeAudio or chunk.TypeVideo
+	typ    uint8 // message.TypeAudio or message.TypeVideo
 	track  uint8
 	codec  string
 	config uint8 // Enhanced RTMP packet type: sequence start or multichannel configuration
@@ -40,7 +41,7 @@ type codecHeader struct {
 func headerKeys(pkt *Packet) []headerKey {
 	var info media.TrackInfo
 	var err error
-	if pkt.Type == chunk.TypeVideo {
+	if pkt.Type == message.TypeVideo {
 		info, err = media.VideoTracks(pkt.payload)
 	} else {
 		info, err = media.AudioTracks(pkt.payload)
@@ -68,7 +69,7 @@ func (s *Stream) keepHeaderLocked(pkt *Packet) (resetGOP bool) {
 	keys := headerKeys(pkt)
 	s.replayOK = false
 	for _, k := range keys {
-		if k.typ == chunk.TypeVideo && k.track == media.DefaultTrack {
+		if k.typ == message.TypeVideo && k.track == media.DefaultTrack {
 			resetGOP = true
 		}
 	}
@@ -76,7 +77,7 @@ func (s *Stream) keepHeaderLocked(pkt *Packet) (resetGOP bool) {
 	for _, h := range s.headers {
 		n := len(h.keys)
 		h.keys = slices.DeleteFunc(h.keys, func(k headerKey) bool { return slices.Contains(keys, k) })
-		if len(h.keys) < n && h.pkt.Type == chunk.TypeVideo && !bytes.Equal(h.pkt.payload, pkt.payload) {
+		if len(h.keys) < n && h.pkt.Type == message.TypeVideo && !bytes.Equal(h.pkt.payload, pkt.payload) {
 			resetGOP = true
 		}
 		s.headerKeys -= n - len(h.keys)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // Enhanced RTMP v2 multitrack payloads; the last byte tags each one.
@@ -45,7 +45,7 @@ func TestMultitrackHeadersPerTrack(t *testing.T) {
 		typ     uint8
 		payload []byte
 	}
-	v, a := chunk.TypeVideo, chunk.TypeAudio
+	v, a := message.TypeVideo, message.TypeAudio
 	tests := []struct {
 		name   string
 		writes []write
@@ -121,7 +121,7 @@ func TestCodecHeadersBounded(t *testing.T) {
 	h := New()
 	pub := mustPublish(t, h, "ch", "k", "id", &fakePublisher{id: 1}, opts())
 	for i := range MaxCodecHeaders + 8 {
-		pub.Write(chunk.TypeAudio, 0, mtAudio(0, byte(i), byte(i)), false)
+		pub.Write(message.TypeAudio, 0, mtAudio(0, byte(i), byte(i)), false)
 	}
 	q := NewQueue(nil)
 	mustPlay(t, h, "ch", NewPlayer(2, "k", q, &events{}))
@@ -130,7 +130,7 @@ func TestCodecHeadersBounded(t *testing.T) {
 		t.Fatalf("kept %d headers (last %v), want the first %d", len(got), got[len(got)-1], MaxCodecHeaders)
 	}
 	// A header for a kept track still replaces the old one.
-	pub.Write(chunk.TypeAudio, 0, mtAudio(0, 0, 200), false)
+	pub.Write(message.TypeAudio, 0, mtAudio(0, 0, 200), false)
 	q2 := NewQueue(nil)
 	mustPlay(t, h, "ch", NewPlayer(3, "k", q2, &events{}))
 	got = received(t, q2)

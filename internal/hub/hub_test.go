@@ -11,6 +11,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/media"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 type fakePublisher struct {
@@ -64,7 +65,7 @@ func drained(q *Queue) []string {
 
 func TestPacketWireStreamID(t *testing.T) {
 	payload := bytes.Repeat([]byte{7}, 300)
-	p := NewPacket(chunk.TypeVideo, 0x1234567, payload, 128)
+	p := NewPacket(message.TypeVideo, 0x1234567, payload, 128)
 	for _, id := range []uint32{WireStreamID, 5} {
 		r := chunk.NewReader(bytes.NewReader(p.Wire(id)))
 		m, err := r.ReadMessage()
@@ -86,13 +87,13 @@ func TestGOPCacheJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub.Write(chunk.TypeVideo, 0, seqVideo, false)
-	pub.Write(chunk.TypeAudio, 0, seqAudio, false)
-	pub.Write(chunk.TypeVideo, 0, key(1), false)
-	pub.Write(chunk.TypeVideo, 40, inter(2), false)
-	pub.Write(chunk.TypeVideo, 80, key(3), false)
-	pub.Write(chunk.TypeAudio, 90, audio(4), false)
-	pub.Write(chunk.TypeVideo, 120, inter(5), false)
+	pub.Write(message.TypeVideo, 0, seqVideo, false)
+	pub.Write(message.TypeAudio, 0, seqAudio, false)
+	pub.Write(message.TypeVideo, 0, key(1), false)
+	pub.Write(message.TypeVideo, 40, inter(2), false)
+	pub.Write(message.TypeVideo, 80, key(3), false)
+	pub.Write(message.TypeAudio, 90, audio(4), false)
+	pub.Write(message.TypeVideo, 120, inter(5), false)
 
 	q := NewQueue(nil)
 	ev := &events{}
@@ -114,18 +115,18 @@ func TestGOPCacheOverflowKeepsNothingUntilNextKeyframe(t *testing.T) {
 	o := opts()
 	o.GOPCacheBytes = 200
 	pub := mustPublish(t, h, "ch", "k", "id", &fakePublisher{}, o)
-	pub.Write(chunk.TypeVideo, 0, key(1), false)
+	pub.Write(message.TypeVideo, 0, key(1), false)
 	big := append(inter(2), bytes.Repeat([]byte{0}, 300)...)
 	big = append(big, 2)
-	pub.Write(chunk.TypeVideo, 40, big, false)
-	pub.Write(chunk.TypeVideo, 80, inter(3), false)
+	pub.Write(message.TypeVideo, 40, big, false)
+	pub.Write(message.TypeVideo, 80, inter(3), false)
 	q := NewQueue(nil)
 	mustPlay(t, h, "ch", NewPlayer(2, "k", q, &events{}))
 	if got := drained(q); len(got) != 0 {
 		t.Fatalf("joined with %v, want nothing until the next keyframe", got)
 	}
-	pub.Write(chunk.TypeVideo, 120, inter(4), false)
-	pub.Write(chunk.TypeVideo, 160, key(5), false)
+	pub.Write(message.TypeVideo, 120, inter(4), false)
+	pub.Write(message.TypeVideo, 160, key(5), false)
 	pub.Sync()
 	if got := fmt.Sprint(drained(q)); got != "[keyframe:5]" {
 		t.Fatalf("got %s", got)
@@ -134,16 +135,16 @@ func TestGOPCacheOverflowKeepsNothingUntilNextKeyframe(t *testing.T) {
 
 func TestQueueSkipsToKeyframeWhenFull(t *testing.T) {
 	q := NewQueue(nil)
-	mustPushControl(t, q, &chunk.Message{Type: chunk.TypeUserControl})
+	mustPushControl(t, q, &chunk.Message{Type: message.TypeUserControl})
 	big := bytes.Repeat([]byte{0}, MaxQueueBytes/4)
 	frame := func(kind media.Kind, tag byte) *Packet {
 		p := append([]byte{0x27, 0x01}, big...)
 		if kind == media.Keyframe {
 			p[0] = 0x17
 		}
-		return NewPacket(chunk.TypeVideo, 0, append(p, tag), 4096)
+		return NewPacket(message.TypeVideo, 0, append(p, tag), 4096)
 	}
-	pushMedia(q, NewPacket(chunk.TypeVideo, 0, seqVideo, 4096), true, time.Now())
+	pushMedia(q, NewPacket(message.TypeVideo, 0, seqVideo, 4096), true, time.Now())
 	for i := 0; i < 3; i++ {
 		if !pushMedia(q, frame(media.Frame, byte(i)), true, time.Now()) {
 			t.Fatalf("frame %d refused below the bound", i)
@@ -204,7 +205,7 @@ func TestPublishRules(t *testing.T) {
 	if r := first.kicked.Load(); r == nil || !errors.Is(*r, ErrReplaced) {
 		t.Fatal("replaced publisher not kicked")
 	}
-	if !replaced.Ended() || replaced.Write(chunk.TypeVideo, 0, key(1), false) {
+	if !replaced.Ended() || replaced.Write(message.TypeVideo, 0, key(1), false) {
 		t.Fatal("replaced publication still writes")
 	}
 	if h.Unpublish(replaced) {
@@ -232,7 +233,7 @@ func TestWaitingPlayers(t *testing.T) {
 	if fmt.Sprint(good.log) != "[accepted started]" || fmt.Sprint(bad.log) != "[accepted rejected]" {
 		t.Fatalf("events: good %v bad %v", good.log, bad.log)
 	}
-	pub.Write(chunk.TypeVideo, 0, key(1), false)
+	pub.Write(message.TypeVideo, 0, key(1), false)
 	pub.Sync()
 	if got := fmt.Sprint(drained(qg)); got != "[keyframe:1]" {
 		t.Fatalf("good player got %s", got)
@@ -285,7 +286,7 @@ func BenchmarkFanOut(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				pub.Write(chunk.TypeVideo, uint32(i*33), frame, false)
+				pub.Write(message.TypeVideo, uint32(i*33), frame, false)
 				if i%32 == 31 {
 					pub.Sync()
 					for _, q := range queues {
@@ -323,7 +324,7 @@ func BenchmarkFanOutDirect(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				pub.Write(chunk.TypeVideo, uint32(i*33), frame, false)
+				pub.Write(message.TypeVideo, uint32(i*33), frame, false)
 				pub.Sync()
 			}
 			b.StopTimer()
@@ -337,15 +338,15 @@ func BenchmarkFanOutDirect(b *testing.B) {
 func TestQueueDelayBound(t *testing.T) {
 	q := NewQueue(nil)
 	t0 := time.Now()
-	if !pushMedia(q, NewPacket(chunk.TypeVideo, 0, key(1), 128), true, t0) {
+	if !pushMedia(q, NewPacket(message.TypeVideo, 0, key(1), 128), true, t0) {
 		t.Fatal("keyframe refused")
 	}
-	pushMedia(q, NewPacket(chunk.TypeVideo, 40, inter(2), 128), true, t0.Add(time.Second))
+	pushMedia(q, NewPacket(message.TypeVideo, 40, inter(2), 128), true, t0.Add(time.Second))
 	// Media queued longer than MaxQueueDelay: the player skips ahead.
-	if pushMedia(q, NewPacket(chunk.TypeVideo, 80, inter(3), 128), true, t0.Add(MaxQueueDelay+time.Millisecond)) {
+	if pushMedia(q, NewPacket(message.TypeVideo, 80, inter(3), 128), true, t0.Add(MaxQueueDelay+time.Millisecond)) {
 		t.Fatal("frame accepted behind a queue older than MaxQueueDelay")
 	}
-	if !pushMedia(q, NewPacket(chunk.TypeVideo, 120, key(4), 128), true, t0.Add(MaxQueueDelay+2*time.Millisecond)) {
+	if !pushMedia(q, NewPacket(message.TypeVideo, 120, key(4), 128), true, t0.Add(MaxQueueDelay+2*time.Millisecond)) {
 		t.Fatal("next keyframe refused")
 	}
 	if got := fmt.Sprint(drained(q)); got != "[keyframe:4]" {
@@ -401,19 +402,19 @@ func TestQueueConsumer(t *testing.T) {
 func TestGOPBudgetAcrossStreams(t *testing.T) {
 	h := New()
 	frame := append(key(1), bytes.Repeat([]byte{0}, 100)...)
-	size := int64(NewPacket(chunk.TypeVideo, 0, frame, 128).Size())
+	size := int64(NewPacket(message.TypeVideo, 0, frame, 128).Size())
 	h.SetGOPBudget(3 * size)
 	a := mustPublish(t, h, "a", "k", "1", &fakePublisher{}, opts())
 	b := mustPublish(t, h, "b", "k", "2", &fakePublisher{}, opts())
 	interFrame := append(inter(2), bytes.Repeat([]byte{0}, 100)...)
-	a.Write(chunk.TypeVideo, 0, frame, false)
-	a.Write(chunk.TypeVideo, 40, interFrame, false)
-	b.Write(chunk.TypeVideo, 0, frame, false)
+	a.Write(message.TypeVideo, 0, frame, false)
+	a.Write(message.TypeVideo, 40, interFrame, false)
+	b.Write(message.TypeVideo, 0, frame, false)
 	if got := h.gopBytes.Load(); got != 3*size {
 		t.Fatalf("held %d, want %d", got, 3*size)
 	}
 	// b's next frame would pass the budget: b keeps nothing until its next keyframe.
-	b.Write(chunk.TypeVideo, 40, interFrame, false)
+	b.Write(message.TypeVideo, 40, interFrame, false)
 	if got := h.gopBytes.Load(); got != 2*size {
 		t.Fatalf("held %d after overflow, want %d", got, 2*size)
 	}
@@ -461,7 +462,7 @@ func TestDirectQueueWritesWhenCaughtUp(t *testing.T) {
 	wakes := 0
 	sock := &fakeSocket{room: 1 << 20}
 	q := NewDirectQueue(func() { wakes++ }, sock.write)
-	a, b := NewPacket(chunk.TypeVideo, 0, key(1), 128), NewPacket(chunk.TypeVideo, 40, inter(2), 128)
+	a, b := NewPacket(message.TypeVideo, 0, key(1), 128), NewPacket(message.TypeVideo, 40, inter(2), 128)
 	if n := q.PushMediaBatch([]*Packet{a, b}, true, time.Now()); n != 2 {
 		t.Fatalf("accepted %d of 2", n)
 	}
@@ -474,11 +475,11 @@ func TestDirectQueueWritesWhenCaughtUp(t *testing.T) {
 	// A control message pushed during the direct write waits for it, then
 	// starts the writer.
 	sock.during = func() {
-		if err := q.PushControl(&chunk.Message{Type: chunk.TypeUserControl}); err != nil {
+		if err := q.PushControl(&chunk.Message{Type: message.TypeUserControl}); err != nil {
 			t.Error(err)
 		}
 	}
-	pushMedia(q, NewPacket(chunk.TypeVideo, 80, inter(3), 128), true, time.Now())
+	pushMedia(q, NewPacket(message.TypeVideo, 80, inter(3), 128), true, time.Now())
 	if wakes != 1 || q.Len() != 1 {
 		t.Fatalf("wakes %d, queued %d after a control message raced a direct write", wakes, q.Len())
 	}
@@ -486,13 +487,13 @@ func TestDirectQueueWritesWhenCaughtUp(t *testing.T) {
 
 func TestDirectQueuePartialWrite(t *testing.T) {
 	wakes := 0
-	a := NewPacket(chunk.TypeVideo, 0, key(1), 128)
-	b := NewPacket(chunk.TypeVideo, 40, append(inter(2), bytes.Repeat([]byte{9}, 300)...), 128)
-	c := NewPacket(chunk.TypeVideo, 80, inter(3), 128)
+	a := NewPacket(message.TypeVideo, 0, key(1), 128)
+	b := NewPacket(message.TypeVideo, 40, append(inter(2), bytes.Repeat([]byte{9}, 300)...), 128)
+	c := NewPacket(message.TypeVideo, 80, inter(3), 128)
 	sock := &fakeSocket{room: a.Size() + 100} // all of a, part of b
 	var q *Queue
 	sock.during = func() {
-		if err := q.PushControl(&chunk.Message{Type: chunk.TypeUserControl}); err != nil {
+		if err := q.PushControl(&chunk.Message{Type: message.TypeUserControl}); err != nil {
 			t.Error(err)
 		}
 	}
@@ -505,7 +506,7 @@ func TestDirectQueuePartialWrite(t *testing.T) {
 	}
 	// Media beyond the queue's age bound makes the player skip ahead, but
 	// the rest of b is never dropped: the peer has its start.
-	pushMedia(q, NewPacket(chunk.TypeVideo, 120, inter(4), 128), true, time.Now().Add(2*MaxQueueDelay))
+	pushMedia(q, NewPacket(message.TypeVideo, 120, inter(4), 128), true, time.Now().Add(2*MaxQueueDelay))
 	items := q.Drain(nil)
 	if len(items) != 2 || items[0].Packet != b || items[0].Offset != 100 || items[1].Control == nil {
 		t.Fatalf("queue after a partial write: %+v, want the rest of b (offset 100) then the control message", items)
@@ -552,7 +553,7 @@ func TestFanOutExactlyOnce(t *testing.T) {
 				if i%10 == 0 {
 					frame = key(byte(i))
 				}
-				pub.Write(chunk.TypeVideo, uint32(i*40), frame, false)
+				pub.Write(message.TypeVideo, uint32(i*40), frame, false)
 			}
 			pub.Sync()
 			for i, q := range queues {
@@ -588,7 +589,7 @@ func TestUnpublishDeliversPending(t *testing.T) {
 		queues[i] = NewQueue(nil)
 		mustPlay(t, h, "ch", NewPlayer(uint64(i), "k", queues[i], &events{}))
 	}
-	pub.Write(chunk.TypeVideo, 0, key(7), false)
+	pub.Write(message.TypeVideo, 0, key(7), false)
 	h.Unpublish(pub)
 	for i, q := range queues {
 		if got := fmt.Sprint(drained(q)); got != "[keyframe:7]" {

@@ -6,13 +6,14 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/media"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // Chunk stream IDs used for media sent to players.
 const (
-	csidAudio = 4
-	csidData  = 5
-	csidVideo = 6
+	csidAudio = message.CSIDAudio
+	csidData  = message.CSIDData
+	csidVideo = message.CSIDVideo
 )
 
 // WireStreamID is the message stream ID media is encoded for. Players whose
@@ -24,7 +25,7 @@ const WireStreamID = 1
 // plays is never encoded), and shared by the GOP cache and by every player
 // queue that holds it. Its exported fields are immutable.
 type Packet struct {
-	Type      uint8 // chunk.TypeAudio, chunk.TypeVideo or chunk.TypeDataAMF0
+	Type      uint8 // message.TypeAudio, message.TypeVideo or message.TypeDataAMF0
 	Timestamp uint32
 	Kind      media.Kind
 	ChunkSize uint32 // the chunk size the wire form uses
@@ -50,10 +51,10 @@ const basicHeaderLen = 1
 func NewPacket(typ uint8, timestamp uint32, payload []byte, chunkSize uint32) *Packet {
 	p := &Packet{Type: typ, Timestamp: timestamp, ChunkSize: chunkSize, payload: payload, csid: csidData}
 	switch typ {
-	case chunk.TypeAudio:
+	case message.TypeAudio:
 		p.Kind = media.AudioKind(payload)
 		p.csid = csidAudio
-	case chunk.TypeVideo:
+	case message.TypeVideo:
 		p.Kind = media.VideoKind(payload)
 		p.csid = csidVideo
 	default:
@@ -105,12 +106,12 @@ func (p *Packet) Wire(streamID uint32) []byte {
 // essential reports whether p must reach a player even while it skips
 // ahead: codec configuration and metadata are small and needed to decode.
 func (p *Packet) essential() bool {
-	return p.Kind == media.SequenceHeader || p.Type == chunk.TypeDataAMF0
+	return p.Kind == media.SequenceHeader || p.Type == message.TypeDataAMF0
 }
 
 // resumes reports whether a player that skipped ahead may start again at p.
 func (p *Packet) resumes(hasVideo bool) bool {
-	if p.Type == chunk.TypeVideo {
+	if p.Type == message.TypeVideo {
 		return p.Kind == media.Keyframe
 	}
 	return !hasVideo

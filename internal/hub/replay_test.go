@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // sentMessage is what a player received, decoded from the wire.
@@ -55,33 +56,33 @@ func TestJoinTimestampsNeverGoBackwards(t *testing.T) {
 		payload []byte
 	}
 	av := func(vhdr []byte, keyf, interf func(byte) []byte) []write {
-		w := []write{{chunk.TypeDataAMF0, 0, meta}, {chunk.TypeVideo, 0, vhdr}, {chunk.TypeAudio, 0, seqAudio}}
+		w := []write{{message.TypeDataAMF0, 0, meta}, {message.TypeVideo, 0, vhdr}, {message.TypeAudio, 0, seqAudio}}
 		ts := uint32(0)
 		for i := range 110 {
 			f := interf(byte(i))
 			if i%75 == 0 { // a keyframe every 3 s
 				f = keyf(byte(i))
 			}
-			w = append(w, write{chunk.TypeVideo, ts, f}, write{chunk.TypeAudio, ts + 6, audio(byte(i))})
+			w = append(w, write{message.TypeVideo, ts, f}, write{message.TypeAudio, ts + 6, audio(byte(i))})
 			if ts == 4080 {
-				w = append(w, write{chunk.TypeDataAMF0, 4106, meta})
+				w = append(w, write{message.TypeDataAMF0, 4106, meta})
 			}
 			ts += 40
 		}
 		return w
 	}
-	audioOnly := []write{{chunk.TypeDataAMF0, 0, meta}, {chunk.TypeAudio, 0, seqAudio}}
+	audioOnly := []write{{message.TypeDataAMF0, 0, meta}, {message.TypeAudio, 0, seqAudio}}
 	for i := range 200 {
 		ts := uint32(i * 23)
-		audioOnly = append(audioOnly, write{chunk.TypeAudio, ts, audio(byte(i))})
+		audioOnly = append(audioOnly, write{message.TypeAudio, ts, audio(byte(i))})
 		if i == 178 {
-			audioOnly = append(audioOnly, write{chunk.TypeDataAMF0, 4106, meta})
+			audioOnly = append(audioOnly, write{message.TypeDataAMF0, 4106, meta})
 		}
 	}
 	classic := av(seqVideo, key, inter)
 	enhanced := av(exSeqHEVC, exKey, exInter)
-	live := []write{{chunk.TypeAudio, 4406, audio(1)}, {chunk.TypeVideo, 4440, key(2)}, {chunk.TypeAudio, 4446, audio(3)}}
-	exLive := []write{{chunk.TypeAudio, 4406, audio(1)}, {chunk.TypeVideo, 4440, exKey(2)}, {chunk.TypeAudio, 4446, audio(3)}}
+	live := []write{{message.TypeAudio, 4406, audio(1)}, {message.TypeVideo, 4440, key(2)}, {message.TypeAudio, 4446, audio(3)}}
+	exLive := []write{{message.TypeAudio, 4406, audio(1)}, {message.TypeVideo, 4440, exKey(2)}, {message.TypeAudio, 4446, audio(3)}}
 
 	tests := []struct {
 		name      string
@@ -99,8 +100,8 @@ func TestJoinTimestampsNeverGoBackwards(t *testing.T) {
 		{name: "GOP_CACHE_SIZE_MB=0", writes: classic, live: live, gopBytes: 0, wantFirst: 4360, wantCount: 3 + 2},
 		{name: "enhanced gop cache", writes: enhanced, live: exLive, gopBytes: 1 << 20, wantFirst: 3000, wantCount: 3 + 2*35 + 3},
 		{name: "enhanced cache=no", writes: enhanced, live: exLive, gopBytes: 1 << 20, noCache: true, wantFirst: 4360, wantCount: 3 + 2},
-		{name: "audio only", writes: audioOnly, live: []write{{chunk.TypeAudio, 4600, audio(1)}}, gopBytes: 1 << 20, wantFirst: 199 * 23, wantCount: 2 + 1},
-		{name: "headers only", writes: []write{{chunk.TypeDataAMF0, 4106, meta}, {chunk.TypeVideo, 0, seqVideo}, {chunk.TypeAudio, 0, seqAudio}},
+		{name: "audio only", writes: audioOnly, live: []write{{message.TypeAudio, 4600, audio(1)}}, gopBytes: 1 << 20, wantFirst: 199 * 23, wantCount: 2 + 1},
+		{name: "headers only", writes: []write{{message.TypeDataAMF0, 4106, meta}, {message.TypeVideo, 0, seqVideo}, {message.TypeAudio, 0, seqAudio}},
 			live: live, gopBytes: 1 << 20, wantFirst: 0, wantCount: 3 + 2},
 	}
 	for _, tt := range tests {
@@ -113,7 +114,7 @@ func TestJoinTimestampsNeverGoBackwards(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, w := range tt.writes {
-				pub.Write(w.typ, w.ts, w.payload, w.typ == chunk.TypeDataAMF0)
+				pub.Write(w.typ, w.ts, w.payload, w.typ == message.TypeDataAMF0)
 			}
 			q := NewQueue(nil)
 			p := NewPlayer(2, "k", q, &events{})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/media"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // Stream is one channel: its publication (if any), its players, and what a
@@ -215,7 +216,7 @@ func (s *Stream) headersLocked() []*Packet {
 	if s.metadata != nil {
 		out = append(out, s.metadata)
 	}
-	for _, typ := range []uint8{chunk.TypeVideo, chunk.TypeAudio} {
+	for _, typ := range []uint8{message.TypeVideo, message.TypeAudio} {
 		for _, h := range s.headers {
 			if h.pkt.Type == typ {
 				out = append(out, h.pkt)
@@ -245,9 +246,9 @@ func (p *Player) wants(pkt *Packet) bool {
 		return false
 	}
 	switch pkt.Type {
-	case chunk.TypeAudio:
+	case message.TypeAudio:
 		return p.audio.Load()
-	case chunk.TypeVideo:
+	case message.TypeVideo:
 		return p.video.Load() || pkt.Kind == media.SequenceHeader
 	}
 	return true
@@ -369,7 +370,7 @@ func (s *Stream) cacheLocked(pkt *Packet, isMetadata bool) {
 		s.metadata = pkt
 		s.replayOK = false
 		return
-	case pkt.Type == chunk.TypeVideo:
+	case pkt.Type == message.TypeVideo:
 		s.hasVideo = true
 		s.lastVideoTS = pkt.Timestamp
 		switch pkt.Kind {
@@ -381,7 +382,7 @@ func (s *Stream) cacheLocked(pkt *Packet, isMetadata bool) {
 		case media.Keyframe:
 			s.resetGOPLocked()
 		}
-	case pkt.Type == chunk.TypeAudio:
+	case pkt.Type == message.TypeAudio:
 		s.hasAudio = true
 		s.lastAudioTS = pkt.Timestamp
 		if pkt.Kind == media.SequenceHeader {

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -10,11 +8,8 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
-
-// maxCommandName is the longest command name accepted, in bytes; a longer
-// one is malformed (RTMP's command names are a few words long).
-const maxCommandName = 256
 
 // An app of more than one path segment is refused with this hint: encoders
 // that put the stream key in the server URL send "live/KEY" as the app.
@@ -50,85 +45,40 @@ func splitName(name string) (string, url.Values) {
 	return key, v
 }
 
-func (c *conn) handleMessage(m *chunk.Message) error {
-	switch m.Type {
-	case chunk.TypeWindowAckSize:
-		if len(m.Payload) >= 4 {
-			c.ackWindow = binary.BigEndian.Uint32(m.Payload)
-		}
-	case chunk.TypeUserControl:
-		c.handleUserControl(m.Payload)
-	case chunk.TypeAudio, chunk.TypeVideo:
+// handleMessage handles one message of the peer, in the roles of the
+// connection; the session has applied what the protocol says about it.
+func (c *conn) handleMessage(msg message.Message) error {
+	m := msg.Chunk()
+	switch msg := msg.(type) {
+	case message.WindowAckSize, message.UserControl:
+		// Applied by the session: acknowledgements, ping responses.
+	case *message.Media:
 		// Media is taken on whatever message stream it arrives: some
 		// encoders do not use the one they published on.
 		if c.pub != nil {
 			c.pub.write(m.Type, m.Timestamp, m.Payload, false)
 		}
-	case chunk.TypeDataAMF0:
-		return c.handleData(m, m.Payload)
-	case chunk.TypeDataAMF3:
-		if len(m.Payload) > 0 {
-			return c.handleData(m, m.Payload[1:])
+	case *message.Data:
+		if m.Type == message.TypeDataAMF0 || len(m.Payload) > 0 {
+			return c.handleData(m, msg.Body())
 		}
-	case chunk.TypeCommandAMF0:
-		return c.handleCommand(m, m.Payload)
-	case chunk.TypeCommandAMF3:
-		if len(m.Payload) > 0 {
-			return c.handleCommand(m, m.Payload[1:])
-		}
-	case chunk.TypeAggregate:
-		return c.handleAggregate(m)
+	case *message.Command:
+		return c.handleCommand(msg)
+	case *message.Aggregate:
+		return msg.Each(c.handleSubMessage)
 	default:
 		c.log.Debug("ignored message", "type", m.Type, "len", len(m.Payload))
 	}
 	return nil
 }
 
-func (c *conn) handleUserControl(p []byte) {
-	if len(p) < 2 {
-		return
+// handleSubMessage handles an audio, video or data message of an aggregate.
+func (c *conn) handleSubMessage(m *chunk.Message) error {
+	msg, err := message.Decode(m)
+	if err != nil {
+		return err
 	}
-	switch binary.BigEndian.Uint16(p) {
-	case eventPingRequest:
-		if len(p) >= 6 {
-			c.send(userControlMessage(eventPingResponse, binary.BigEndian.Uint32(p[2:])))
-		}
-	}
-}
-
-// Aggregate message sub-message header: type(1) size(3) timestamp(3+1) stream ID(3).
-const aggregateHeaderLen = 11
-
-// handleAggregate splits an aggregate message into its audio/video/data
-// messages, rebasing their timestamps on the aggregate's.
-func (c *conn) handleAggregate(m *chunk.Message) error {
-	p := m.Payload
-	var base uint32
-	first := true
-	for len(p) > 0 {
-		if len(p) < aggregateHeaderLen {
-			return fmt.Errorf("aggregate message: truncated sub-message header")
-		}
-		typ := p[0]
-		size := int(p[1])<<16 | int(p[2])<<8 | int(p[3])
-		ts := uint32(p[4])<<16 | uint32(p[5])<<8 | uint32(p[6]) | uint32(p[7])<<24
-		if len(p) < aggregateHeaderLen+size+4 {
-			return fmt.Errorf("aggregate message: sub-message of %d bytes overruns the message", size)
-		}
-		if first {
-			base, first = ts, false
-		}
-		sub := &chunk.Message{ChunkStreamID: m.ChunkStreamID, Timestamp: m.Timestamp + (ts - base), Type: typ, StreamID: m.StreamID,
-			Payload: p[aggregateHeaderLen : aggregateHeaderLen+size]}
-		switch typ {
-		case chunk.TypeAudio, chunk.TypeVideo, chunk.TypeDataAMF0:
-			if err := c.handleMessage(sub); err != nil {
-				return err
-			}
-		}
-		p = p[aggregateHeaderLen+size+4:]
-	}
-	return nil
+	return c.handleMessage(msg)
 }
 
 // handleData handles data messages: @setDataFrame/onMetaData become the
@@ -145,90 +95,30 @@ func (c *conn) handleData(m *chunk.Message, body []byte) error {
 	switch name {
 	case "@setDataFrame":
 		// Players receive "onMetaData", {...}: the name is stripped.
-		c.pub.write(chunk.TypeDataAMF0, m.Timestamp, body[n:], true)
+		c.pub.write(message.TypeDataAMF0, m.Timestamp, body[n:], true)
 	case "onMetaData":
-		c.pub.write(chunk.TypeDataAMF0, m.Timestamp, body, true)
+		c.pub.write(message.TypeDataAMF0, m.Timestamp, body, true)
 	default:
-		c.pub.write(chunk.TypeDataAMF0, m.Timestamp, body, false)
+		c.pub.write(message.TypeDataAMF0, m.Timestamp, body, false)
 	}
 	return nil
 }
 
-// command is a decoded command message.
-type command struct {
-	name     string
-	txn      float64
-	object   any
-	args     []any
-	streamID uint32 // message stream ID it arrived on
-}
+func (c *conn) handleCommand(cmd *message.Command) error {
+	name := cmd.Name
+	c.log.Debug("command", "name", logging.Clip(name), "txn", cmd.Txn, "stream", cmd.StreamID)
 
-func (cmd *command) arg(i int) any {
-	if i < len(cmd.args) {
-		return cmd.args[i]
-	}
-	return nil
-}
-
-func (cmd *command) argString(i int) string {
-	s, _ := cmd.arg(i).(string)
-	return s
-}
-
-func (cmd *command) argBool(i int) bool {
-	switch v := cmd.arg(i).(type) {
-	case bool:
-		return v
-	case float64:
-		return v != 0
-	}
-	return false
-}
-
-func (cmd *command) argNumber(i int) (float64, bool) {
-	f, ok := cmd.arg(i).(float64)
-	return f, ok
-}
-
-func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
-	vals, err := amf.DecodeAMF0All(body)
-	if err != nil {
-		return fmt.Errorf("malformed command message: %w", err)
-	}
-	if len(vals) == 0 {
-		return errors.New("malformed command message: empty")
-	}
-	name, ok := vals[0].(string)
-	if !ok {
-		return fmt.Errorf("malformed command message: name is %T, not a string", vals[0])
-	}
-	if len(name) > maxCommandName {
-		return fmt.Errorf("malformed command message: name of %d bytes (at most %d)", len(name), maxCommandName)
-	}
-	cmd := &command{name: name, streamID: m.StreamID}
-	if len(vals) > 1 {
-		cmd.txn, _ = vals[1].(float64)
-	}
-	if len(vals) > 2 {
-		cmd.object = vals[2]
-	}
-	if len(vals) > 3 {
-		cmd.args = vals[3:]
-	}
-	c.log.Debug("command", "name", logging.Clip(name), "txn", cmd.txn, "stream", m.StreamID)
-
-	if !c.connected && name != "connect" {
+	if !c.session.Connected() && name != "connect" {
 		return fmt.Errorf("%s before connect", logging.Quote(name))
 	}
 	switch name {
 	case "connect":
 		return c.onConnect(cmd)
 	case "createStream":
-		c.nextStreamID++
-		c.send(resultMessage(cmd.txn, nil, float64(c.nextStreamID)))
+		_, _ = c.session.CreateStream(cmd.Txn) // the session's sender does not fail
 	case "releaseStream", "FCPublish", "FCUnpublish", "FCUnsubscribe":
-		if cmd.txn != 0 {
-			c.send(resultMessage(cmd.txn, nil, amf.Undefined{}))
+		if cmd.Txn != 0 {
+			c.send(message.Result(cmd.Txn, nil, amf.Undefined{}))
 		}
 	case "FCSubscribe", "getStreamLength":
 		c.onPlayerQuery(cmd)
@@ -239,43 +129,43 @@ func (c *conn) handleCommand(m *chunk.Message, body []byte) error {
 	case "pause":
 		c.onPause(cmd)
 	case "deleteStream":
-		if id, ok := cmd.argNumber(0); ok {
+		if id, ok := cmd.ArgNumber(0); ok {
 			c.deleteStream(uint32(id))
-		} else if name, ok := cmd.arg(0).(string); ok {
+		} else if name, ok := cmd.Arg(0).(string); ok {
 			c.deleteStreamNamed(name)
 		}
 	case "closeStream":
-		if name, ok := cmd.arg(0).(string); ok && cmd.streamID == 0 {
+		if name, ok := cmd.Arg(0).(string); ok && cmd.StreamID == 0 {
 			c.deleteStreamNamed(name)
 		} else {
-			c.deleteStream(cmd.streamID)
+			c.deleteStream(cmd.StreamID)
 		}
 	case "receiveAudio":
 		if c.play != nil {
-			c.play.player.SetReceiveAudio(cmd.argBool(0))
+			c.play.player.SetReceiveAudio(cmd.ArgBool(0))
 		}
 	case "receiveVideo":
 		if c.play != nil {
-			c.play.player.SetReceiveVideo(cmd.argBool(0))
+			c.play.player.SetReceiveVideo(cmd.ArgBool(0))
 		}
 	case "_result", "_error", "onStatus", "onBWDone", "_checkbw":
 		// Replies and notifications that need no answer.
 	default:
-		if cmd.txn != 0 {
-			c.send(errorMessage(cmd.txn, "NetConnection.Call.Failed", fmt.Sprintf("Method not found (%.64s).", name)))
+		if cmd.Txn != 0 {
+			c.send(message.Error(cmd.Txn, "NetConnection.Call.Failed", fmt.Sprintf("Method not found (%.64s).", name)))
 		}
 		c.log.Debug("unknown command")
 	}
 	return nil
 }
 
-func (c *conn) onConnect(cmd *command) error {
-	if c.connected {
-		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Already connected."))
+func (c *conn) onConnect(cmd *message.Command) error {
+	if c.session.Connected() {
+		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", "Already connected."))
 		return nil
 	}
-	obj, _ := cmd.object.(amf.Object)
-	if arr, ok := cmd.object.(amf.ECMAArray); ok {
+	obj, _ := cmd.Object().(amf.Object)
+	if arr, ok := cmd.Object().(amf.ECMAArray); ok {
 		obj = amf.Object(arr)
 	}
 	app := obj.String("app")
@@ -285,7 +175,7 @@ func (c *conn) onConnect(cmd *command) error {
 	switch {
 	case c.overIP:
 		c.logRequest("rejected", "reason", "too many connections from this address", "limit", cfg.MaxIPConnections)
-		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
+		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
 		return errRejected{"too many connections from this address"}
 	case strings.Contains(channel, "/"):
 		// Most likely an encoder with the stream key in its server URL
@@ -293,35 +183,27 @@ func (c *conn) onConnect(cmd *command) error {
 		first, _, _ := strings.Cut(channel, "/")
 		c.logRequest("rejected", "reason", "invalid channel", "hint", multiSegmentHint,
 			"app", logging.Clip(first)+"/...", "app_hidden_bytes", len(app)-len(first)-1)
-		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", multiSegmentDescription))
+		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", multiSegmentDescription))
 		return errRejected{"invalid channel"}
 	case !validID(channel, cfg.IDMaxLength):
 		// The query (app?a=b) may hold a token: only the channel is logged.
 		c.logRequest("rejected", "reason", "invalid channel", "app", logging.Clip(channel))
-		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Invalid channel."))
+		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", "Invalid channel."))
 		return errRejected{"invalid channel"}
 	}
-	c.connected = true
 	c.srv.connected(c)
 	c.channel = channel
 	c.log = c.log.With("channel", channel)
 
-	encoding, hasEncoding := obj.Number("objectEncoding")
-	c.send(windowAckSizeMessage(windowAckSize))
-	c.send(peerBandwidthMessage(peerBandwidth, peerBandwidthDyn))
-	c.send(setChunkSizeMessage(uint32(c.cfg.ChunkSize)))
-	info := amf.Object{
-		{Key: "level", Value: "status"},
-		{Key: "code", Value: "NetConnection.Connect.Success"},
-		{Key: "description", Value: "Connection succeeded."},
+	var info amf.Object
+	if encoding, ok := obj.Number("objectEncoding"); ok {
+		info = amf.Object{{Key: "objectEncoding", Value: encoding}}
 	}
-	if hasEncoding {
-		info = append(info, amf.Property{Key: "objectEncoding", Value: encoding})
-	}
-	c.send(resultMessage(cmd.txn, append(amf.Object{
+	properties := append(amf.Object{
 		{Key: "fmsVer", Value: serverFMSVersion},
 		{Key: "capabilities", Value: float64(serverCapabilites)},
-	}, enhancedRTMPProperties()...), info))
+	}, enhancedRTMPProperties()...)
+	_ = c.session.AcceptConnect(channel, cmd.Txn, uint32(c.cfg.ChunkSize), properties, info) // connected, and the sender does not fail
 	c.logRequest("connect")
 	return nil
 }
@@ -333,20 +215,20 @@ func (c *conn) onConnect(cmd *command) error {
 //     can always be subscribed to; play decides whether it may be watched.
 //   - getStreamLength (ffmpeg, and VLC through it) gets the length in
 //     seconds, 0 for a live stream.
-func (c *conn) onPlayerQuery(cmd *command) {
-	switch cmd.name {
+func (c *conn) onPlayerQuery(cmd *message.Command) {
+	switch cmd.Name {
 	case "FCSubscribe":
-		c.send(commandMessage(0, "onFCSubscribe", 0.0, nil, amf.Object{
+		c.send(&message.Command{Name: "onFCSubscribe", Values: []any{nil, amf.Object{
 			{Key: "level", Value: "status"},
 			{Key: "code", Value: "NetStream.Play.Start"},
 			{Key: "description", Value: "Subscribed."},
-		}))
-		if cmd.txn != 0 {
-			c.send(resultMessage(cmd.txn, nil, amf.Undefined{}))
+		}}})
+		if cmd.Txn != 0 {
+			c.send(message.Result(cmd.Txn, nil, amf.Undefined{}))
 		}
 	case "getStreamLength":
-		if cmd.txn != 0 {
-			c.send(resultMessage(cmd.txn, nil, 0.0))
+		if cmd.Txn != 0 {
+			c.send(message.Result(cmd.Txn, nil, 0.0))
 		}
 	}
 }
@@ -363,7 +245,7 @@ func (c *conn) deleteStreamNamed(name string) {
 func (c *conn) deleteStream(id uint32) {
 	if c.play != nil && c.play.streamMsgID == id {
 		c.stopPlaying()
-		c.send(statusMessage(id, "status", "NetStream.Play.Stop", "Stopped playing stream."))
+		c.send(message.Status(id, "status", "NetStream.Play.Stop", "Stopped playing stream."))
 	}
 	if c.pub != nil && c.pub.streamMsgID == id {
 		c.endPublish("deleteStream")

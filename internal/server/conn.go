@@ -20,12 +20,15 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
-	"golang.org/x/sys/unix"
+	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/session"
 )
 
 // Deadlines and sizes of a connection.
@@ -97,14 +100,11 @@ type conn struct {
 	cancel     context.CancelFunc
 
 	// Owned by the read loop.
-	connectBy    time.Time // the handshake and connect must be done by then
-	connected    bool
-	channel      string
-	nextStreamID uint32
-	ackWindow    uint32
-	lastAck      uint64
-	pub          *publisher
-	play         *player
+	connectBy time.Time        // the handshake and connect must be done by then
+	session   *session.Session // the protocol state: connect, streams, acks, chunk sizes
+	channel   string           // the session's app, once connected
+	pub       *publisher
+	play      *player
 }
 
 func (c *conn) SessionID() uint64 { return c.id }
@@ -137,7 +137,11 @@ func (c *conn) reason() error {
 }
 
 // send queues a control or command message; a peer that lets them pile up is dropped.
-func (c *conn) send(m *chunk.Message) {
+func (c *conn) send(m message.Message) { c.sendEncoded(m.Chunk()) }
+
+// sendEncoded queues an encoded message (the pinger shares one between
+// connections).
+func (c *conn) sendEncoded(m *chunk.Message) {
 	if err := c.queue.PushControl(m); err != nil {
 		c.Kick(errSlow)
 	}
@@ -179,6 +183,10 @@ func (c *conn) serve() {
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	c.reader = chunk.NewReader(br)
+	c.session = session.New(c.reader, func(m *chunk.Message) error {
+		c.sendEncoded(m) // a peer that lets messages pile up is kicked
+		return nil
+	})
 	c.lastRead.Store(time.Now().UnixNano())
 
 	c.wire = wireWriter{conn: c, chunkSize: chunk.DefaultChunkSize}
@@ -252,7 +260,7 @@ const readDeadlineRefresh = time.Second
 // do not extend it, so a peer cannot hold a connection without connecting.
 func (c *conn) readDeadline(now time.Time) time.Time {
 	switch {
-	case !c.connected:
+	case !c.session.Connected():
 		return c.connectBy
 	case c.pub != nil:
 		return now.Add(c.srv.PublisherTimeout)
@@ -277,27 +285,23 @@ func (c *conn) readLoop() error {
 		if c.kicked.Load() {
 			return c.reason()
 		}
-		m, err := c.reader.ReadMessage()
+		msg, err := c.session.ReadMessage()
 		if err != nil {
 			return err
 		}
 		now = time.Now()
 		c.lastRead.Store(now.UnixNano())
-		if err := c.handleMessage(m); err != nil {
+		if err := c.handleMessage(msg); err != nil {
 			return err
 		}
-		if c.ackWindow > 0 && c.reader.BytesRead()-c.lastAck >= uint64(c.ackWindow) {
-			c.lastAck = c.reader.BytesRead()
-			c.send(ackMessage(uint32(c.lastAck)))
-		}
-		if isCommand(m.Type) && c.pub == nil {
+		if isCommand(msg.Chunk().Type) && c.pub == nil {
 			return errFreshStack // see run
 		}
 	}
 }
 
 func isCommand(typ uint8) bool {
-	return typ == chunk.TypeCommandAMF0 || typ == chunk.TypeCommandAMF3
+	return typ == message.TypeCommandAMF0 || typ == message.TypeCommandAMF3
 }
 
 // startWriter is the queue's wake function: it starts a writer goroutine
@@ -460,7 +464,7 @@ func (w *wireWriter) encode(m *chunk.Message) {
 	start := len(w.scratch)
 	w.scratch = chunk.AppendMessage(w.scratch, m, w.chunkSize)
 	w.spans = append(w.spans, span{start: start, end: len(w.scratch)})
-	if m.Type == chunk.TypeSetChunkSize && len(m.Payload) >= 4 {
+	if m.Type == message.TypeSetChunkSize && len(m.Payload) >= 4 {
 		w.chunkSize = binary.BigEndian.Uint32(m.Payload)
 	}
 }
@@ -483,7 +487,7 @@ func (w *wireWriter) flush(items []hub.Item) error {
 		}
 		media = true
 		if it.Packet.ChunkSize != w.chunkSize {
-			w.encode(setChunkSizeMessage(it.Packet.ChunkSize))
+			w.encode(message.SetChunkSize{Size: it.Packet.ChunkSize}.Chunk())
 		}
 		w.spans = append(w.spans, span{shared: it.Packet.Wire(playID)[it.Offset:]})
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // smallSendBuffers hands out connections whose send buffer holds only a
@@ -44,7 +45,7 @@ func TestFullSocketResumesIntact(t *testing.T) {
 	for i := range n {
 		frame := bytes.Repeat([]byte{byte(i)}, size)
 		frame[0], frame[1] = 0x17, 0x01 // every frame a keyframe
-		if err := pub.WriteMedia(chunk.TypeVideo, uint32(i*40), frame); err != nil {
+		if err := pub.WriteMedia(message.TypeVideo, uint32(i*40), frame); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -66,7 +67,7 @@ func TestFullSocketResumesIntact(t *testing.T) {
 func readVideo(c *client.Conn) (*chunk.Message, error) {
 	for {
 		m, err := c.ReadMessage()
-		if err != nil || m.Type == chunk.TypeVideo {
+		if err != nil || m.Type == message.TypeVideo {
 			return m, err
 		}
 	}

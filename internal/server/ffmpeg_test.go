@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/access"
-	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/media"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -200,7 +200,7 @@ func TestFFmpegMidStreamJoin(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if m.Type != chunk.TypeVideo {
+				if m.Type != message.TypeVideo {
 					continue
 				}
 				switch media.Video(m.Payload) {

@@ -33,6 +33,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 var (
@@ -183,7 +184,7 @@ func checkServerOutput(r io.Reader) error {
 			}
 			break
 		}
-		if m.Type != chunk.TypeCommandAMF0 {
+		if m.Type != message.TypeCommandAMF0 {
 			continue
 		}
 		vals, err := amf.DecodeAMF0All(m.Payload)
@@ -317,15 +318,15 @@ func mustAMF0(values ...any) []byte {
 }
 
 func (w *seedWriter) command(streamID uint32, values ...any) *seedWriter {
-	return w.message(3, chunk.TypeCommandAMF0, streamID, 0, mustAMF0(values...))
+	return w.message(3, message.TypeCommandAMF0, streamID, 0, mustAMF0(values...))
 }
 
 func (w *seedWriter) command3(streamID uint32, values ...any) *seedWriter {
-	return w.message(3, chunk.TypeCommandAMF3, streamID, 0, append([]byte{0}, mustAMF0(values...)...))
+	return w.message(3, message.TypeCommandAMF3, streamID, 0, append([]byte{0}, mustAMF0(values...)...))
 }
 
 func (w *seedWriter) setChunkSize(n uint32) *seedWriter {
-	w.message(2, chunk.TypeSetChunkSize, 0, 0, binary.BigEndian.AppendUint32(nil, n))
+	w.message(2, message.TypeSetChunkSize, 0, 0, binary.BigEndian.AppendUint32(nil, n))
 	w.chunkSize = n
 	return w
 }
@@ -348,12 +349,12 @@ func (w *seedWriter) play(name string) *seedWriter { return w.command(1, "play",
 // media sends metadata, codec headers, a keyframe, an inter frame and audio
 // on message stream 1.
 func (w *seedWriter) media(ts uint32) *seedWriter {
-	w.message(5, chunk.TypeDataAMF0, 1, ts, mustAMF0("@setDataFrame", "onMetaData", amf.ECMAArray{{Key: "width", Value: 320.0}}))
-	w.message(6, chunk.TypeVideo, 1, ts, videoHeader)
-	w.message(4, chunk.TypeAudio, 1, ts, audioHeader)
-	w.message(6, chunk.TypeVideo, 1, ts, append(keyframe(1), bytes.Repeat([]byte{0x55}, 300)...))
-	w.message(4, chunk.TypeAudio, 1, ts+10, audioFrame(2))
-	w.message(6, chunk.TypeVideo, 1, ts+40, interFrame(3))
+	w.message(5, message.TypeDataAMF0, 1, ts, mustAMF0("@setDataFrame", "onMetaData", amf.ECMAArray{{Key: "width", Value: 320.0}}))
+	w.message(6, message.TypeVideo, 1, ts, videoHeader)
+	w.message(4, message.TypeAudio, 1, ts, audioHeader)
+	w.message(6, message.TypeVideo, 1, ts, append(keyframe(1), bytes.Repeat([]byte{0x55}, 300)...))
+	w.message(4, message.TypeAudio, 1, ts+10, audioFrame(2))
+	w.message(6, message.TypeVideo, 1, ts+40, interFrame(3))
 	return w
 }
 
@@ -383,7 +384,7 @@ func aggregate(subs ...*chunk.Message) []byte {
 		b = append(b, m.Type, byte(n>>16), byte(n>>8), byte(n),
 			byte(m.Timestamp>>16), byte(m.Timestamp>>8), byte(m.Timestamp), byte(m.Timestamp>>24), 0, 0, 0)
 		b = append(b, m.Payload...)
-		b = binary.BigEndian.AppendUint32(b, uint32(aggregateHeaderLen+n))
+		b = binary.BigEndian.AppendUint32(b, uint32(message.AggregateHeaderLen+n))
 	}
 	return b
 }
@@ -442,78 +443,78 @@ func connectionSeeds() []fuzzSeed {
 	// Chunk size 1: every byte after a one-byte basic header.
 	add("chunk-size-1", newSeedWriter().setChunkSize(1).connect(fuzzChannel).createStream().publish(fuzzKey).media(0))
 	add("chunk-size-max", newSeedWriter().setChunkSize(chunk.MaxChunkSize).connect(fuzzChannel).createStream().publish(fuzzKey).media(0))
-	add("chunk-size-zero", newSeedWriter().raw(0x02, 0, 0, 0, 0, 0, 4, chunk.TypeSetChunkSize, 0, 0, 0, 0, 0, 0, 0, 0))
-	topBit := newSeedWriter().message(2, chunk.TypeSetChunkSize, 0, 0, []byte{0x80, 0, 0, 0x10})
+	add("chunk-size-zero", newSeedWriter().raw(0x02, 0, 0, 0, 0, 0, 4, message.TypeSetChunkSize, 0, 0, 0, 0, 0, 0, 0, 0))
+	topBit := newSeedWriter().message(2, message.TypeSetChunkSize, 0, 0, []byte{0x80, 0, 0, 0x10})
 	topBit.chunkSize = 0x10 // the top bit is ignored
 	add("chunk-size-top-bit", topBit.connect(fuzzChannel).createStream().publish(fuzzKey).media(0))
 
 	// A message claiming the largest length, then too little of it.
-	add("huge-message", pubHead().chunkHeader(0, 6, type0Fields(0, chunk.MaxMessageSize, chunk.TypeVideo, 1)...).
+	add("huge-message", pubHead().chunkHeader(0, 6, type0Fields(0, chunk.MaxMessageSize, message.TypeVideo, 1)...).
 		raw(bytes.Repeat([]byte{0x17}, 128)...).chunkHeader(3, 6).raw(bytes.Repeat([]byte{1}, 128)...))
 	// Partial messages on more chunk streams than allowed.
 	many := pubHead()
 	for csid := uint32(4); csid < 4+chunk.MaxChunkStreams+2; csid++ {
-		many.chunkHeader(0, csid, type0Fields(0, 1000, chunk.TypeAudio, 1)...).raw(bytes.Repeat([]byte{0xAF}, 128)...)
+		many.chunkHeader(0, csid, type0Fields(0, 1000, message.TypeAudio, 1)...).raw(bytes.Repeat([]byte{0xAF}, 128)...)
 	}
 	add("too-many-chunk-streams", many)
 	// Two- and three-byte chunk stream IDs, and compressed headers.
 	add("wide-chunk-stream-ids", pubHead().
-		chunkHeader(0, 300, type0Fields(0, 4, chunk.TypeAudio, 1)...).raw(audioFrame(1)...).
-		chunkHeader(1, 300, 0, 0, 23, 0, 0, 4, chunk.TypeAudio).raw(audioFrame(2)...).
+		chunkHeader(0, 300, type0Fields(0, 4, message.TypeAudio, 1)...).raw(audioFrame(1)...).
+		chunkHeader(1, 300, 0, 0, 23, 0, 0, 4, message.TypeAudio).raw(audioFrame(2)...).
 		chunkHeader(2, 300, 0, 0, 23).raw(audioFrame(3)...).
 		chunkHeader(3, 300).raw(audioFrame(4)...).
-		chunkHeader(0, chunk.MaxChunkStreamID, type0Fields(0, 4, chunk.TypeAudio, 1)...).raw(audioFrame(5)...))
-	add("compressed-header-first", newSeedWriter().chunkHeader(1, 3, 0, 0, 0, 0, 0, 4, chunk.TypeCommandAMF0).raw(1, 2, 3, 4))
+		chunkHeader(0, chunk.MaxChunkStreamID, type0Fields(0, 4, message.TypeAudio, 1)...).raw(audioFrame(5)...))
+	add("compressed-header-first", newSeedWriter().chunkHeader(1, 3, 0, 0, 0, 0, 0, 4, message.TypeCommandAMF0).raw(1, 2, 3, 4))
 	add("length-changes-mid-message", pubHead().
-		chunkHeader(0, 6, type0Fields(0, 200, chunk.TypeVideo, 1)...).raw(bytes.Repeat([]byte{0x17}, 128)...).
-		chunkHeader(1, 6, 0, 0, 0, 0, 1, 0, chunk.TypeVideo).raw(1))
+		chunkHeader(0, 6, type0Fields(0, 200, message.TypeVideo, 1)...).raw(bytes.Repeat([]byte{0x17}, 128)...).
+		chunkHeader(1, 6, 0, 0, 0, 0, 1, 0, message.TypeVideo).raw(1))
 	// Extended timestamps, on continuation chunks too, and wrapping.
 	add("extended-timestamps", pubHead().
-		message(6, chunk.TypeVideo, 1, 0xFFFFFF, append(keyframe(1), bytes.Repeat([]byte{2}, 300)...)).
-		message(6, chunk.TypeVideo, 1, 0xFFFFFFF0, append(keyframe(2), bytes.Repeat([]byte{3}, 300)...)).
+		message(6, message.TypeVideo, 1, 0xFFFFFF, append(keyframe(1), bytes.Repeat([]byte{2}, 300)...)).
+		message(6, message.TypeVideo, 1, 0xFFFFFFF0, append(keyframe(2), bytes.Repeat([]byte{3}, 300)...)).
 		chunkHeader(2, 6, 0xFF, 0xFF, 0xFF).raw(0, 0, 0x10, 0).raw(interFrame(4)[:7]...))
 	// Abort a message half-way, then reuse its chunk stream.
 	add("abort", pubHead().
-		chunkHeader(0, 6, type0Fields(0, 300, chunk.TypeVideo, 1)...).raw(bytes.Repeat([]byte{0x17}, 128)...).
-		message(2, chunk.TypeAbort, 0, 0, binary.BigEndian.AppendUint32(nil, 6)).
+		chunkHeader(0, 6, type0Fields(0, 300, message.TypeVideo, 1)...).raw(bytes.Repeat([]byte{0x17}, 128)...).
+		message(2, message.TypeAbort, 0, 0, binary.BigEndian.AppendUint32(nil, 6)).
 		chunkHeader(3, 6).raw(interFrame(1)...))
 	add("window-ack-and-ping", pubHead().
-		message(2, chunk.TypeWindowAckSize, 0, 0, binary.BigEndian.AppendUint32(nil, 1)).
-		message(2, chunk.TypeUserControl, 0, 0, []byte{0, 6, 0, 0, 0, 42}).
-		message(2, chunk.TypeUserControl, 0, 0, []byte{0, 3, 0, 0, 0, 1, 0, 0, 0, 100}).
-		message(2, chunk.TypeUserControl, 0, 0, []byte{0}).
-		message(2, chunk.TypeAck, 0, 0, []byte{0, 0, 1, 0}).
-		message(2, chunk.TypeSetPeerBandwidth, 0, 0, []byte{0, 0, 1, 0, 2}).
+		message(2, message.TypeWindowAckSize, 0, 0, binary.BigEndian.AppendUint32(nil, 1)).
+		message(2, message.TypeUserControl, 0, 0, []byte{0, 6, 0, 0, 0, 42}).
+		message(2, message.TypeUserControl, 0, 0, []byte{0, 3, 0, 0, 0, 1, 0, 0, 0, 100}).
+		message(2, message.TypeUserControl, 0, 0, []byte{0}).
+		message(2, message.TypeAck, 0, 0, []byte{0, 0, 1, 0}).
+		message(2, message.TypeSetPeerBandwidth, 0, 0, []byte{0, 0, 1, 0, 2}).
 		media(0))
 	// Deep AMF: at the limit, past it, and far past it by hand.
 	add("deep-amf-at-limit", newSeedWriter().command(0, "connect", 1.0, amf.Object{{Key: "app", Value: fuzzChannel}}, nested(amf.MaxDepth-1)).
 		createStream().publish(fuzzKey))
-	add("deep-amf-past-limit", newSeedWriter().message(3, chunk.TypeCommandAMF0, 0, 0,
+	add("deep-amf-past-limit", newSeedWriter().message(3, message.TypeCommandAMF0, 0, 0,
 		append(mustAMF0("connect", 1.0), nestedBytes(amf.MaxDepth+8)...)))
-	add("deep-amf-metadata", pubHead().message(5, chunk.TypeDataAMF0, 1, 0,
+	add("deep-amf-metadata", pubHead().message(5, message.TypeDataAMF0, 1, 0,
 		append(mustAMF0("@setDataFrame", "onMetaData"), nestedBytes(200)...)).media(0))
 	// Aggregate messages: well formed, then truncated and overrunning.
 	sub := func(typ uint8, ts uint32, p []byte) *chunk.Message {
 		return &chunk.Message{Type: typ, Timestamp: ts, Payload: p}
 	}
-	good := aggregate(sub(chunk.TypeVideo, 1000, videoHeader), sub(chunk.TypeVideo, 1000, keyframe(1)),
-		sub(chunk.TypeAudio, 1010, audioFrame(2)), sub(chunk.TypeDataAMF0, 1020, mustAMF0("onTextData", amf.Object{{Key: "text", Value: "hi"}})),
-		sub(chunk.TypeAggregate, 1030, []byte{1, 2, 3}), sub(chunk.TypeCommandAMF0, 1030, mustAMF0("publish", 0.0, nil, "x")))
-	add("aggregate", pubHead().message(7, chunk.TypeAggregate, 1, 500, good).
-		message(7, chunk.TypeAggregate, 1, 600, good[:len(good)-3]).
-		message(7, chunk.TypeAggregate, 1, 700, []byte{chunk.TypeVideo, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 2}))
+	good := aggregate(sub(message.TypeVideo, 1000, videoHeader), sub(message.TypeVideo, 1000, keyframe(1)),
+		sub(message.TypeAudio, 1010, audioFrame(2)), sub(message.TypeDataAMF0, 1020, mustAMF0("onTextData", amf.Object{{Key: "text", Value: "hi"}})),
+		sub(message.TypeAggregate, 1030, []byte{1, 2, 3}), sub(message.TypeCommandAMF0, 1030, mustAMF0("publish", 0.0, nil, "x")))
+	add("aggregate", pubHead().message(7, message.TypeAggregate, 1, 500, good).
+		message(7, message.TypeAggregate, 1, 600, good[:len(good)-3]).
+		message(7, message.TypeAggregate, 1, 700, []byte{message.TypeVideo, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 2}))
 	// AMF3 commands and data.
 	add("amf3", newSeedWriter().
 		command3(0, "connect", 1.0, amf.Object{{Key: "app", Value: fuzzChannel}, {Key: "objectEncoding", Value: 3.0}}).
 		command3(0, "createStream", 2.0, nil).command3(1, "publish", 3.0, nil, fuzzKey, "live").
-		message(5, chunk.TypeDataAMF3, 1, 0, append([]byte{0}, mustAMF0("@setDataFrame", "onMetaData", amf.ECMAArray{{Key: "a", Value: []byte{1, 2}}})...)).
-		message(3, chunk.TypeCommandAMF3, 0, 0, append([]byte{0, 0x11}, 0x06, 0x0F, 'c', 'o', 'n', 'n', 'e', 'c', 't')).
-		message(3, chunk.TypeCommandAMF3, 0, 0, nil).
-		message(5, chunk.TypeDataAMF3, 1, 0, nil).
+		message(5, message.TypeDataAMF3, 1, 0, append([]byte{0}, mustAMF0("@setDataFrame", "onMetaData", amf.ECMAArray{{Key: "a", Value: []byte{1, 2}}})...)).
+		message(3, message.TypeCommandAMF3, 0, 0, append([]byte{0, 0x11}, 0x06, 0x0F, 'c', 'o', 'n', 'n', 'e', 'c', 't')).
+		message(3, message.TypeCommandAMF3, 0, 0, nil).
+		message(5, message.TypeDataAMF3, 1, 0, nil).
 		media(0))
 	add("shared-object-and-unknown-types", pubHead().
-		message(3, chunk.TypeSharedObjectAMF0, 0, 0, []byte{0, 3, 'a', 'b', 'c'}).
-		message(3, chunk.TypeSharedObjectAMF3, 0, 0, []byte{0}).
+		message(3, message.TypeSharedObjectAMF0, 0, 0, []byte{0, 3, 'a', 'b', 'c'}).
+		message(3, message.TypeSharedObjectAMF3, 0, 0, []byte{0}).
 		message(3, 0xFF, 0, 0, []byte{1, 2, 3}).
 		message(3, 0, 1, 0, nil).media(0))
 	return seeds
@@ -605,9 +606,9 @@ func commandStream(setup uint8, first, second []byte) []byte {
 	case 7:
 		w.connect(fuzzChannel).createStream()
 	}
-	typ := chunk.TypeCommandAMF0
+	typ := message.TypeCommandAMF0
 	if setup&8 != 0 {
-		typ = chunk.TypeCommandAMF3
+		typ = message.TypeCommandAMF3
 	}
 	var streamID uint32
 	if setup&16 != 0 {
@@ -617,7 +618,7 @@ func commandStream(setup uint8, first, second []byte) []byte {
 		if len(body) == 0 {
 			continue
 		}
-		if typ == chunk.TypeCommandAMF3 {
+		if typ == message.TypeCommandAMF3 {
 			body = append([]byte{0}, body...)
 		}
 		w.message(3, typ, streamID, 0, body)

@@ -13,6 +13,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/media"
 	"github.com/rtmp-server/rtmp-server/internal/media/mediatest"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // frameInterval is the time between the frames the gortmplib publisher
@@ -104,7 +105,7 @@ func TestGortmplibFrameTypeZeroLateJoin(t *testing.T) {
 			}
 			for seen := -1; seen < joinAt-1; {
 				for _, m := range readMedia(t, early, 1) {
-					if m.Type != chunk.TypeVideo || media.Video(m.Payload) == media.SequenceHeader {
+					if m.Type != message.TypeVideo || media.Video(m.Payload) == media.SequenceHeader {
 						continue
 					}
 					seen = frameIndex(m)
@@ -133,7 +134,7 @@ func TestGortmplibFrameTypeZeroLateJoin(t *testing.T) {
 			}
 			var video []*chunk.Message
 			for _, m := range late.Pending {
-				if m.Type == chunk.TypeVideo {
+				if m.Type == message.TypeVideo {
 					video = append(video, m)
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -110,9 +111,9 @@ func audioFrame(n byte) []byte { return []byte{0xAF, 0x01, 'A', n} }
 // |RtmpSampleAccess notification).
 func isStreamData(m *chunk.Message) bool {
 	switch m.Type {
-	case chunk.TypeAudio, chunk.TypeVideo:
+	case message.TypeAudio, message.TypeVideo:
 		return true
-	case chunk.TypeDataAMF0:
+	case message.TypeDataAMF0:
 		return !bytes.Contains(m.Payload, []byte("|RtmpSampleAccess"))
 	}
 	return false

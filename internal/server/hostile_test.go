@@ -20,6 +20,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // Bounds the log must keep whatever a peer sends.
@@ -51,7 +52,7 @@ func commandBytes(t testing.TB, name string, chunkSize uint32) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return chunk.AppendMessage(nil, &chunk.Message{ChunkStreamID: 3, Type: chunk.TypeCommandAMF0, Payload: p}, chunkSize)
+	return chunk.AppendMessage(nil, &chunk.Message{ChunkStreamID: 3, Type: message.TypeCommandAMF0, Payload: p}, chunkSize)
 }
 
 // rawConn is a client past the handshake that speaks with the chunk size
@@ -111,7 +112,7 @@ func TestHugeCommandNameLogBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Names just short enough to be taken are logged clipped, once each.
-		longest := strings.Repeat("\x01", maxCommandName)
+		longest := strings.Repeat("\x01", message.MaxCommandName)
 		for i := 0; i < 20; i++ {
 			if _, err := c.Call(0, longest, nil); err != nil {
 				t.Fatal(err)
@@ -229,7 +230,7 @@ func TestConnectDeadlineIsAbsolute(t *testing.T) {
 	stop := make(chan struct{})
 	writeErr := make(chan error, 1)
 	go func() {
-		win := &chunk.Message{ChunkStreamID: 2, Type: chunk.TypeWindowAckSize, Payload: binary.BigEndian.AppendUint32(nil, 2500000)}
+		win := &chunk.Message{ChunkStreamID: 2, Type: message.TypeWindowAckSize, Payload: binary.BigEndian.AppendUint32(nil, 2500000)}
 		tick := time.NewTicker(timeout / 10)
 		defer tick.Stop()
 		for {

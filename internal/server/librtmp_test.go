@@ -26,6 +26,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/certs"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -190,7 +191,7 @@ func sendCommand(t testing.TB, c *client.Conn, streamID uint32, vals ...any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.WriteMessage(&chunk.Message{ChunkStreamID: 3, Type: chunk.TypeCommandAMF0, StreamID: streamID, Payload: p}); err != nil {
+	if err := c.WriteMessage(&chunk.Message{ChunkStreamID: 3, Type: message.TypeCommandAMF0, StreamID: streamID, Payload: p}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,10 +15,11 @@ import (
 
 	"github.com/bluenviron/gortmplib"
 	"github.com/bluenviron/gortmplib/pkg/codecs"
-	"github.com/bluenviron/gortmplib/pkg/message"
+	gmessage "github.com/bluenviron/gortmplib/pkg/message"
+
 	"github.com/rtmp-server/rtmp-server/internal/amf"
-	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // H.264 parameter sets (baseline profile) and the avcC record carrying them.
@@ -73,10 +74,10 @@ func publishMultitrack(t *testing.T, ts *testServer) (sent uint64) {
 		}
 		sent += uint64(len(p))
 	}
-	write(chunk.TypeVideo, 0, append([]byte{0x17, 0, 0, 0, 0}, testAVCC...))
-	write(chunk.TypeVideo, 0, oneTrackVideo(1, 0, 1, testAVCC))
-	write(chunk.TypeAudio, 0, []byte{0xAF, 0, 0x12, 0x10})
-	write(chunk.TypeAudio, 0, oneTrackAudio(0, 1, "Opus", testOpusHead))
+	write(message.TypeVideo, 0, append([]byte{0x17, 0, 0, 0, 0}, testAVCC...))
+	write(message.TypeVideo, 0, oneTrackVideo(1, 0, 1, testAVCC))
+	write(message.TypeAudio, 0, []byte{0xAF, 0, 0x12, 0x10})
+	write(message.TypeAudio, 0, oneTrackAudio(0, 1, "Opus", testOpusHead))
 	for i := range 76 {
 		ms := uint32(i * 40)
 		v0 := append([]byte{0x27, 1, 0, 0, 0}, avccFrame(1, byte(i))...)
@@ -87,10 +88,10 @@ func publishMultitrack(t *testing.T, ts *testServer) (sent uint64) {
 		if i%25 == 0 {
 			v1 = oneTrackVideo(1, 1, 1, append([]byte{0, 0, 0}, avccFrame(5, byte(i))...))
 		}
-		write(chunk.TypeVideo, ms, v0)
-		write(chunk.TypeVideo, ms, v1)
-		write(chunk.TypeAudio, ms, []byte{0xAF, 1, 0x21, byte(i)})
-		write(chunk.TypeAudio, ms, oneTrackAudio(1, 1, "Opus", []byte{0xFC, byte(i)}))
+		write(message.TypeVideo, ms, v0)
+		write(message.TypeVideo, ms, v1)
+		write(message.TypeAudio, ms, []byte{0xAF, 1, 0x21, byte(i)})
+		write(message.TypeAudio, ms, oneTrackAudio(1, 1, "Opus", []byte{0xFC, byte(i)}))
 	}
 	return sent
 }
@@ -148,15 +149,15 @@ func TestMultitrackLateJoinGortmplib(t *testing.T) {
 				t.Fatalf("read: %v (frames so far %v)", err, frames)
 			}
 			switch m := msg.(type) {
-			case *message.Video:
-				saw("video 0", m.Type == message.VideoTypeConfig, fmt.Sprint(m.Type))
-			case *message.VideoExMultitrack:
-				_, isHeader := m.Wrapped.(*message.VideoExSequenceStart)
+			case *gmessage.Video:
+				saw("video 0", m.Type == gmessage.VideoTypeConfig, fmt.Sprint(m.Type))
+			case *gmessage.VideoExMultitrack:
+				_, isHeader := m.Wrapped.(*gmessage.VideoExSequenceStart)
 				saw(fmt.Sprintf("video %d", m.TrackID), isHeader, fmt.Sprintf("%T", m.Wrapped))
-			case *message.Audio:
-				saw("audio 0", m.AACType == message.AudioAACTypeConfig, fmt.Sprint(m.AACType))
-			case *message.AudioExMultitrack:
-				_, isHeader := m.Wrapped.(*message.AudioExSequenceStart)
+			case *gmessage.Audio:
+				saw("audio 0", m.AACType == gmessage.AudioAACTypeConfig, fmt.Sprint(m.AACType))
+			case *gmessage.AudioExMultitrack:
+				_, isHeader := m.Wrapped.(*gmessage.AudioExSequenceStart)
 				saw(fmt.Sprintf("audio %d", m.TrackID), isHeader, fmt.Sprintf("%T", m.Wrapped))
 			}
 		}
@@ -289,17 +290,17 @@ func TestEnhancedPayloadsForwardedUntouched(t *testing.T) {
 		header  bool
 	}
 	sent := []media{
-		{chunk.TypeVideo, manyCodecsHeader, true},
-		{chunk.TypeAudio, cat([]byte{0x90}, []byte("fLaC"), []byte("fLaC\x80\x00\x00\x22")), true},
-		{chunk.TypeAudio, cat([]byte{0x95, 0x00}, []byte("ac-3\x01"), []byte{0x0B, 0x77}), true},
-		{chunk.TypeAudio, cat([]byte{0x95, 0x00}, []byte("ec-3\x02"), []byte{0x0B, 0x77}), true},
-		{chunk.TypeVideo, cat([]byte{0x96, 0x21}, []byte("avc1\x00"), u24(8), avccFrame(5, 1), []byte("hvc1\x01"), u24(4), []byte{0, 0, 0, 9}), false},
+		{message.TypeVideo, manyCodecsHeader, true},
+		{message.TypeAudio, cat([]byte{0x90}, []byte("fLaC"), []byte("fLaC\x80\x00\x00\x22")), true},
+		{message.TypeAudio, cat([]byte{0x95, 0x00}, []byte("ac-3\x01"), []byte{0x0B, 0x77}), true},
+		{message.TypeAudio, cat([]byte{0x95, 0x00}, []byte("ec-3\x02"), []byte{0x0B, 0x77}), true},
+		{message.TypeVideo, cat([]byte{0x96, 0x21}, []byte("avc1\x00"), u24(8), avccFrame(5, 1), []byte("hvc1\x01"), u24(4), []byte{0, 0, 0, 9}), false},
 		// ModEx: a nanosecond offset of 500000 before a multitrack frame of track 1.
-		{chunk.TypeVideo, cat([]byte{0xA7, 2, 0x07, 0xA1, 0x20, 0x06, 0x03}, []byte("hvc1\x01"), []byte{9}), false},
-		{chunk.TypeAudio, cat([]byte{0x91}, []byte("fLaC"), []byte{0xFF, 0xF8}), false},
-		{chunk.TypeAudio, cat([]byte{0x95, 0x11}, []byte("ac-3\x01"), u24(2), []byte{0x0B, 0x77}, []byte{2}, u24(1), []byte{0}), false},
-		{chunk.TypeAudio, cat([]byte{0x91}, []byte(".mp3"), []byte{0xFF, 0xFB}), false},
-		{chunk.TypeVideo, []byte{0x96, 0x13, 'a', 'v'}, false}, // malformed: forwarded all the same
+		{message.TypeVideo, cat([]byte{0xA7, 2, 0x07, 0xA1, 0x20, 0x06, 0x03}, []byte("hvc1\x01"), []byte{9}), false},
+		{message.TypeAudio, cat([]byte{0x91}, []byte("fLaC"), []byte{0xFF, 0xF8}), false},
+		{message.TypeAudio, cat([]byte{0x95, 0x11}, []byte("ac-3\x01"), u24(2), []byte{0x0B, 0x77}, []byte{2}, u24(1), []byte{0}), false},
+		{message.TypeAudio, cat([]byte{0x91}, []byte(".mp3"), []byte{0xFF, 0xFB}), false},
+		{message.TypeVideo, []byte{0x96, 0x13, 'a', 'v'}, false}, // malformed: forwarded all the same
 	}
 	for i, m := range sent {
 		if err := pub.WriteMedia(m.typ, uint32(i*10), m.payload); err != nil {

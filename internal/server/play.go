@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/rtmp-server/rtmp-server/internal/hub"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // player is the playing role of a connection; owned by its read loop. Its
@@ -16,40 +17,40 @@ type player struct {
 
 func (p *player) Accepted() {
 	id := p.streamMsgID
-	p.c.send(userControlMessage(eventStreamBegin, id))
-	p.c.send(statusMessage(id, "status", "NetStream.Play.Reset", "Playing and resetting stream."))
-	p.c.send(statusMessage(id, "status", "NetStream.Play.Start", "Started playing stream."))
-	p.c.send(dataMessage(id, "|RtmpSampleAccess", false, false))
+	p.c.send(message.UserControl{Event: message.EventStreamBegin, Value: id})
+	p.c.send(message.Status(id, "status", "NetStream.Play.Reset", "Playing and resetting stream."))
+	p.c.send(message.Status(id, "status", "NetStream.Play.Start", "Started playing stream."))
+	p.c.send(message.DataValues(id, "|RtmpSampleAccess", false, false))
 }
 
 func (p *player) PublishStarted() {
-	p.c.send(userControlMessage(eventStreamBegin, p.streamMsgID))
-	p.c.send(statusMessage(p.streamMsgID, "status", "NetStream.Play.PublishNotify", "Stream is now published."))
+	p.c.send(message.UserControl{Event: message.EventStreamBegin, Value: p.streamMsgID})
+	p.c.send(message.Status(p.streamMsgID, "status", "NetStream.Play.PublishNotify", "Stream is now published."))
 }
 
 func (p *player) Unpublished() {
-	p.c.send(userControlMessage(eventStreamEOF, p.streamMsgID))
-	p.c.send(statusMessage(p.streamMsgID, "status", "NetStream.Play.UnpublishNotify", "Stream is now unpublished."))
+	p.c.send(message.UserControl{Event: message.EventStreamEOF, Value: p.streamMsgID})
+	p.c.send(message.Status(p.streamMsgID, "status", "NetStream.Play.UnpublishNotify", "Stream is now unpublished."))
 }
 
 func (p *player) Rejected(err error) {
-	p.c.send(statusMessage(p.streamMsgID, "error", "NetStream.Play.BadName", "Invalid stream key provided"))
+	p.c.send(message.Status(p.streamMsgID, "error", "NetStream.Play.BadName", "Invalid stream key provided"))
 	p.c.Kick(errRejected{"stream key does not match the new publisher"})
 }
 
 func (c *conn) rejectPlay(msgStreamID uint32, description, reason string) error {
 	c.logRequest("rejected", "action", "play", "reason", reason)
-	c.send(statusMessage(msgStreamID, "error", "NetStream.Play.BadName", description))
+	c.send(message.Status(msgStreamID, "error", "NetStream.Play.BadName", description))
 	return errRejected{reason}
 }
 
-func (c *conn) onPlay(cmd *command) error {
+func (c *conn) onPlay(cmd *message.Command) error {
 	cfg := c.srv.config()
-	key, query := splitName(cmd.argString(0))
-	msgID := cmd.streamID
+	key, query := splitName(cmd.ArgString(0))
+	msgID := cmd.StreamID
 	switch {
 	case c.play != nil:
-		c.send(statusMessage(msgID, "error", "NetStream.Play.BadConnection", "Connection already playing"))
+		c.send(message.Status(msgID, "error", "NetStream.Play.BadConnection", "Connection already playing"))
 		return nil
 	case !validID(key, cfg.IDMaxLength):
 		return c.rejectPlay(msgID, "Invalid stream key provided", "invalid stream key")
@@ -75,6 +76,7 @@ func (c *conn) onPlay(cmd *command) error {
 		return c.rejectPlay(msgID, "Server shutting down", "server shutting down")
 	}
 	c.play = p
+	c.session.Play(msgID, key)
 	if waiting {
 		c.logRequest("play", "state", "waiting for publisher")
 	} else {
@@ -86,22 +88,23 @@ func (c *conn) onPlay(cmd *command) error {
 func (c *conn) stopPlaying() {
 	c.srv.hub.StopPlaying(c.play.player)
 	c.play = nil
+	c.session.EndPlay()
 	c.playing.Store(false)
 	c.logRequest("play stopped")
 }
 
-func (c *conn) onPause(cmd *command) {
+func (c *conn) onPause(cmd *message.Command) {
 	if c.play == nil {
 		return
 	}
-	paused := cmd.argBool(0)
+	paused := cmd.ArgBool(0)
 	c.play.player.SetPaused(paused)
 	id := c.play.streamMsgID
 	if paused {
-		c.send(userControlMessage(eventStreamEOF, id))
-		c.send(statusMessage(id, "status", "NetStream.Pause.Notify", "Paused live"))
+		c.send(message.UserControl{Event: message.EventStreamEOF, Value: id})
+		c.send(message.Status(id, "status", "NetStream.Pause.Notify", "Paused live"))
 		return
 	}
-	c.send(userControlMessage(eventStreamBegin, id))
-	c.send(statusMessage(id, "status", "NetStream.Unpause.Notify", "Unpaused live"))
+	c.send(message.UserControl{Event: message.EventStreamBegin, Value: id})
+	c.send(message.Status(id, "status", "NetStream.Unpause.Notify", "Unpaused live"))
 }

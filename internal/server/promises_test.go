@@ -12,6 +12,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // playerEnd reads a player's connection until the server closes it and
@@ -28,12 +29,12 @@ func playerEnd(c *client.Conn, streamID uint32) ([]string, error) {
 			return got, err
 		}
 		switch m.Type {
-		case chunk.TypeUserControl:
-			if len(m.Payload) >= 6 && binary.BigEndian.Uint16(m.Payload) == eventStreamEOF &&
+		case message.TypeUserControl:
+			if len(m.Payload) >= 6 && binary.BigEndian.Uint16(m.Payload) == message.EventStreamEOF &&
 				binary.BigEndian.Uint32(m.Payload[2:]) == streamID {
 				got = append(got, "StreamEOF")
 			}
-		case chunk.TypeCommandAMF0:
+		case message.TypeCommandAMF0:
 			vals, err := amf.DecodeAMF0All(m.Payload)
 			if err != nil || len(vals) < 4 || vals[0] != "onStatus" {
 				continue
@@ -59,7 +60,7 @@ func TestShutdownEndsPublishersFirst(t *testing.T) {
 		expectStatus(t, st, err, "NetStream.Play.Start")
 	}
 	for _, payload := range [][]byte{videoHeader, keyframe(1)} {
-		if err := pub.WriteMedia(chunk.TypeVideo, 0, payload); err != nil {
+		if err := pub.WriteMedia(message.TypeVideo, 0, payload); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,13 +122,13 @@ func TestAggregateTimestampsRebased(t *testing.T) {
 		return &chunk.Message{Type: typ, Timestamp: ts, Payload: payload}
 	}
 	body := aggregate(
-		sub(chunk.TypeVideo, base, videoHeader),
-		sub(chunk.TypeVideo, base, keyframe(1)),
-		sub(chunk.TypeAudio, base+20, audioFrame(1)),
-		sub(chunk.TypeVideo, base+40, interFrame(2)),
-		sub(chunk.TypeVideo, base+80, interFrame(3)),
+		sub(message.TypeVideo, base, videoHeader),
+		sub(message.TypeVideo, base, keyframe(1)),
+		sub(message.TypeAudio, base+20, audioFrame(1)),
+		sub(message.TypeVideo, base+40, interFrame(2)),
+		sub(message.TypeVideo, base+80, interFrame(3)),
 	)
-	if err := pub.WriteMessage(&chunk.Message{ChunkStreamID: 6, Type: chunk.TypeAggregate, StreamID: pub.StreamID(),
+	if err := pub.WriteMessage(&chunk.Message{ChunkStreamID: 6, Type: message.TypeAggregate, StreamID: pub.StreamID(),
 		Timestamp: 5000, Payload: body}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +137,11 @@ func TestAggregateTimestampsRebased(t *testing.T) {
 		ts      uint32
 		payload []byte
 	}{
-		{chunk.TypeVideo, 5000, videoHeader},
-		{chunk.TypeVideo, 5000, keyframe(1)},
-		{chunk.TypeAudio, 5020, audioFrame(1)},
-		{chunk.TypeVideo, 5040, interFrame(2)},
-		{chunk.TypeVideo, 5080, interFrame(3)},
+		{message.TypeVideo, 5000, videoHeader},
+		{message.TypeVideo, 5000, keyframe(1)},
+		{message.TypeAudio, 5020, audioFrame(1)},
+		{message.TypeVideo, 5040, interFrame(2)},
+		{message.TypeVideo, 5080, interFrame(3)},
 	}
 	got := readMedia(t, player, len(want))
 	for i, w := range want {

@@ -9,6 +9,9 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/session"
 )
 
 // TestAMF3Commands sends connect and publish as AMF3 command messages
@@ -31,7 +34,7 @@ func TestAMF3Commands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	send(chunk.TypeCommandAMF3, 0, "connect", 1.0, amf.Object{{Key: "app", Value: "live"}, {Key: "objectEncoding", Value: 3.0}})
+	send(message.TypeCommandAMF3, 0, "connect", 1.0, amf.Object{{Key: "app", Value: "live"}, {Key: "objectEncoding", Value: 3.0}})
 	cmd, err := c.ReadCommand()
 	if err != nil || cmd.Name != "_result" || cmd.StatusOf().Code != "NetConnection.Connect.Success" {
 		t.Fatalf("connect: %+v %v", cmd, err)
@@ -39,15 +42,15 @@ func TestAMF3Commands(t *testing.T) {
 	if enc, _ := cmd.Values[1].(amf.Object).Number("objectEncoding"); enc != 3 {
 		t.Fatalf("objectEncoding %v, want 3 echoed", enc)
 	}
-	send(chunk.TypeCommandAMF3, 0, "createStream", 2.0, nil)
+	send(message.TypeCommandAMF3, 0, "createStream", 2.0, nil)
 	if cmd, err := c.ReadCommand(); err != nil || cmd.Name != "_result" {
 		t.Fatalf("createStream: %+v %v", cmd, err)
 	}
-	send(chunk.TypeCommandAMF3, 1, "publish", 3.0, nil, "k", "live")
+	send(message.TypeCommandAMF3, 1, "publish", 3.0, nil, "k", "live")
 	if st, err := c.WaitStatus(); err != nil || st.Code != "NetStream.Publish.Start" {
 		t.Fatalf("publish: %v %v", st, err)
 	}
-	send(chunk.TypeDataAMF3, 1, "@setDataFrame", "onMetaData", amf.ECMAArray{{Key: "width", Value: 640.0}})
+	send(message.TypeDataAMF3, 1, "@setDataFrame", "onMetaData", amf.ECMAArray{{Key: "width", Value: 640.0}})
 
 	p := ts.dial(t, "live")
 	if st, err := p.Play("k"); err != nil {
@@ -68,15 +71,15 @@ func TestPingAndAcknowledgement(t *testing.T) {
 	}
 	// Ping request: the server answers with a ping response of the same value.
 	ping := binary.BigEndian.AppendUint32([]byte{0, 6}, 0xCAFE)
-	if err := c.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: chunk.TypeUserControl, Payload: ping}); err != nil {
+	if err := c.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: message.TypeUserControl, Payload: ping}); err != nil {
 		t.Fatal(err)
 	}
 	// Window acknowledgement size: after that many bytes the server acknowledges.
 	win := binary.BigEndian.AppendUint32(nil, 1000)
-	if err := c.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: chunk.TypeWindowAckSize, Payload: win}); err != nil {
+	if err := c.WriteMessage(&chunk.Message{ChunkStreamID: 2, Type: message.TypeWindowAckSize, Payload: win}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.WriteMedia(chunk.TypeAudio, 0, bytes.Repeat([]byte{0xAF}, 2000)); err != nil {
+	if err := c.WriteMedia(message.TypeAudio, 0, bytes.Repeat([]byte{0xAF}, 2000)); err != nil {
 		t.Fatal(err)
 	}
 	var pong, ack bool
@@ -86,9 +89,9 @@ func TestPingAndAcknowledgement(t *testing.T) {
 			t.Fatalf("pong %v ack %v: %v", pong, ack, err)
 		}
 		switch {
-		case m.Type == chunk.TypeUserControl && bytes.Equal(m.Payload, binary.BigEndian.AppendUint32([]byte{0, 7}, 0xCAFE)):
+		case m.Type == message.TypeUserControl && bytes.Equal(m.Payload, binary.BigEndian.AppendUint32([]byte{0, 7}, 0xCAFE)):
 			pong = true
-		case m.Type == chunk.TypeAck:
+		case m.Type == message.TypeAck:
 			if n := binary.BigEndian.Uint32(m.Payload); n < 1000 {
 				t.Fatalf("acknowledged %d bytes", n)
 			}
@@ -109,7 +112,7 @@ func TestExtendedTimestampsReachPlayers(t *testing.T) {
 	big := append(keyframe(1), bytes.Repeat([]byte{1}, 1000)...) // several chunks: continuations carry the extended timestamp
 	stamps := []uint32{0xFFFFF0, 0xFFFFFF, 0x1000010, 0xFFFFFFF0, 0x10}
 	for _, s := range stamps {
-		if err := pub.WriteMedia(chunk.TypeVideo, s, big); err != nil {
+		if err := pub.WriteMedia(message.TypeVideo, s, big); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +136,7 @@ func TestEnhancedRTMPVideo(t *testing.T) {
 		ts uint32
 		p  []byte
 	}{{0, seqStart}, {0, inter}, {40, key}, {80, inter}} {
-		if err := pub.WriteMedia(chunk.TypeVideo, m.ts, m.p); err != nil {
+		if err := pub.WriteMedia(message.TypeVideo, m.ts, m.p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,14 +181,14 @@ func TestPauseAndReceiveVideo(t *testing.T) {
 			break
 		}
 	}
-	if err := pub.WriteMedia(chunk.TypeVideo, 0, keyframe(1)); err != nil {
+	if err := pub.WriteMedia(message.TypeVideo, 0, keyframe(1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.WriteMedia(chunk.TypeAudio, 10, audioFrame(2)); err != nil {
+	if err := pub.WriteMedia(message.TypeAudio, 10, audioFrame(2)); err != nil {
 		t.Fatal(err)
 	}
 	got := readMedia(t, p, 1)
-	if got[0].Type != chunk.TypeAudio {
+	if got[0].Type != message.TypeAudio {
 		t.Fatalf("receiveVideo false: got type %d first", got[0].Type)
 	}
 
@@ -208,4 +211,22 @@ func TestPauseAndReceiveVideo(t *testing.T) {
 		t.Fatalf("deleteStream: %v %v", st, err)
 	}
 	waitFor(t, "player removed", 5*time.Second, func() bool { return ts.Hub().Stats().Players == 0 })
+}
+
+// TestClientSessionFollowsTheServer checks the state a client's session
+// keeps against what the server announced and answered: the chunk size
+// and window of its connect, the stream createStream made, the publish.
+func TestClientSessionFollowsTheServer(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) { c.ChunkSize = 1000 })
+	c := ts.dial(t, "live")
+	if st, err := c.Publish("k"); err != nil {
+		t.Fatal(st, err)
+	}
+	st := c.State()
+	if !st.Connected || st.App != "live" || st.LastStreamID != 1 || st.Publishing == nil || *st.Publishing != (session.Stream{ID: 1, Name: "k"}) {
+		t.Fatalf("client session state %+v", st)
+	}
+	if st.In.ChunkSize != 1000 || st.PeerWindowAckSize != session.WindowAckSize || st.OutChunkSize != chunk.DefaultChunkSize {
+		t.Fatalf("chunk sizes and window: %+v", st)
+	}
 }

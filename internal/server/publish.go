@@ -9,6 +9,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // PublishEvent describes a publication for the Authorizer.
@@ -55,17 +56,17 @@ func keyFormat(max int) string {
 // rejectPublish tells the peer and ends the connection.
 func (c *conn) rejectPublish(msgStreamID uint32, code, description, reason string, args ...any) error {
 	c.logRequest("rejected", append([]any{"action", "publish", "reason", reason}, args...)...)
-	c.send(statusMessage(msgStreamID, "error", code, description))
+	c.send(message.Status(msgStreamID, "error", code, description))
 	return errRejected{reason}
 }
 
-func (c *conn) onPublish(cmd *command) error {
+func (c *conn) onPublish(cmd *message.Command) error {
 	cfg := c.srv.config()
-	key, _ := splitName(cmd.argString(0))
-	msgID := cmd.streamID
+	key, _ := splitName(cmd.ArgString(0))
+	msgID := cmd.StreamID
 	switch {
 	case c.pub != nil:
-		c.send(statusMessage(msgID, "error", "NetStream.Publish.BadConnection", "Connection already publishing"))
+		c.send(message.Status(msgID, "error", "NetStream.Publish.BadConnection", "Connection already publishing"))
 		return nil
 	case !validID(key, cfg.IDMaxLength):
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided: "+keyFormat(cfg.IDMaxLength),
@@ -128,8 +129,9 @@ func (c *conn) onPublish(cmd *command) error {
 	}
 	c.reader.Rebuffer(c.nc, publishBufferSize)
 	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, started: time.Now()}
-	c.send(userControlMessage(eventStreamBegin, msgID))
-	c.send(statusMessage(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
+	c.session.Publish(msgID, key)
+	c.send(message.UserControl{Event: message.EventStreamBegin, Value: msgID})
+	c.send(message.Status(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
 	args := []any{"stream_id", logging.Clip(streamID)}
 	if replaced != nil {
 		args = append(args, "replaced_session", replaced.SessionID())
@@ -162,10 +164,11 @@ func (c *conn) waitForStalePublisher(key string) {
 func (c *conn) endPublish(reason string) {
 	p := c.pub
 	c.pub = nil
+	c.session.EndPublish()
 	c.srv.hub.Unpublish(p.pub)
 	if p.auth != nil {
 		p.auth.Stop(c.event(p.key, p.streamID))
 	}
-	c.send(statusMessage(p.streamMsgID, "status", "NetStream.Unpublish.Success", "/"+c.channel+"/"+p.key+" is now unpublished."))
+	c.send(message.Status(p.streamMsgID, "status", "NetStream.Unpublish.Success", "/"+c.channel+"/"+p.key+" is now unpublished."))
 	c.logRequest("unpublish", "stream_id", logging.Clip(p.streamID), "reason", reason, "duration", time.Since(p.started).Round(time.Millisecond).String())
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/access"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -404,10 +405,10 @@ func (s *Server) pingLoop() {
 			conns = append(conns, c)
 		}
 		s.mu.Unlock()
-		ping := userControlMessage(eventPingRequest, uint32(time.Now().UnixMilli()))
+		ping := message.UserControl{Event: message.EventPingRequest, Value: uint32(time.Now().UnixMilli())}.Chunk()
 		for _, c := range conns {
 			if c.live.Load() {
-				c.send(ping)
+				c.sendEncoded(ping)
 			}
 		}
 		clear(conns)

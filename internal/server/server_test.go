@@ -14,9 +14,9 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/access"
 	"github.com/rtmp-server/rtmp-server/internal/amf"
-	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 func publish(t testing.TB, ts *testServer, channel, key string) *client.Conn {
@@ -54,10 +54,10 @@ func TestPublishPlayStatuses(t *testing.T) {
 	expectStatus(t, st, err, "NetStream.Publish.BadName")
 
 	// Still publishing: media reaches the player.
-	if err := pub.WriteMedia(chunk.TypeVideo, 0, videoHeader); err != nil {
+	if err := pub.WriteMedia(message.TypeVideo, 0, videoHeader); err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.WriteMedia(chunk.TypeVideo, 40, keyframe(1)); err != nil {
+	if err := pub.WriteMedia(message.TypeVideo, 40, keyframe(1)); err != nil {
 		t.Fatal(err)
 	}
 	got := readMedia(t, p, 2)
@@ -176,15 +176,15 @@ func TestGOPCacheStartsAtLastKeyframe(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	send(chunk.TypeDataAMF0, 0, meta)
-	send(chunk.TypeVideo, 0, videoHeader)
-	send(chunk.TypeAudio, 0, audioHeader)
-	send(chunk.TypeVideo, 0, keyframe(1))
-	send(chunk.TypeVideo, 40, interFrame(2))
-	send(chunk.TypeAudio, 50, audioFrame(3))
-	send(chunk.TypeVideo, 80, keyframe(4))
-	send(chunk.TypeVideo, 120, interFrame(5))
-	send(chunk.TypeAudio, 130, audioFrame(6))
+	send(message.TypeDataAMF0, 0, meta)
+	send(message.TypeVideo, 0, videoHeader)
+	send(message.TypeAudio, 0, audioHeader)
+	send(message.TypeVideo, 0, keyframe(1))
+	send(message.TypeVideo, 40, interFrame(2))
+	send(message.TypeAudio, 50, audioFrame(3))
+	send(message.TypeVideo, 80, keyframe(4))
+	send(message.TypeVideo, 120, interFrame(5))
+	send(message.TypeAudio, 130, audioFrame(6))
 	// Wait until the server has read them all: a player joining now must
 	// see them in its first burst. Use a sentinel player to synchronise.
 	sync := ts.dial(t, "live")
@@ -204,12 +204,12 @@ func TestGOPCacheStartsAtLastKeyframe(t *testing.T) {
 		ts      uint32
 		payload []byte
 	}{
-		{chunk.TypeDataAMF0, 80, nil},
-		{chunk.TypeVideo, 80, videoHeader},
-		{chunk.TypeAudio, 80, audioHeader},
-		{chunk.TypeVideo, 80, keyframe(4)},
-		{chunk.TypeVideo, 120, interFrame(5)},
-		{chunk.TypeAudio, 130, audioFrame(6)},
+		{message.TypeDataAMF0, 80, nil},
+		{message.TypeVideo, 80, videoHeader},
+		{message.TypeAudio, 80, audioHeader},
+		{message.TypeVideo, 80, keyframe(4)},
+		{message.TypeVideo, 120, interFrame(5)},
+		{message.TypeAudio, 130, audioFrame(6)},
 	}
 	for i, w := range want {
 		g := got[i]
@@ -230,7 +230,7 @@ func TestCacheNoStartsAtNextKeyframe(t *testing.T) {
 		typ uint8
 		ts  uint32
 		p   []byte
-	}{{chunk.TypeVideo, 0, videoHeader}, {chunk.TypeVideo, 0, keyframe(1)}, {chunk.TypeVideo, 40, interFrame(2)}} {
+	}{{message.TypeVideo, 0, videoHeader}, {message.TypeVideo, 0, keyframe(1)}, {message.TypeVideo, 40, interFrame(2)}} {
 		if err := pub.WriteMedia(m.typ, m.ts, m.p); err != nil {
 			t.Fatal(err)
 		}
@@ -245,10 +245,10 @@ func TestCacheNoStartsAtNextKeyframe(t *testing.T) {
 	if st, err := p.Play("k?cache=no"); err != nil {
 		t.Fatal(st, err)
 	}
-	if err := pub.WriteMedia(chunk.TypeVideo, 80, interFrame(3)); err != nil {
+	if err := pub.WriteMedia(message.TypeVideo, 80, interFrame(3)); err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.WriteMedia(chunk.TypeVideo, 120, keyframe(4)); err != nil {
+	if err := pub.WriteMedia(message.TypeVideo, 120, keyframe(4)); err != nil {
 		t.Fatal(err)
 	}
 	got := readMedia(t, p, 2)
@@ -274,10 +274,10 @@ func TestWaitingPlayerStartsAndSeesEnd(t *testing.T) {
 
 	st, err = p.WaitStatus()
 	expectStatus(t, st, err, "NetStream.Play.PublishNotify")
-	if err := pub.WriteMedia(chunk.TypeVideo, 0, videoHeader); err != nil {
+	if err := pub.WriteMedia(message.TypeVideo, 0, videoHeader); err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.WriteMedia(chunk.TypeVideo, 0, keyframe(1)); err != nil {
+	if err := pub.WriteMedia(message.TypeVideo, 0, keyframe(1)); err != nil {
 		t.Fatal(err)
 	}
 	readMedia(t, p, 2)
@@ -292,10 +292,10 @@ func TestWaitingPlayerStartsAndSeesEnd(t *testing.T) {
 	pub2 := publish(t, ts, "live", "k")
 	st, err = p.WaitStatus()
 	expectStatus(t, st, err, "NetStream.Play.PublishNotify")
-	if err := pub2.WriteMedia(chunk.TypeVideo, 0, videoHeader); err != nil {
+	if err := pub2.WriteMedia(message.TypeVideo, 0, videoHeader); err != nil {
 		t.Fatal(err)
 	}
-	if err := pub2.WriteMedia(chunk.TypeVideo, 0, keyframe(9)); err != nil {
+	if err := pub2.WriteMedia(message.TypeVideo, 0, keyframe(9)); err != nil {
 		t.Fatal(err)
 	}
 	got := readMedia(t, p, 2)
@@ -345,7 +345,7 @@ func TestActivePublisherIsNotReplaced(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				if pub.WriteMedia(chunk.TypeAudio, uint32(i*100), audioFrame(byte(i))) != nil {
+				if pub.WriteMedia(message.TypeAudio, uint32(i*100), audioFrame(byte(i))) != nil {
 					return
 				}
 			}
@@ -385,7 +385,7 @@ func TestSlowPlayerDoesNotBlockPublisher(t *testing.T) {
 				fastDone <- err
 				return
 			}
-			if m.Type == chunk.TypeVideo && m.Timestamp == last {
+			if m.Type == message.TypeVideo && m.Timestamp == last {
 				fastDone <- nil
 				return
 			}
@@ -393,7 +393,7 @@ func TestSlowPlayerDoesNotBlockPublisher(t *testing.T) {
 	}()
 	// The publisher gets through everything although one player reads nothing.
 	for i := 0; i < n; i++ {
-		if err := pub.WriteMedia(chunk.TypeVideo, uint32(i*40), frame); err != nil {
+		if err := pub.WriteMedia(message.TypeVideo, uint32(i*40), frame); err != nil {
 			t.Fatalf("publisher blocked at frame %d: %v", i, err)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
 // TestPartialMessagesBoundedPerConnection opens partial messages on a few
@@ -38,7 +38,7 @@ func TestPartialMessagesBoundedPerConnection(t *testing.T) {
 	sent := 0
 	var werr error
 	for csid := uint32(4); csid < 4+streams && werr == nil; csid++ {
-		hdr := []byte{byte(csid), 0, 0, 0, 0xFF, 0xFF, 0xFF, chunk.TypeVideo}
+		hdr := []byte{byte(csid), 0, 0, 0, 0xFF, 0xFF, 0xFF, message.TypeVideo}
 		hdr = binary.LittleEndian.AppendUint32(hdr, c.StreamID())
 		if _, werr = nc.Write(append(hdr, body...)); werr != nil {
 			break
@@ -112,7 +112,7 @@ func TestFinishTimeoutBoundsLastFlush(t *testing.T) {
 	// arrived when it woke, its second batch the rest.
 	frame := append(keyframe(0), bytes.Repeat([]byte{0x33}, 64<<10)...)
 	for i := range 224 {
-		if err := pub.WriteMedia(chunk.TypeVideo, uint32(i*40), frame); err != nil {
+		if err := pub.WriteMedia(message.TypeVideo, uint32(i*40), frame); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -236,7 +237,7 @@ func vanishMidChunk(c *client.Conn, m *chunk.Message, rng *rand.Rand) {
 // bigCommand is a command message spanning several chunks.
 func bigCommand(streamID uint32) *chunk.Message {
 	p := mustAMF0("noSuchMethod", 0.0, nil, strings.Repeat("x", 900))
-	return &chunk.Message{ChunkStreamID: 3, Type: chunk.TypeCommandAMF0, StreamID: streamID, Payload: p}
+	return &chunk.Message{ChunkStreamID: 3, Type: message.TypeCommandAMF0, StreamID: streamID, Payload: p}
 }
 
 // readSome reads up to n messages or until d passes; errors end it early.
@@ -302,7 +303,7 @@ func stressLoad(addr string, i int, rng *rand.Rand, n *stressCounters) error {
 			return fmt.Errorf("dial: %w", err)
 		}
 		n.halfConnects.Add(1)
-		connect := &chunk.Message{ChunkStreamID: 3, Type: chunk.TypeCommandAMF0,
+		connect := &chunk.Message{ChunkStreamID: 3, Type: message.TypeCommandAMF0,
 			Payload: mustAMF0("connect", 1.0, amf.Object{{Key: "app", Value: "steady"}, {Key: "tcUrl", Value: strings.Repeat("t", 400)}})}
 		vanishMidChunk(c, connect, rng)
 	case 5: // play, then leave politely
@@ -353,9 +354,9 @@ func stressOwnPublisher(addr string, i int, rng *rand.Rand, n *stressCounters) e
 	defer player.Close()
 	frames := [][]byte{videoHeader, audioHeader, keyframe(1), audioFrame(2), interFrame(3)}
 	for j, f := range frames {
-		typ := chunk.TypeVideo
+		typ := message.TypeVideo
 		if f[0] == 0xAF {
-			typ = chunk.TypeAudio
+			typ = message.TypeAudio
 		}
 		if err := pub.WriteMedia(typ, uint32(j*20), f); err != nil {
 			return fmt.Errorf("publisher %s: %w", channel, err)
@@ -365,7 +366,7 @@ func stressOwnPublisher(addr string, i int, rng *rand.Rand, n *stressCounters) e
 		return fmt.Errorf("player of %s got %d media messages, want 3", channel, got)
 	}
 	frame := append(keyframe(4), bytes.Repeat([]byte{0x42}, 1500)...)
-	vanishMidChunk(pub, &chunk.Message{ChunkStreamID: 6, Type: chunk.TypeVideo, StreamID: pub.StreamID(), Timestamp: 200, Payload: frame}, rng)
+	vanishMidChunk(pub, &chunk.Message{ChunkStreamID: 6, Type: message.TypeVideo, StreamID: pub.StreamID(), Timestamp: 200, Payload: frame}, rng)
 	_ = player.SetDeadline(time.Now().Add(stressPeerTimeout))
 	for {
 		st, err := player.WaitStatus()
@@ -428,7 +429,7 @@ func firehose(ctx context.Context, addr string, ready chan<- struct{}) error {
 		case <-tick.C:
 		}
 		_ = c.NetConn().SetWriteDeadline(time.Now().Add(stressPeerTimeout))
-		if err := c.WriteMedia(chunk.TypeVideo, ts, frame); err != nil {
+		if err := c.WriteMedia(message.TypeVideo, ts, frame); err != nil {
 			return fmt.Errorf("firehose: %w", err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -148,7 +149,7 @@ func TestVLCJoinsAfterMetadataResent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("waiting for onMetaData to be sent again (sent at %v ms): %v\npublisher:\n%s", sent, err, pub.stderr.String())
 		}
-		if m.Type == chunk.TypeDataAMF0 && bytes.Contains(m.Payload, []byte("onMetaData")) {
+		if m.Type == message.TypeDataAMF0 && bytes.Contains(m.Payload, []byte("onMetaData")) {
 			sent = append(sent, m.Timestamp)
 		}
 	}
@@ -170,7 +171,7 @@ func TestVLCJoinsAfterMetadataResent(t *testing.T) {
 		if i > 0 && m.Timestamp < got[i-1].Timestamp {
 			t.Fatalf("time goes backwards at message %d: %v", i, stamps(got[:i+1]))
 		}
-		if first < 0 && m.Type != chunk.TypeDataAMF0 && len(m.Payload) > 1 && m.Payload[1] != 0 {
+		if first < 0 && m.Type != message.TypeDataAMF0 && len(m.Payload) > 1 && m.Payload[1] != 0 {
 			first = i // the first frame (not a codec header)
 		}
 	}
