@@ -124,7 +124,11 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 	if err != nil {
 		return err
 	}
-	d.srv = server.New(cfg, d.log)
+	d.srv, err = server.New(serverOptions(cfg), d.log)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
 	d.callbacks.log = d.log
 	if err := d.callbacks.apply(cfg, d.srv); err != nil {
 		closeAll(lns)

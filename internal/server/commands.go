@@ -281,10 +281,10 @@ func (c *conn) onConnect(cmd *command) error {
 	app := obj.String("app")
 	channel, _, _ := strings.Cut(app, "?")
 	channel = strings.TrimSuffix(channel, "/")
-	cfg := c.srv.config()
+	opts := c.srv.options()
 	switch {
 	case c.overIP:
-		c.logRequest("rejected", "reason", "too many connections from this address", "limit", cfg.MaxIPConnections)
+		c.logRequest("rejected", "reason", "too many connections from this address", "limit", opts.MaxIPConnections)
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
 		return errRejected{"too many connections from this address"}
 	case strings.Contains(channel, "/"):
@@ -295,7 +295,7 @@ func (c *conn) onConnect(cmd *command) error {
 			"app", logging.Clip(first)+"/...", "app_hidden_bytes", len(app)-len(first)-1)
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", multiSegmentDescription))
 		return errRejected{"invalid channel"}
-	case !validID(channel, cfg.IDMaxLength):
+	case !validID(channel, opts.IDMaxLength):
 		// The query (app?a=b) may hold a token: only the channel is logged.
 		c.logRequest("rejected", "reason", "invalid channel", "app", logging.Clip(channel))
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Invalid channel."))
@@ -309,7 +309,7 @@ func (c *conn) onConnect(cmd *command) error {
 	encoding, hasEncoding := obj.Number("objectEncoding")
 	c.send(windowAckSizeMessage(windowAckSize))
 	c.send(peerBandwidthMessage(peerBandwidth, peerBandwidthDyn))
-	c.send(setChunkSizeMessage(uint32(c.cfg.ChunkSize)))
+	c.send(setChunkSizeMessage(uint32(c.opts.ChunkSize)))
 	info := amf.Object{
 		{Key: "level", Value: "status"},
 		{Key: "code", Value: "NetConnection.Connect.Success"},

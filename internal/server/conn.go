@@ -21,7 +21,6 @@ import (
 	"unsafe"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
@@ -72,8 +71,8 @@ type conn struct {
 	clientIP netip.Addr
 	ip       string
 	log      *slog.Logger
-	cfg      *config.Config // the configuration when the connection arrived; immutable
-	overIP   bool           // over the per-IP limit: refused at connect; immutable
+	opts     *Options // the options when the connection arrived; immutable
+	overIP   bool     // over the per-IP limit: refused at connect; immutable
 	release  func()
 
 	pendingElem *list.Element // guarded by srv.mu: place in srv.pending until connected
@@ -144,7 +143,7 @@ func (c *conn) send(m *chunk.Message) {
 // rejection) when LOG_REQUESTS is on. The message doubles as the "event"
 // attribute (EVENT= in the journal), with spaces as underscores.
 func (c *conn) logRequest(msg string, args ...any) {
-	if c.srv.config().LogRequests {
+	if c.srv.options().LogRequests {
 		c.log.Info(msg, append([]any{"event", strings.ReplaceAll(msg, " ", "_")}, args...)...)
 	}
 }
@@ -413,10 +412,10 @@ func skipWritten(bufs *[][]byte, n int) bool {
 	return len(b) > 0
 }
 
-// finishWrites flushes what is queued within FinishTimeout, once the read
+// finishWrites flushes what is queued within srv.FinishTimeout, once the read
 // loop has ended, and stops the queue.
 func (c *conn) finishWrites() {
-	by := time.Now().Add(FinishTimeout)
+	by := time.Now().Add(c.srv.FinishTimeout)
 	c.finishBy.Store(by.UnixNano())
 	_ = c.nc.SetWriteDeadline(by)
 	c.queue.Finish()

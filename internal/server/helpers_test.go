@@ -11,7 +11,6 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -25,22 +24,22 @@ type testServer struct {
 // syncBuffer collects output written from several goroutines.
 type syncBuffer = testpeer.Buffer
 
-func startServer(t testing.TB, mod func(*config.Config), setup ...func(*Server)) *testServer {
+func startServer(t testing.TB, mod func(*Options), setup ...func(*Server)) *testServer {
 	t.Helper()
 	return startServerWrapped(t, nil, mod, setup...)
 }
 
 // startServerWrapped is startServer serving through wrap(listener), when wrap is set.
-func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod func(*config.Config), setup ...func(*Server)) *testServer {
+func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod func(*Options), setup ...func(*Server)) *testServer {
 	t.Helper()
-	cfg := config.Default()
+	cfg := DefaultOptions()
 	cfg.MaxIPConnections = 0
 	if mod != nil {
 		mod(&cfg)
 	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := New(cfg, logger)
+	srv := mustNew(t, cfg, logger)
 	for _, f := range setup {
 		f(srv)
 	}
@@ -68,6 +67,24 @@ func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod 
 		}
 	})
 	return &testServer{Server: srv, addr: ln.Addr().String(), logs: logs}
+}
+
+// mustNew is New for tests: invalid options fail the test.
+func mustNew(t testing.TB, opts Options, logger *slog.Logger) *Server {
+	t.Helper()
+	srv, err := New(opts, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// mustSetOptions is SetOptions for tests.
+func mustSetOptions(t testing.TB, srv *Server, opts Options) {
+	t.Helper()
+	if err := srv.SetOptions(opts); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // dial connects a client and runs connect(app); it fails the test on error.

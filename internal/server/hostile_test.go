@@ -19,7 +19,6 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 )
 
 // Bounds the log must keep whatever a peer sends.
@@ -215,7 +214,7 @@ func TestConnectDeadlineIsAbsolute(t *testing.T) {
 	// Longer than readDeadlineRefresh, which the read loop waits before it
 	// moves a read deadline: a shorter one would expire before any move.
 	const timeout = 1500 * time.Millisecond
-	ts := startServer(t, func(c *config.Config) { c.MaxIPConnections = 4 }, func(s *Server) {
+	ts := startServer(t, func(c *Options) { c.MaxIPConnections = 4 }, func(s *Server) {
 		s.HandshakeTimeout = timeout
 		s.PingInterval = 50 * time.Millisecond
 	})

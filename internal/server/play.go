@@ -44,16 +44,16 @@ func (c *conn) rejectPlay(msgStreamID uint32, description, reason string) error 
 }
 
 func (c *conn) onPlay(cmd *command) error {
-	cfg := c.srv.config()
+	opts := c.srv.options()
 	key, query := splitName(cmd.argString(0))
 	msgID := cmd.streamID
 	switch {
 	case c.play != nil:
 		c.send(statusMessage(msgID, "error", "NetStream.Play.BadConnection", "Connection already playing"))
 		return nil
-	case !validID(key, cfg.IDMaxLength):
+	case !validID(key, opts.IDMaxLength):
 		return c.rejectPlay(msgID, "Invalid stream key provided", "invalid stream key")
-	case !cfg.PlayWhitelist.Contains(c.clientIP):
+	case !opts.PlayWhitelist.Contains(c.clientIP):
 		return c.rejectPlay(msgID, "Your net address is not whitelisted for playing", "address not in RTMP_PLAY_WHITELIST")
 	}
 	p := &player{c: c, streamMsgID: msgID}

@@ -53,20 +53,20 @@ func (c *conn) rejectPublish(msgStreamID uint32, code, description, reason strin
 }
 
 func (c *conn) onPublish(cmd *command) error {
-	cfg := c.srv.config()
+	srvOpts := c.srv.options()
 	key, _ := splitName(cmd.argString(0))
 	msgID := cmd.streamID
 	switch {
 	case c.pub != nil:
 		c.send(statusMessage(msgID, "error", "NetStream.Publish.BadConnection", "Connection already publishing"))
 		return nil
-	case !validID(key, cfg.IDMaxLength):
+	case !validID(key, srvOpts.IDMaxLength):
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided", "invalid stream key")
 	}
 	opts := hub.PublishOptions{
-		ChunkSize:     uint32(cfg.ChunkSize),
-		GOPCacheBytes: cfg.GOPCacheBytes(),
-		StaleAfter:    PublisherStaleAfter,
+		ChunkSize:     uint32(srvOpts.ChunkSize),
+		GOPCacheBytes: srvOpts.GOPCacheBytes,
+		StaleAfter:    c.srv.PublisherStaleAfter,
 	}
 	h := c.srv.hub
 	waiting := c.srv.waiting.add(c.channel)
@@ -138,8 +138,9 @@ func (c *conn) waitForStalePublisher(key string) {
 	if old == nil || !old.HasKey(key) {
 		return
 	}
-	wait := PublisherStaleAfter - old.Idle()
-	if wait <= 0 || wait > PublisherStaleAfter {
+	staleAfter := c.srv.PublisherStaleAfter
+	wait := staleAfter - old.Idle()
+	if wait <= 0 || wait > staleAfter {
 		return
 	}
 	t := time.NewTimer(wait + 50*time.Millisecond)

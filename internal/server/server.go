@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/access"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 )
 
@@ -36,8 +35,9 @@ const (
 	acceptBackoffMax = time.Second
 )
 
-// Server is an RTMP server. Create it with New. The timeout fields may be
-// changed before Serve; New sets them to the package defaults.
+// Server is an RTMP server. Create it with New. The exported fields may be
+// changed before Serve, not after; New sets them to the package defaults.
+// The settings that may change while it runs are its Options (SetOptions).
 type Server struct {
 	// HandshakeTimeout bounds the time from accepting a connection until
 	// its connect command succeeds (TLS and RTMP handshakes included); it
@@ -47,6 +47,11 @@ type Server struct {
 	PublisherTimeout time.Duration
 	WriteTimeout     time.Duration
 	PingInterval     time.Duration
+	// PublisherStaleAfter lets a publish with the same key replace a
+	// publisher silent this long; see the constant.
+	PublisherStaleAfter time.Duration
+	// FinishTimeout bounds the last flush of a connection; see the constant.
+	FinishTimeout time.Duration
 	// MaxPending bounds connections not yet past connect; see the constant.
 	MaxPending int
 
@@ -54,7 +59,7 @@ type Server struct {
 	log     *slog.Logger
 	limiter *access.Limiter
 
-	cfg      atomic.Pointer[config.Config]
+	opts     atomic.Pointer[Options]
 	limitLog rateLimited
 	auth     atomic.Pointer[authHolder]
 	waiting  pendingPublishes // publishes not yet live, for kill-session and close-stream
@@ -80,44 +85,58 @@ type listenerState struct {
 	lastAccept atomic.Int64 // unix nanoseconds the accept loop last went round
 }
 
-// New returns a server with the given configuration. logger receives every
-// log line; nil discards them.
-func New(cfg config.Config, logger *slog.Logger) *Server {
+// New returns a server with the given options, or an error naming the
+// first invalid one. logger receives every log line; nil discards them.
+func New(opts Options, logger *slog.Logger) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		HandshakeTimeout: HandshakeTimeout,
-		IdleTimeout:      IdleTimeout,
-		PublisherTimeout: PublisherTimeout,
-		WriteTimeout:     WriteTimeout,
-		PingInterval:     PingInterval,
-		MaxPending:       MaxPending,
-		hub:              hub.New(),
-		log:              logger,
-		limiter:          access.NewLimiter(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist),
-		listeners:        make(map[*net.Listener]*listenerState),
-		conns:            make(map[*conn]struct{}),
-		pending:          list.New(),
-		pingDone:         make(chan struct{}),
+		HandshakeTimeout:    HandshakeTimeout,
+		IdleTimeout:         IdleTimeout,
+		PublisherTimeout:    PublisherTimeout,
+		PublisherStaleAfter: PublisherStaleAfter,
+		WriteTimeout:        WriteTimeout,
+		FinishTimeout:       FinishTimeout,
+		PingInterval:        PingInterval,
+		MaxPending:          MaxPending,
+		hub:                 hub.New(),
+		log:                 logger,
+		limiter:             access.NewLimiter(opts.MaxIPConnections, opts.ConcurrentLimitWhitelist),
+		listeners:           make(map[*net.Listener]*listenerState),
+		conns:               make(map[*conn]struct{}),
+		pending:             list.New(),
+		pingDone:            make(chan struct{}),
 	}
-	s.cfg.Store(&cfg)
-	s.limiter.SetIPv6Prefix(cfg.IPv6LimitPrefix)
-	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
-	return s
+	s.opts.Store(&opts)
+	s.limiter.SetIPv6Prefix(opts.IPv6LimitPrefix)
+	s.hub.SetGOPBudget(opts.GOPCacheTotalBytes)
+	return s, nil
 }
 
-// SetConfig applies a new configuration to new sessions and live checks
-// (whitelists, limits, log switches, chunk size and GOP cache for new
-// streams). Listeners are not touched.
-func (s *Server) SetConfig(cfg config.Config) {
-	s.cfg.Store(&cfg)
-	s.limiter.SetLimits(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist)
-	s.limiter.SetIPv6Prefix(cfg.IPv6LimitPrefix)
-	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
+// SetOptions replaces the options while the server runs (a reload): they
+// apply to new sessions and to the checks made from then on (allow-lists,
+// limits, request logging, and the chunk size and GOP cache of streams
+// published from then on). Listeners are not touched. Invalid options
+// change nothing and are reported.
+func (s *Server) SetOptions(opts Options) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	s.opts.Store(&opts)
+	s.limiter.SetLimits(opts.MaxIPConnections, opts.ConcurrentLimitWhitelist)
+	s.limiter.SetIPv6Prefix(opts.IPv6LimitPrefix)
+	s.hub.SetGOPBudget(opts.GOPCacheTotalBytes)
+	return nil
 }
 
-func (s *Server) config() *config.Config { return s.cfg.Load() }
+// Options returns the options in force.
+func (s *Server) Options() Options { return *s.opts.Load() }
+
+func (s *Server) options() *Options { return s.opts.Load() }
 
 // SetAuthorizer sets the publish authorizer; nil accepts every publish.
 func (s *Server) SetAuthorizer(a Authorizer) { s.auth.Store(&authHolder{a}) }
@@ -197,7 +216,7 @@ func (s *Server) isClosed() bool {
 
 // track registers a new connection and starts serving it.
 func (s *Server) track(nc net.Conn) bool {
-	cfg := s.config()
+	opts := s.options()
 	id := s.nextID.Add(1)
 	ip := remoteIP(nc)
 	release, ok := s.limiter.Acquire(ip)
@@ -211,7 +230,7 @@ func (s *Server) track(nc net.Conn) bool {
 		id:       id,
 		clientIP: ip,
 		ip:       ip.String(),
-		cfg:      cfg,
+		opts:     opts,
 		overIP:   !ok,
 		release:  release,
 		ctx:      ctx,
@@ -234,12 +253,12 @@ func (s *Server) track(nc net.Conn) bool {
 		cancel()
 		return false
 	}
-	if len(s.conns) >= cfg.MaxConnections {
+	if len(s.conns) >= opts.MaxConnections {
 		s.mu.Unlock()
 		release()
 		cancel()
 		_ = nc.Close()
-		s.limitLog.warn(s.log, "connection refused: MAX_CONNECTIONS reached", "limit", cfg.MaxConnections)
+		s.limitLog.warn(s.log, "connection refused: MAX_CONNECTIONS reached", "limit", opts.MaxConnections)
 		return true
 	}
 	var evict *conn

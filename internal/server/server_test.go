@@ -16,7 +16,6 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 )
 
 func publish(t testing.TB, ts *testServer, channel, key string) *client.Conn {
@@ -70,11 +69,11 @@ func TestConnectRejections(t *testing.T) {
 	tests := []struct {
 		name string
 		app  string
-		mod  func(*config.Config)
+		mod  func(*Options)
 		want string
 	}{
 		{"invalid channel characters", "bad.channel", nil, "Invalid channel."},
-		{"channel too long", strings.Repeat("a", 9), func(c *config.Config) { c.IDMaxLength = 8 }, "Invalid channel."},
+		{"channel too long", strings.Repeat("a", 9), func(c *Options) { c.IDMaxLength = 8 }, "Invalid channel."},
 		{"empty channel", "", nil, "Invalid channel."},
 	}
 	for _, tt := range tests {
@@ -95,7 +94,7 @@ func TestConnectRejections(t *testing.T) {
 }
 
 func TestPerIPLimit(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.MaxIPConnections = 2 })
+	ts := startServer(t, func(c *Options) { c.MaxIPConnections = 2 })
 	ts.dial(t, "a")
 	ts.dial(t, "b")
 	c, err := client.Dial(ts.addr, nil, 5*time.Second)
@@ -110,8 +109,8 @@ func TestPerIPLimit(t *testing.T) {
 	}
 
 	// Exempt addresses are not limited.
-	ts.SetConfig(func() config.Config {
-		cfg := *ts.config()
+	mustSetOptions(t, ts.Server, func() Options {
+		cfg := ts.Options()
 		cfg.ConcurrentLimitWhitelist = access.MustParseList("127.0.0.1")
 		return cfg
 	}())
@@ -119,7 +118,7 @@ func TestPerIPLimit(t *testing.T) {
 }
 
 func TestPlayWhitelist(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.PlayWhitelist = access.MustParseList("10.0.0.0/8,::1") })
+	ts := startServer(t, func(c *Options) { c.PlayWhitelist = access.MustParseList("10.0.0.0/8,::1") })
 	publish(t, ts, "live", "k")
 	p := ts.dial(t, "live")
 	st, err := p.Play("k")
@@ -132,8 +131,8 @@ func TestPlayWhitelist(t *testing.T) {
 	}
 
 	// A bare IP in the list allows that address.
-	ts.SetConfig(func() config.Config {
-		cfg := *ts.config()
+	mustSetOptions(t, ts.Server, func() Options {
+		cfg := ts.Options()
 		cfg.PlayWhitelist = access.MustParseList("10.0.0.0/8, 127.0.0.1")
 		return cfg
 	}())
@@ -291,7 +290,7 @@ func TestWaitingPlayerStartsAndSeesEnd(t *testing.T) {
 }
 
 func TestReconnectReplacesSilentPublisher(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, nil, func(s *Server) { s.PublisherStaleAfter = 200 * time.Millisecond })
 	old := publish(t, ts, "live", "k")
 	oldID := ts.Hub().Lookup("live").SessionID()
 	// The old connection goes silent (its network died) but is not closed.
@@ -318,7 +317,8 @@ func TestReconnectReplacesSilentPublisher(t *testing.T) {
 }
 
 func TestActivePublisherIsNotReplaced(t *testing.T) {
-	ts := startServer(t, nil)
+	// Media every 100 ms keeps the publisher well inside PublisherStaleAfter.
+	ts := startServer(t, nil, func(s *Server) { s.PublisherStaleAfter = 600 * time.Millisecond })
 	pub := publish(t, ts, "live", "k")
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -441,7 +441,7 @@ func TestRemoteIPUnmapsIPv4(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.MaxConnections = 2 })
+	ts := startServer(t, func(c *Options) { c.MaxConnections = 2 })
 	ts.dial(t, "a")
 	ts.dial(t, "b")
 	if _, err := client.Dial(ts.addr, nil, 5*time.Second); err == nil {
@@ -502,7 +502,7 @@ func TestAcceptLoopSurvivesTemporaryErrors(t *testing.T) {
 	}
 	fl := &flakyListener{Listener: ln}
 	fl.fails.Store(5)
-	srv := New(config.Default(), nil)
+	srv := mustNew(t, DefaultOptions(), nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(fl) }()
 	defer func() {
