@@ -109,10 +109,8 @@ type daemon struct {
 	callbacks callbacks
 	redis     redisControl
 
-	fatal     chan error // accept loops that failed
-	serveWG   sync.WaitGroup
-	serveMu   sync.Mutex
-	serveErrs []error // guarded by serveMu: accept loops that ended
+	fatal   chan error // accept loops that failed
+	serveWG sync.WaitGroup
 }
 
 func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signal) error {
@@ -248,9 +246,6 @@ func (d *daemon) serve(name string, ln net.Listener) {
 		if errors.Is(err, server.ErrServerClosed) {
 			return
 		}
-		d.serveMu.Lock()
-		d.serveErrs = append(d.serveErrs, fmt.Errorf("%s: %w", name, err))
-		d.serveMu.Unlock()
 		select {
 		case d.fatal <- fmt.Errorf("%s accept loop: %w", name, err):
 		default:
@@ -258,15 +253,9 @@ func (d *daemon) serve(name string, ln net.Listener) {
 	}()
 }
 
-// healthy is the watchdog's check: every accept loop runs and the stream
-// registry answers within ctx's deadline.
+// healthy is the watchdog's check: Server.Healthy (every accept loop runs,
+// the stream registry answers within ctx's deadline).
 func (d *daemon) healthy(ctx context.Context) error {
-	d.serveMu.Lock()
-	errs := len(d.serveErrs)
-	d.serveMu.Unlock()
-	if errs > 0 {
-		return errors.New("an accept loop has stopped")
-	}
 	return d.srv.Healthy(ctx)
 }
 

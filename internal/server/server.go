@@ -8,9 +8,12 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,19 +74,19 @@ type Server struct {
 	pingDone  chan struct{} // closed to stop the pinger
 	pingWG    sync.WaitGroup
 
+	done chan struct{} // closed by Shutdown and Close
+
 	mu        sync.Mutex
-	listeners map[*net.Listener]*listenerState // guarded by mu
-	conns     map[*conn]struct{}               // guarded by mu
-	pending   *list.List                       // guarded by mu: *conn not yet connected, oldest first
-	closed    bool                             // guarded by mu
+	listeners map[*net.Listener]struct{} // guarded by mu: those Serve accepts on
+	failed    []string                   // guarded by mu: listeners whose accept loop ended with an error
+	conns     map[*conn]struct{}         // guarded by mu
+	pending   *list.List                 // guarded by mu: *conn not yet connected, oldest first
+	closed    bool                       // guarded by mu
+	serveWG   sync.WaitGroup             // running Serve calls; added to under mu while !closed
 	connWG    sync.WaitGroup
 }
 
 type authHolder struct{ a Authorizer }
-
-type listenerState struct {
-	lastAccept atomic.Int64 // unix nanoseconds the accept loop last went round
-}
 
 // New returns a server with the given options, or an error naming the
 // first invalid one. logger receives every log line; nil discards them.
@@ -106,10 +109,11 @@ func New(opts Options, logger *slog.Logger) (*Server, error) {
 		hub:                 hub.New(),
 		log:                 logger,
 		limiter:             access.NewLimiter(opts.MaxIPConnections, opts.ConcurrentLimitWhitelist),
-		listeners:           make(map[*net.Listener]*listenerState),
+		listeners:           make(map[*net.Listener]struct{}),
 		conns:               make(map[*conn]struct{}),
 		pending:             list.New(),
 		pingDone:            make(chan struct{}),
+		done:                make(chan struct{}),
 	}
 	s.opts.Store(&opts)
 	s.limiter.SetIPv6Prefix(opts.IPv6LimitPrefix)
@@ -153,18 +157,19 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 
 // Serve accepts connections on ln until Shutdown or Close, and returns
 // ErrServerClosed then. Other accept errors that are not temporary are
-// returned. ln is closed when Serve returns.
+// returned, and Healthy reports the loss from then on. ln is closed when
+// Serve returns; Shutdown and Close return only after every Serve has.
 func (s *Server) Serve(ln net.Listener) error {
-	st := &listenerState{}
-	st.lastAccept.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		_ = ln.Close()
 		return ErrServerClosed
 	}
-	s.listeners[&ln] = st
+	s.listeners[&ln] = struct{}{}
+	s.serveWG.Add(1)
 	s.mu.Unlock()
+	defer s.serveWG.Done()
 	s.pingStart.Do(func() {
 		s.pingWG.Add(1)
 		go s.pingLoop()
@@ -179,7 +184,6 @@ func (s *Server) Serve(ln net.Listener) error {
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
-		st.lastAccept.Store(time.Now().UnixNano())
 		if err != nil {
 			if s.isClosed() {
 				return ErrServerClosed
@@ -189,9 +193,17 @@ func (s *Server) Serve(ln net.Listener) error {
 				backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
 				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
 				t := time.NewTimer(backoff)
-				<-t.C
+				select {
+				case <-t.C:
+				case <-s.done:
+					t.Stop()
+					return ErrServerClosed
+				}
 				continue
 			}
+			s.mu.Lock()
+			s.failed = append(s.failed, ln.Addr().String())
+			s.mu.Unlock()
 			return err
 		}
 		backoff = 0
@@ -328,9 +340,20 @@ func (s *Server) CloseStream(channel, streamID string) (live bool, pending int) 
 	return live, pending
 }
 
-// Healthy reports whether the accept loops are running and the hub answers
-// within ctx's deadline; the watchdog only pings while it returns nil.
+// Healthy reports whether the server takes connections and streams: it is
+// not shut down, no accept loop (Serve) has ended with an error, and the
+// stream registry's locks can be taken within ctx's deadline (1 s without
+// one). The watchdog only pings while it returns nil.
 func (s *Server) Healthy(ctx context.Context) error {
+	s.mu.Lock()
+	closed, failed := s.closed, slices.Clone(s.failed)
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return ErrServerClosed
+	case len(failed) > 0:
+		return fmt.Errorf("server: the accept loop on %s has stopped", strings.Join(failed, ", "))
+	}
 	deadline := time.Second
 	if d, ok := ctx.Deadline(); ok {
 		deadline = time.Until(d)
@@ -347,10 +370,7 @@ func (s *Server) Healthy(ctx context.Context) error {
 // closes what is left and returns ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closed = true
-	for ln := range s.listeners {
-		_ = (*ln).Close()
-	}
+	s.closeLocked()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -370,7 +390,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		s.connWG.Wait()
+		s.wait()
 		close(done)
 	}()
 	select {
@@ -418,19 +438,35 @@ func (s *Server) stopPinger() {
 	s.pingWG.Wait()
 }
 
-// Close closes the listeners and every connection at once.
+// Close closes the listeners and every connection at once, and returns
+// when every Serve and connection has ended.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.closed = true
-	for ln := range s.listeners {
-		_ = (*ln).Close()
-	}
+	s.closeLocked()
 	s.mu.Unlock()
 	s.hub.Close()
 	s.stopPinger()
 	s.closeConns()
-	s.connWG.Wait()
+	s.wait()
 	return nil
+}
+
+// closeLocked marks the server closed and closes its listeners. s.mu held.
+func (s *Server) closeLocked() {
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	for ln := range s.listeners {
+		_ = (*ln).Close()
+	}
+}
+
+// wait waits for every goroutine of the server: the accept loops and the
+// connections (whose read loops wait for their writers).
+func (s *Server) wait() {
+	s.serveWG.Wait()
+	s.connWG.Wait()
 }
 
 func (s *Server) closeConns() {
