@@ -4,8 +4,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 // heldListener holds Accept's answer once the listener is closed until
@@ -14,6 +20,12 @@ type heldListener struct {
 	net.Listener
 	closed  chan struct{} // closed when Accept failed after Close
 	release chan struct{}
+	closes  atomic.Int32 // Close calls: Shutdown's, then Serve's as it returns
+}
+
+func (l *heldListener) Close() error {
+	l.closes.Add(1)
+	return l.Listener.Close()
 }
 
 func (l *heldListener) Accept() (net.Conn, error) {
@@ -67,13 +79,11 @@ func TestShutdownWaitsForServe(t *testing.T) {
 			if err := <-stopped; err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			select {
-			case err := <-served:
-				if !errors.Is(err, ErrServerClosed) {
-					t.Fatalf("Serve returned %v", err)
-				}
-			default:
-				t.Fatalf("%s returned before Serve did", name)
+			if n := hl.closes.Load(); n < 2 {
+				t.Fatalf("%s returned before Serve did (it closes the listener as it returns)", name)
+			}
+			if err := <-served; !errors.Is(err, ErrServerClosed) {
+				t.Fatalf("Serve returned %v", err)
 			}
 		})
 	}
@@ -132,5 +142,85 @@ func TestHealthyChecksAcceptLoops(t *testing.T) {
 	}
 	if err := srv.Healthy(ctx); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Healthy after Close: %v, want ErrServerClosed", err)
+	}
+}
+
+// ownGoroutines are the goroutines running a method of the server or the
+// hub (the accept loops, read loops, writers, the pinger, fan-outs), by
+// their header line ("goroutine N [...]:").
+func ownGoroutines() map[string]string {
+	out := make(map[string]string)
+	for _, g := range testpeer.Goroutines(
+		"github.com/rtmp-server/rtmp-server/internal/server.(*",
+		"github.com/rtmp-server/rtmp-server/internal/hub.(*",
+	) {
+		id, _, _ := strings.Cut(g, " [")
+		out[id] = g
+	}
+	return out
+}
+
+// TestShutdownLeavesNoGoroutine: once Shutdown has returned, no goroutine
+// of the server or the hub is left (a goroutine that has signalled its end
+// may take a moment to exit, hence the wait).
+func TestShutdownLeavesNoGoroutine(t *testing.T) {
+	before := ownGoroutines()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := DefaultOptions()
+	opts.MaxIPConnections = 0
+	srv := mustNew(t, opts, nil)
+	srv.PingInterval = 10 * time.Millisecond
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	ts := &testServer{Server: srv, addr: ln.Addr().String(), logs: &syncBuffer{}}
+
+	pub := publish(t, ts, "live", "k")
+	var players []*client.Conn
+	for range 3 {
+		p := ts.dial(t, "live")
+		if st, err := p.Play("k"); err != nil {
+			t.Fatal(st, err)
+		}
+		players = append(players, p)
+	}
+	pub.WriteMedia(chunk.TypeVideo, 0, videoHeader)
+	for i := range 20 {
+		if err := pub.WriteMedia(chunk.TypeVideo, uint32(i*40), keyframe(byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range players {
+		readMedia(t, p, 10)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve returned %v", err)
+	}
+	var left []string
+	deadline := time.Now().Add(time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		left = left[:0]
+		for id, g := range ownGoroutines() {
+			if _, ok := before[id]; !ok {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+		<-tick.C
+	}
+	if len(left) > 0 {
+		t.Fatalf("%d goroutines of the server or the hub outlived Shutdown:\n%s", len(left), strings.Join(left, "\n\n"))
 	}
 }

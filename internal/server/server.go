@@ -462,11 +462,13 @@ func (s *Server) closeLocked() {
 	}
 }
 
-// wait waits for every goroutine of the server: the accept loops and the
-// connections (whose read loops wait for their writers).
+// wait waits for every goroutine of the server: the accept loops, the
+// connections (whose read loops wait for their writers) and, once no
+// publisher is left, the streams' fan-outs.
 func (s *Server) wait() {
 	s.serveWG.Wait()
 	s.connWG.Wait()
+	s.hub.Wait()
 }
 
 func (s *Server) closeConns() {
