@@ -286,6 +286,7 @@ func (c *conn) onConnect(cmd *command) error {
 	case c.overIP:
 		c.logRequest("rejected", "reason", "too many connections from this address", "limit", opts.MaxIPConnections)
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
+		c.observe(Event{Kind: ConnectRefused, Reason: "too many connections from this address"})
 		return errRejected{"too many connections from this address"}
 	case strings.Contains(channel, "/"):
 		// Most likely an encoder with the stream key in its server URL
@@ -294,11 +295,13 @@ func (c *conn) onConnect(cmd *command) error {
 		c.logRequest("rejected", "reason", "invalid channel", "hint", multiSegmentHint,
 			"app", logging.Clip(first)+"/...", "app_hidden_bytes", len(app)-len(first)-1)
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", multiSegmentDescription))
+		c.observe(Event{Kind: ConnectRefused, Reason: "invalid channel: " + multiSegmentHint})
 		return errRejected{"invalid channel"}
 	case !validID(channel, opts.IDMaxLength):
 		// The query (app?a=b) may hold a token: only the channel is logged.
 		c.logRequest("rejected", "reason", "invalid channel", "app", logging.Clip(channel))
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Invalid channel."))
+		c.observe(Event{Kind: ConnectRefused, Reason: "invalid channel"})
 		return errRejected{"invalid channel"}
 	}
 	c.connected = true
@@ -323,6 +326,7 @@ func (c *conn) onConnect(cmd *command) error {
 		{Key: "capabilities", Value: float64(serverCapabilites)},
 	}, enhancedRTMPProperties()...), info))
 	c.logRequest("connect")
+	c.observe(Event{Kind: Connected})
 	return nil
 }
 

@@ -151,11 +151,13 @@ func (c *conn) logRequest(msg string, args ...any) {
 // serve runs the connection: the handshake, then its messages (see run).
 func (c *conn) serve() {
 	c.logRequest("connection accepted")
+	c.observe(Event{Kind: ConnAccepted})
 
 	c.connectBy = time.Now().Add(c.srv.HandshakeTimeout)
 	_ = c.nc.SetDeadline(c.connectBy)
 	if c.kicked.Load() {
 		_ = c.nc.Close()
+		c.observe(Event{Kind: ConnClosed, Reason: closeReason(c.reason())})
 		c.release()
 		c.srv.forget(c)
 		return
@@ -169,6 +171,11 @@ func (c *conn) serve() {
 		c.log.Debug("handshake failed", "err", err)
 		c.logRequest("connection closed", "reason", "handshake failed")
 		_ = c.nc.Close()
+		reason := "handshake failed"
+		if r := c.reason(); r != nil {
+			reason = closeReason(r) // kicked (evicted, shut down) during the handshake
+		}
+		c.observe(Event{Kind: ConnClosed, Reason: reason})
 		c.release()
 		c.srv.forget(c)
 		return
@@ -179,6 +186,7 @@ func (c *conn) serve() {
 
 	c.wire = wireWriter{conn: c, chunkSize: chunk.DefaultChunkSize}
 	c.live.Store(true)
+	c.observe(Event{Kind: HandshakeDone})
 	c.run()
 }
 
@@ -204,6 +212,10 @@ func (c *conn) run() {
 	c.finishWrites()
 	_ = c.nc.Close()
 	c.logRequest("connection closed", "reason", closeReason(err))
+	if errors.Is(err, errSlow) {
+		c.observe(Event{Kind: PlayerDropped, Reason: errSlow.Error()})
+	}
+	c.observe(Event{Kind: ConnClosed, Reason: closeReason(err)})
 	c.release()
 	c.srv.forget(c)
 }
@@ -314,6 +326,9 @@ func (c *conn) writeLoop() {
 	w := &c.wire
 	for {
 		items := c.queue.Next(w.items[:0])
+		if c.srv.Observer != nil {
+			c.reportSkips()
+		}
 		if items == nil {
 			return
 		}
@@ -419,8 +434,20 @@ func (c *conn) finishWrites() {
 	c.finishBy.Store(by.UnixNano())
 	_ = c.nc.SetWriteDeadline(by)
 	c.queue.Finish()
+	if c.srv.Observer != nil {
+		c.reportSkips()
+	}
 	_ = c.wire.flush(c.queue.Drain(c.wire.items[:0]))
 	c.queue.Close()
+}
+
+// reportSkips tells the observer how often the player skipped ahead since
+// the last report. It is called by the queue's consumer.
+func (c *conn) reportSkips() {
+	if n := c.queue.Overflows(); n > c.wire.skips {
+		c.observe(Event{Kind: PlayerSkipped, Skips: n - c.wire.skips})
+		c.wire.skips = n
+	}
 }
 
 // span is one buffer of a write: a range of wireWriter.scratch, or a
@@ -444,6 +471,7 @@ type wireWriter struct {
 	written     int                   // bytes the direct write got out
 	writevNow   func(fd uintptr) bool // w.writev, for RawConn.Write
 	deadlineSet time.Time             // when the write deadline was last pushed forward
+	skips       uint64                // the queue's overflows reported to the observer
 }
 
 func (w *wireWriter) encode(m *chunk.Message) {

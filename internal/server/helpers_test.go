@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,8 +19,50 @@ import (
 // testServer is a server on a loopback port with its log captured.
 type testServer struct {
 	*Server
-	addr string
-	logs *syncBuffer
+	addr   string
+	logs   *syncBuffer
+	events *eventLog
+}
+
+// eventLog records what the server reports to its Observer.
+type eventLog struct {
+	mu     sync.Mutex
+	events []Event // guarded by mu
+}
+
+func (l *eventLog) observe(ev Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, ev)
+}
+
+// matching returns the events recorded so far that match.
+func (l *eventLog) matching(match func(Event) bool) []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Event
+	for _, ev := range l.events {
+		if match(ev) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// wait waits until n events match and returns them.
+func (l *eventLog) wait(t testing.TB, what string, n int, match func(Event) bool) []Event {
+	t.Helper()
+	var got []Event
+	waitFor(t, what, time.Minute, func() bool {
+		got = l.matching(match)
+		return len(got) >= n
+	})
+	return got
+}
+
+// kind matches events of kind k whose reason contains reason.
+func kind(k EventKind, reason string) func(Event) bool {
+	return func(ev Event) bool { return ev.Kind == k && strings.Contains(ev.Reason, reason) }
 }
 
 // syncBuffer collects output written from several goroutines.
@@ -40,6 +84,8 @@ func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod 
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := mustNew(t, cfg, logger)
+	events := &eventLog{}
+	srv.Observer = events.observe
 	for _, f := range setup {
 		f(srv)
 	}
@@ -66,7 +112,7 @@ func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod 
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{Server: srv, addr: ln.Addr().String(), logs: logs}
+	return &testServer{Server: srv, addr: ln.Addr().String(), logs: logs, events: events}
 }
 
 // mustNew is New for tests: invalid options fail the test.

@@ -40,6 +40,7 @@ func (p *player) Rejected(err error) {
 func (c *conn) rejectPlay(msgStreamID uint32, description, reason string) error {
 	c.logRequest("rejected", "action", "play", "reason", reason)
 	c.send(statusMessage(msgStreamID, "error", "NetStream.Play.BadName", description))
+	c.observe(Event{Kind: PlayRefused, Reason: reason})
 	return errRejected{reason}
 }
 
@@ -80,6 +81,7 @@ func (c *conn) onPlay(cmd *command) error {
 	} else {
 		c.logRequest("play", "state", "playing")
 	}
+	c.observe(Event{Kind: PlayAccepted, Waiting: waiting})
 	return nil
 }
 
@@ -88,6 +90,7 @@ func (c *conn) stopPlaying() {
 	c.play = nil
 	c.playing.Store(false)
 	c.logRequest("play stopped")
+	c.observe(Event{Kind: PlayStopped})
 }
 
 func (c *conn) onPause(cmd *command) {

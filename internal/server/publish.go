@@ -49,6 +49,7 @@ func (c *conn) event(key, streamID string) PublishEvent {
 func (c *conn) rejectPublish(msgStreamID uint32, code, description, reason string, args ...any) error {
 	c.logRequest("rejected", append([]any{"action", "publish", "reason", reason}, args...)...)
 	c.send(statusMessage(msgStreamID, "error", code, description))
+	c.observe(Event{Kind: PublishRefused, Reason: reason})
 	return errRejected{reason}
 }
 
@@ -127,6 +128,7 @@ func (c *conn) onPublish(cmd *command) error {
 		args = append(args, "replaced_session", replaced.SessionID())
 	}
 	c.logRequest("publish", args...)
+	c.observe(Event{Kind: PublishAccepted, StreamID: logging.Clip(streamID)})
 	return nil
 }
 
@@ -161,4 +163,5 @@ func (c *conn) endPublish(reason string) {
 	}
 	c.send(statusMessage(p.streamMsgID, "status", "NetStream.Unpublish.Success", "/"+c.channel+"/"+p.key+" is now unpublished."))
 	c.logRequest("unpublish", "stream_id", logging.Clip(p.streamID), "reason", reason, "duration", time.Since(p.started).Round(time.Millisecond).String())
+	c.observe(Event{Kind: StreamEnded, StreamID: logging.Clip(p.streamID), Reason: logging.ClipN(reason, maxReasonText), Duration: time.Since(p.started)})
 }

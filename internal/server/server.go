@@ -57,6 +57,12 @@ type Server struct {
 	FinishTimeout time.Duration
 	// MaxPending bounds connections not yet past connect; see the constant.
 	MaxPending int
+	// Observer, if set, is told of each connection's state changes, of its
+	// publish and play requests and their outcome, and of players that
+	// skip or are dropped (see Event). It is called on the connection's
+	// goroutines with no lock held, one event at a time per connection; it
+	// must be quick and safe for concurrent use.
+	Observer func(Event)
 
 	hub     *hub.Hub
 	log     *slog.Logger
@@ -271,6 +277,7 @@ func (s *Server) track(nc net.Conn) bool {
 		cancel()
 		_ = nc.Close()
 		s.limitLog.warn(s.log, "connection refused: MAX_CONNECTIONS reached", "limit", opts.MaxConnections)
+		c.observe(Event{Kind: ConnRefused, Reason: "MAX_CONNECTIONS reached"})
 		return true
 	}
 	var evict *conn

@@ -126,9 +126,7 @@ func TestPlayWhitelist(t *testing.T) {
 	if st.Description != "Your net address is not whitelisted for playing" {
 		t.Errorf("description %q", st.Description)
 	}
-	if !strings.Contains(ts.logs.String(), "RTMP_PLAY_WHITELIST") {
-		t.Errorf("rejection not logged with its reason")
-	}
+	ts.events.wait(t, "the refusal with its reason", 1, kind(PlayRefused, "RTMP_PLAY_WHITELIST"))
 
 	// A bare IP in the list allows that address.
 	mustSetOptions(t, ts.Server, func() Options {
@@ -387,9 +385,7 @@ func TestSlowPlayerDoesNotBlockPublisher(t *testing.T) {
 		t.Fatalf("reading player: %v", err)
 	}
 	// The stalled one is disconnected after the write deadline.
-	waitFor(t, "stalled player disconnected", 10*time.Second, func() bool {
-		return strings.Contains(ts.logs.String(), "player stopped reading")
-	})
+	ts.events.wait(t, "stalled player disconnected", 1, kind(PlayerDropped, "player stopped reading"))
 }
 
 func TestKillAndCloseStream(t *testing.T) {
@@ -447,9 +443,7 @@ func TestMaxConnections(t *testing.T) {
 	if _, err := client.Dial(ts.addr, nil, 5*time.Second); err == nil {
 		t.Fatal("third connection completed the handshake")
 	}
-	waitFor(t, "refusal logged", 5*time.Second, func() bool {
-		return strings.Contains(ts.logs.String(), "MAX_CONNECTIONS reached")
-	})
+	ts.events.wait(t, "the refusal", 1, kind(ConnRefused, "MAX_CONNECTIONS reached"))
 }
 
 // TestSlowHandshakesDoNotStarvePublishers opens connections that never
@@ -477,6 +471,7 @@ func TestSlowHandshakesDoNotStarvePublishers(t *testing.T) {
 	if _, err := idle[0].Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("oldest pending connection still open: %v", err)
 	}
+	ts.events.wait(t, "the eviction with its bound", 1, kind(ConnClosed, "MaxPending"))
 	if !strings.Contains(ts.logs.String(), "MaxPending") {
 		t.Fatal("eviction not logged with its bound")
 	}
