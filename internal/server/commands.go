@@ -288,6 +288,11 @@ func (c *conn) onConnect(cmd *command) error {
 		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
 		c.observe(Event{Kind: ConnectRefused, Reason: "too many connections from this address"})
 		return errRejected{"too many connections from this address"}
+	case c.srv.Draining() == DrainConnections:
+		c.logRequest("rejected", "reason", drainReason)
+		c.send(errorMessage(cmd.txn, "NetConnection.Connect.Rejected", drainConnectDescription))
+		c.observe(Event{Kind: ConnectRefused, Reason: drainReason})
+		return errRejected{drainReason}
 	case strings.Contains(channel, "/"):
 		// Most likely an encoder with the stream key in its server URL
 		// (rtmp://host/live/KEY): what follows the first '/' is never logged.

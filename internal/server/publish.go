@@ -63,6 +63,8 @@ func (c *conn) onPublish(cmd *command) error {
 		return nil
 	case !validID(key, srvOpts.IDMaxLength):
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided", "invalid stream key")
+	case c.srv.Draining() != DrainOff:
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", drainPublishDescription, drainReason)
 	}
 	opts := hub.PublishOptions{
 		ChunkSize:     uint32(srvOpts.ChunkSize),

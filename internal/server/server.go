@@ -74,6 +74,7 @@ type Server struct {
 	waiting  pendingPublishes // publishes not yet live, for kill-session and close-stream
 
 	nextID atomic.Uint64
+	drain  atomic.Uint32 // a DrainMode
 
 	pingStart sync.Once
 	pingStop  sync.Once
