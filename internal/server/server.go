@@ -348,18 +348,16 @@ func (s *Server) CloseStream(channel, streamID string) (live bool, pending int) 
 	return live, pending
 }
 
-// Healthy reports whether the server takes connections and streams: it is
-// not shut down, no accept loop (Serve) has ended with an error, and the
-// stream registry's locks can be taken within ctx's deadline (1 s without
-// one). The watchdog only pings while it returns nil.
+// Healthy reports whether the server takes connections and streams: no
+// accept loop (Serve) has ended with an error, and the stream registry's
+// locks can be taken within ctx's deadline (1 s without one). The watchdog
+// only pings while it returns nil. Accept loops ended by Shutdown or Close
+// are not a failure: the process is stopping, within its own deadline.
 func (s *Server) Healthy(ctx context.Context) error {
 	s.mu.Lock()
-	closed, failed := s.closed, slices.Clone(s.failed)
+	failed := slices.Clone(s.failed)
 	s.mu.Unlock()
-	switch {
-	case closed:
-		return ErrServerClosed
-	case len(failed) > 0:
+	if len(failed) > 0 {
 		return fmt.Errorf("server: the accept loop on %s has stopped", strings.Join(failed, ", "))
 	}
 	deadline := time.Second
