@@ -89,9 +89,10 @@ func TestObserverNil(t *testing.T) {
 // TestObserverSeesPlayerSkip: a player that stops reading while the
 // publisher sends more than its queue holds skips ahead to a keyframe, and
 // the observer hears it (from the player's writer, when its blocked write
-// ends: here at the write deadline).
+// ends: here when the player goes away).
 func TestObserverSeesPlayerSkip(t *testing.T) {
-	ts := startServer(t, nil, func(s *Server) { s.WriteTimeout = 2 * time.Second })
+	// The writer must outlast the publisher's burst, however slow the machine.
+	ts := startServer(t, nil, func(s *Server) { s.WriteTimeout = time.Minute })
 	pub := publish(t, ts, "live", "k")
 	if err := pub.SetChunkSize(64 << 10); err != nil {
 		t.Fatal(err)
@@ -112,11 +113,43 @@ func TestObserverSeesPlayerSkip(t *testing.T) {
 			t.Fatalf("publisher blocked at frame %d: %v", i, err)
 		}
 	}
+	// The player's writer may have taken much of the burst in one batch;
+	// media it has not taken skips ahead at the latest once it has waited
+	// MaxQueueDelay. The publisher goes on until then.
+	overflowed := func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		for c := range ts.conns {
+			if c.id == play.Session {
+				return c.queue.Overflows() > 0
+			}
+		}
+		return false
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(time.Minute)
+	for i := 400; !overflowed(); i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled player's queue never overflowed")
+		}
+		if err := pub.WriteMedia(chunk.TypeVideo, uint32(i*40), frame); err != nil {
+			t.Fatalf("publisher blocked at frame %d: %v", i, err)
+		}
+		<-tick.C
+	}
+	// Its writer, blocked on the full socket, reports the skip once the
+	// player is gone.
+	stalled.Close()
+	defer func() {
+		if t.Failed() {
+			t.Logf("events: %+v", ts.events.matching(func(Event) bool { return true }))
+		}
+	}()
 	skipped := ts.events.wait(t, "the stalled player's skip", 1, func(ev Event) bool {
 		return ev.Kind == PlayerSkipped && ev.Session == play.Session
 	})[0]
 	if skipped.Skips == 0 || skipped.Channel != "live" {
 		t.Fatalf("skip event %+v", skipped)
 	}
-	stalled.Close()
 }

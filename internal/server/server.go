@@ -60,8 +60,9 @@ type Server struct {
 	// Observer, if set, is told of each connection's state changes, of its
 	// publish and play requests and their outcome, and of players that
 	// skip or are dropped (see Event). It is called on the connection's
-	// goroutines with no lock held, one event at a time per connection; it
-	// must be quick and safe for concurrent use.
+	// goroutines (ConnRefused: on the accept loop) with no lock held, one
+	// event at a time per connection; it must be quick and safe for
+	// concurrent use.
 	Observer func(Event)
 
 	hub     *hub.Hub
