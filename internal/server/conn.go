@@ -325,10 +325,10 @@ func (c *conn) writeLoop() {
 	}()
 	w := &c.wire
 	for {
-		items := c.queue.Next(w.items[:0])
 		if c.srv.Observer != nil {
-			c.reportSkips()
+			c.reportSkips() // while this is the queue's consumer: before Next
 		}
+		items := c.queue.Next(w.items[:0])
 		if items == nil {
 			return
 		}
@@ -442,7 +442,9 @@ func (c *conn) finishWrites() {
 }
 
 // reportSkips tells the observer how often the player skipped ahead since
-// the last report. It is called by the queue's consumer.
+// the last report. Only the queue's consumer may call it: the writer before
+// it calls Next (once Next returns nil, the writer is no longer the
+// consumer), or finishWrites after Finish.
 func (c *conn) reportSkips() {
 	if n := c.queue.Overflows(); n > c.wire.skips {
 		c.observe(Event{Kind: PlayerSkipped, Skips: n - c.wire.skips})
