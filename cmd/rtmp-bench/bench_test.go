@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/server"
 )
@@ -16,10 +15,13 @@ import (
 // startServer runs this project's server on a loopback port.
 func startServer(t *testing.T) string {
 	t.Helper()
-	cfg := config.Default()
-	cfg.MaxIPConnections = 0
-	cfg.ChunkSize = 4096
-	srv := server.New(cfg, nil)
+	opts := server.DefaultOptions()
+	opts.MaxIPConnections = 0
+	opts.ChunkSize = 4096
+	srv, err := server.New(opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

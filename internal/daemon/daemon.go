@@ -109,10 +109,8 @@ type daemon struct {
 	callbacks callbacks
 	redis     redisControl
 
-	fatal     chan error // accept loops that failed
-	serveWG   sync.WaitGroup
-	serveMu   sync.Mutex
-	serveErrs []error // guarded by serveMu: accept loops that ended
+	fatal   chan error // accept loops that failed
+	serveWG sync.WaitGroup
 }
 
 // logConfig logs the effective settings, one line per group, secrets
@@ -133,7 +131,11 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 	if err != nil {
 		return err
 	}
-	d.srv = server.New(cfg, d.log)
+	d.srv, err = server.New(serverOptions(cfg), d.log)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
 	d.callbacks.log = d.log
 	if err := d.callbacks.apply(cfg, d.srv); err != nil {
 		closeAll(lns)
@@ -253,9 +255,6 @@ func (d *daemon) serve(name string, ln net.Listener) {
 		if errors.Is(err, server.ErrServerClosed) {
 			return
 		}
-		d.serveMu.Lock()
-		d.serveErrs = append(d.serveErrs, fmt.Errorf("%s: %w", name, err))
-		d.serveMu.Unlock()
 		select {
 		case d.fatal <- fmt.Errorf("%s accept loop: %w", name, err):
 		default:
@@ -263,15 +262,9 @@ func (d *daemon) serve(name string, ln net.Listener) {
 	}()
 }
 
-// healthy is the watchdog's check: every accept loop runs and the stream
-// registry answers within ctx's deadline.
+// healthy is the watchdog's check: Server.Healthy (every accept loop runs,
+// the stream registry answers within ctx's deadline).
 func (d *daemon) healthy(ctx context.Context) error {
-	d.serveMu.Lock()
-	errs := len(d.serveErrs)
-	d.serveMu.Unlock()
-	if errs > 0 {
-		return errors.New("an accept loop has stopped")
-	}
 	return d.srv.Healthy(ctx)
 }
 

@@ -34,11 +34,16 @@ func (d *daemon) reload() {
 		cfg.SSLCert, cfg.SSLKey = old.SSLCert, old.SSLKey
 	}
 
+	opts := serverOptions(cfg)
+	if err := opts.Validate(); err != nil {
+		d.log.Error("reload: server settings rejected; still running on the previous configuration", "err", err)
+		return
+	}
 	if err := d.callbacks.apply(cfg, d.srv); err != nil {
 		d.log.Error("reload: callback settings rejected; still running on the previous configuration", "err", err)
 		return
 	}
-	d.srv.SetConfig(cfg)
+	_ = d.srv.SetOptions(opts) // validated above
 	d.applyLogLevel(cfg)
 	if d.redis.restartIfChanged(context.Background(), cfg, d.srv, d.log) {
 		d.log.Info("reload: Redis subscriber restarted with new settings")

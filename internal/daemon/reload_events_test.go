@@ -248,7 +248,10 @@ func TestCallbacksKeepOneClient(t *testing.T) {
 	on := config.Config{CallbackURL: "http://127.0.0.1:9/events", JWTSecret: config.Secret("s"), RTMPHost: "h", RTMPPort: 1935}
 	off := on
 	off.CallbackURL = ""
-	srv := server.New(on, nil)
+	srv, err := server.New(server.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cbs := callbacks{}
 	if err := cbs.apply(on, srv); err != nil {
 		t.Fatal(err)

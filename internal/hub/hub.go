@@ -115,6 +115,8 @@ type Hub struct {
 	streams map[string]*Stream // guarded by mu
 	closed  bool               // guarded by mu
 
+	fanWG sync.WaitGroup // the streams' running fan-out goroutines; see Wait
+
 	gopBytes  atomic.Int64 // bytes held by all GOP caches
 	gopBudget atomic.Int64 // limit of gopBytes; 0: none
 
@@ -425,9 +427,15 @@ func (h *Hub) StopPlaying(p *Player) {
 }
 
 // Close refuses new publications and players. Existing ones are ended by
-// their connections.
+// their connections; Wait then waits for the hub's goroutines.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
 }
+
+// Wait returns when the goroutines the hub started (the streams' fan-outs,
+// which deliver what was published to the players) have ended. The owner
+// calls it once the publications have ended, after Close: a Write
+// meanwhile may start another fan-out.
+func (h *Hub) Wait() { h.fanWG.Wait() }

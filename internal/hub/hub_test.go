@@ -12,6 +12,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/media"
 	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 type fakePublisher struct {
@@ -688,3 +689,36 @@ func mustPushControl(tb testing.TB, q *Queue, m *chunk.Message) {
 		tb.Fatalf("push control message type %d: %v", m.Type, err)
 	}
 }
+
+// TestWaitOutlastsFanOut: the fan-out of a stream with many players waits
+// to coalesce packets; once the publication has ended, Wait returns only
+// when that goroutine has finished, so a closed hub leaves none behind.
+func TestWaitOutlastsFanOut(t *testing.T) {
+	h := New()
+	pub, _, err := h.Publish("live", "k", "id", &fakePublisher{id: 1}, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	players := int(MaxCoalesce / CoalescePerPlayer) // the longest coalescing delay
+	for i := range players {
+		p := NewPlayer(uint64(i+2), "k", NewQueue(nil), &events{})
+		if _, err := h.Play("live", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub.Write(message.TypeVideo, 0, key(1), false) // starts the fan-out, which waits MaxCoalesce
+	h.Unpublish(pub)                               // delivers the packet itself
+	h.Close()
+	h.Wait()
+	s := pub.stream
+	s.mu.Lock()
+	fanning := s.fanning
+	s.mu.Unlock()
+	if fanning {
+		t.Fatal("Wait returned while the stream's fan-out was still running")
+	}
+	// The goroutine itself is gone as soon as it has returned from fanOut.
+	testpeer.WaitFor(t, "no fan-out goroutine", time.Second, func() bool { return len(testpeer.Goroutines(fanOutFunc)) == 0 })
+}
+
+const fanOutFunc = "github.com/rtmp-server/rtmp-server/internal/hub.(*Stream).fanOut"

@@ -70,6 +70,7 @@ type Queue struct {
 	active       bool      // guarded by mu; a consumer is running
 	closed       bool      // guarded by mu
 	drops        uint64    // guarded by mu; skips to keyframe so far
+	overflows    uint64    // guarded by mu; of drops, those because the player fell behind
 }
 
 // NewQueue returns an empty queue. wake, if not nil, is called (with no
@@ -208,6 +209,7 @@ func (q *Queue) pushLocked(p *Packet, hasVideo bool, now time.Time) bool {
 	if !essential && (q.mediaBytes+p.Size() > MaxQueueBytes || q.mediaCount+1 > MaxQueuePackets ||
 		q.mediaCount > 0 && now.Sub(q.oldestMedia) > MaxQueueDelay) {
 		q.dropMediaLocked()
+		q.overflows++
 		if !p.resumes(hasVideo) {
 			q.waitKeyframe = true
 			return false
@@ -306,6 +308,14 @@ func (q *Queue) Drops() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.drops
+}
+
+// Overflows reports how many times the player fell behind (past the
+// queue's bounds) and skipped ahead to a keyframe.
+func (q *Queue) Overflows() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.overflows
 }
 
 // Len reports the number of pending items.

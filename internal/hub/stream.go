@@ -275,6 +275,7 @@ func (pub *Publication) Write(typ uint8, timestamp uint32, payload []byte, isMet
 	s.pending = append(s.pending, pkt)
 	if !s.fanning {
 		s.fanning = true
+		s.hub.fanWG.Add(1)
 		go s.fanOut(coalesceDelay(len(s.players)))
 	}
 	return true
@@ -291,8 +292,9 @@ func (pub *Publication) Sync() {
 }
 
 // fanOut delivers pending packets, after waiting delay for more to
-// arrive, until there are none.
+// arrive, until there are none. Hub.Wait waits for it.
 func (s *Stream) fanOut(delay time.Duration) {
+	defer s.hub.fanWG.Done()
 	for {
 		if delay > 0 {
 			time.Sleep(delay)

@@ -171,12 +171,18 @@ func (c *conn) onConnect(cmd *message.Command) error {
 	app := obj.String("app")
 	channel, _, _ := strings.Cut(app, "?")
 	channel = strings.TrimSuffix(channel, "/")
-	cfg := c.srv.config()
+	opts := c.srv.options()
 	switch {
 	case c.overIP:
-		c.logRequest("rejected", "reason", "too many connections from this address", "limit", cfg.MaxIPConnections)
+		c.logRequest("rejected", "reason", "too many connections from this address", "limit", opts.MaxIPConnections)
 		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
+		c.observe(Event{Kind: ConnectRefused, Reason: "too many connections from this address"})
 		return errRejected{"too many connections from this address"}
+	case c.srv.Draining() == DrainConnections:
+		c.logRequest("rejected", "reason", drainReason)
+		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", drainConnectDescription))
+		c.observe(Event{Kind: ConnectRefused, Reason: drainReason})
+		return errRejected{drainReason}
 	case strings.Contains(channel, "/"):
 		// Most likely an encoder with the stream key in its server URL
 		// (rtmp://host/live/KEY): what follows the first '/' is never logged.
@@ -184,11 +190,13 @@ func (c *conn) onConnect(cmd *message.Command) error {
 		c.logRequest("rejected", "reason", "invalid channel", "hint", multiSegmentHint,
 			"app", logging.Clip(first)+"/...", "app_hidden_bytes", len(app)-len(first)-1)
 		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", multiSegmentDescription))
+		c.observe(Event{Kind: ConnectRefused, Reason: "invalid channel: " + multiSegmentHint})
 		return errRejected{"invalid channel"}
-	case !validID(channel, cfg.IDMaxLength):
+	case !validID(channel, opts.IDMaxLength):
 		// The query (app?a=b) may hold a token: only the channel is logged.
 		c.logRequest("rejected", "reason", "invalid channel", "app", logging.Clip(channel))
 		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", "Invalid channel."))
+		c.observe(Event{Kind: ConnectRefused, Reason: "invalid channel"})
 		return errRejected{"invalid channel"}
 	}
 	c.srv.connected(c)
@@ -203,8 +211,9 @@ func (c *conn) onConnect(cmd *message.Command) error {
 		{Key: "fmsVer", Value: serverFMSVersion},
 		{Key: "capabilities", Value: float64(serverCapabilites)},
 	}, enhancedRTMPProperties()...)
-	_ = c.session.AcceptConnect(channel, cmd.Txn, uint32(c.cfg.ChunkSize), properties, info) // connected, and the sender does not fail
+	_ = c.session.AcceptConnect(channel, cmd.Txn, uint32(c.opts.ChunkSize), properties, info) // connected, and the sender does not fail
 	c.logRequest("connect")
+	c.observe(Event{Kind: Connected})
 	return nil
 }
 

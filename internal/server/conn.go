@@ -23,7 +23,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
@@ -78,8 +77,8 @@ type conn struct {
 	clientIP netip.Addr
 	ip       string
 	log      *slog.Logger
-	cfg      *config.Config // the configuration when the connection arrived; immutable
-	overIP   bool           // over the per-IP limit: refused at connect; immutable
+	opts     *Options // the options when the connection arrived; immutable
+	overIP   bool     // over the per-IP limit: refused at connect; immutable
 	release  func()
 
 	pendingElem *list.Element // guarded by srv.mu: place in srv.pending until connected
@@ -151,7 +150,7 @@ func (c *conn) sendEncoded(m *chunk.Message) {
 // rejection) when LOG_REQUESTS is on. The message doubles as the "event"
 // attribute (EVENT= in the journal), with spaces as underscores.
 func (c *conn) logRequest(msg string, args ...any) {
-	if c.srv.config().LogRequests {
+	if c.srv.options().LogRequests {
 		c.log.Info(msg, append([]any{"event", strings.ReplaceAll(msg, " ", "_")}, args...)...)
 	}
 }
@@ -159,11 +158,13 @@ func (c *conn) logRequest(msg string, args ...any) {
 // serve runs the connection: the handshake, then its messages (see run).
 func (c *conn) serve() {
 	c.logRequest("connection accepted")
+	c.observe(Event{Kind: ConnAccepted})
 
 	c.connectBy = time.Now().Add(c.srv.HandshakeTimeout)
 	_ = c.nc.SetDeadline(c.connectBy)
 	if c.kicked.Load() {
 		_ = c.nc.Close()
+		c.observe(Event{Kind: ConnClosed, Reason: closeReason(c.reason())})
 		c.release()
 		c.srv.forget(c)
 		return
@@ -177,6 +178,11 @@ func (c *conn) serve() {
 		c.log.Debug("handshake failed", "err", err)
 		c.logRequest("connection closed", "reason", "handshake failed")
 		_ = c.nc.Close()
+		reason := "handshake failed"
+		if r := c.reason(); r != nil {
+			reason = closeReason(r) // kicked (evicted, shut down) during the handshake
+		}
+		c.observe(Event{Kind: ConnClosed, Reason: reason})
 		c.release()
 		c.srv.forget(c)
 		return
@@ -191,6 +197,7 @@ func (c *conn) serve() {
 
 	c.wire = wireWriter{conn: c, chunkSize: chunk.DefaultChunkSize}
 	c.live.Store(true)
+	c.observe(Event{Kind: HandshakeDone})
 	c.run()
 }
 
@@ -216,6 +223,10 @@ func (c *conn) run() {
 	c.finishWrites()
 	_ = c.nc.Close()
 	c.logRequest("connection closed", "reason", closeReason(err))
+	if errors.Is(err, errSlow) {
+		c.observe(Event{Kind: PlayerDropped, Reason: errSlow.Error()})
+	}
+	c.observe(Event{Kind: ConnClosed, Reason: closeReason(err)})
 	c.release()
 	c.srv.forget(c)
 }
@@ -327,6 +338,9 @@ func (c *conn) writeLoop() {
 	}()
 	w := &c.wire
 	for {
+		if c.srv.Observer != nil {
+			c.reportSkips() // while this is the queue's consumer: before Next
+		}
 		items := c.queue.Next(w.items[:0])
 		if items == nil {
 			return
@@ -426,15 +440,29 @@ func skipWritten(bufs *[][]byte, n int) bool {
 	return len(b) > 0
 }
 
-// finishWrites flushes what is queued within FinishTimeout, once the read
+// finishWrites flushes what is queued within srv.FinishTimeout, once the read
 // loop has ended, and stops the queue.
 func (c *conn) finishWrites() {
-	by := time.Now().Add(FinishTimeout)
+	by := time.Now().Add(c.srv.FinishTimeout)
 	c.finishBy.Store(by.UnixNano())
 	_ = c.nc.SetWriteDeadline(by)
 	c.queue.Finish()
+	if c.srv.Observer != nil {
+		c.reportSkips()
+	}
 	_ = c.wire.flush(c.queue.Drain(c.wire.items[:0]))
 	c.queue.Close()
+}
+
+// reportSkips tells the observer how often the player skipped ahead since
+// the last report. Only the queue's consumer may call it: the writer before
+// it calls Next (once Next returns nil, the writer is no longer the
+// consumer), or finishWrites after Finish.
+func (c *conn) reportSkips() {
+	if n := c.queue.Overflows(); n > c.wire.skips {
+		c.observe(Event{Kind: PlayerSkipped, Skips: n - c.wire.skips})
+		c.wire.skips = n
+	}
 }
 
 // span is one buffer of a write: a range of wireWriter.scratch, or a
@@ -458,6 +486,7 @@ type wireWriter struct {
 	written     int                   // bytes the direct write got out
 	writevNow   func(fd uintptr) bool // w.writev, for RawConn.Write
 	deadlineSet time.Time             // when the write deadline was last pushed forward
+	skips       uint64                // the queue's overflows reported to the observer
 }
 
 func (w *wireWriter) encode(m *chunk.Message) {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/access"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/media"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
@@ -185,7 +184,7 @@ func TestFFmpegMidStreamJoin(t *testing.T) {
 	t.Parallel()
 	for _, gop := range []int{256, 0} {
 		t.Run(fmt.Sprintf("GOP_CACHE_SIZE_MB=%d", gop), func(t *testing.T) {
-			ts := startServer(t, func(c *config.Config) { c.GOPCacheSizeMB = gop })
+			ts := startServer(t, func(c *Options) { c.GOPCacheBytes = int64(gop) << 20 })
 			pub := publishFFmpeg(t, ts.url("live", "k"))
 			ts.waitPublishing(t, "live", pub)
 
@@ -262,7 +261,7 @@ func ffmpegRefused(t testing.TB, want string, args ...string) {
 
 func TestFFmpegRefusals(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config) {
+	ts := startServer(t, func(c *Options) {
 		c.MaxIPConnections = 3
 		c.PlayWhitelist = access.MustParseList("127.0.0.1")
 	})
@@ -280,12 +279,12 @@ func TestFFmpegRefusals(t *testing.T) {
 		ffmpegRefused(t, "Stream already publishing", append(gen, ts.url("live", "k2"))...)
 	})
 	t.Run("play whitelist", func(t *testing.T) {
-		cfg := *ts.config()
+		cfg := ts.Options()
 		cfg.PlayWhitelist = access.MustParseList("10.0.0.0/8")
-		ts.SetConfig(cfg)
+		mustSetOptions(t, ts.Server, cfg)
 		defer func() {
 			cfg.PlayWhitelist = access.MustParseList("127.0.0.1")
-			ts.SetConfig(cfg)
+			mustSetOptions(t, ts.Server, cfg)
 		}()
 		ffmpegRefused(t, "Your net address is not whitelisted for playing", "-rw_timeout", "10000000", "-i", ts.url("live", "k"), "-f", "null", "-")
 	})

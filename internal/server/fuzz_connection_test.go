@@ -31,7 +31,6 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/handshake"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 )
@@ -213,9 +212,9 @@ func checkServerOutput(r io.Reader) error {
 func runFuzzedConnection(t *testing.T, input []byte) {
 	baseline := runtime.NumGoroutine()
 	panicsBefore := recoveredPanics.Load()
-	cfg := config.Default()
+	cfg := DefaultOptions()
 	logs := &syncBuffer{}
-	srv := New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv := mustNew(t, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	auth := newRecordingAuthorizer()
 	srv.SetAuthorizer(auth)
 

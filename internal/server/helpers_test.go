@@ -6,12 +6,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
@@ -19,29 +20,73 @@ import (
 // testServer is a server on a loopback port with its log captured.
 type testServer struct {
 	*Server
-	addr string
-	logs *syncBuffer
+	addr   string
+	logs   *syncBuffer
+	events *eventLog
+}
+
+// eventLog records what the server reports to its Observer.
+type eventLog struct {
+	mu     sync.Mutex
+	events []Event // guarded by mu
+}
+
+func (l *eventLog) observe(ev Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, ev)
+}
+
+// matching returns the events recorded so far that match.
+func (l *eventLog) matching(match func(Event) bool) []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Event
+	for _, ev := range l.events {
+		if match(ev) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// wait waits until n events match and returns them.
+func (l *eventLog) wait(t testing.TB, what string, n int, match func(Event) bool) []Event {
+	t.Helper()
+	var got []Event
+	waitFor(t, what, time.Minute, func() bool {
+		got = l.matching(match)
+		return len(got) >= n
+	})
+	return got
+}
+
+// kind matches events of kind k whose reason contains reason.
+func kind(k EventKind, reason string) func(Event) bool {
+	return func(ev Event) bool { return ev.Kind == k && strings.Contains(ev.Reason, reason) }
 }
 
 // syncBuffer collects output written from several goroutines.
 type syncBuffer = testpeer.Buffer
 
-func startServer(t testing.TB, mod func(*config.Config), setup ...func(*Server)) *testServer {
+func startServer(t testing.TB, mod func(*Options), setup ...func(*Server)) *testServer {
 	t.Helper()
 	return startServerWrapped(t, nil, mod, setup...)
 }
 
 // startServerWrapped is startServer serving through wrap(listener), when wrap is set.
-func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod func(*config.Config), setup ...func(*Server)) *testServer {
+func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod func(*Options), setup ...func(*Server)) *testServer {
 	t.Helper()
-	cfg := config.Default()
+	cfg := DefaultOptions()
 	cfg.MaxIPConnections = 0
 	if mod != nil {
 		mod(&cfg)
 	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := New(cfg, logger)
+	srv := mustNew(t, cfg, logger)
+	events := &eventLog{}
+	srv.Observer = events.observe
 	for _, f := range setup {
 		f(srv)
 	}
@@ -68,7 +113,25 @@ func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod 
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{Server: srv, addr: ln.Addr().String(), logs: logs}
+	return &testServer{Server: srv, addr: ln.Addr().String(), logs: logs, events: events}
+}
+
+// mustNew is New for tests: invalid options fail the test.
+func mustNew(t testing.TB, opts Options, logger *slog.Logger) *Server {
+	t.Helper()
+	srv, err := New(opts, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// mustSetOptions is SetOptions for tests.
+func mustSetOptions(t testing.TB, srv *Server, opts Options) {
+	t.Helper()
+	if err := srv.SetOptions(opts); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // dial connects a client and runs connect(app); it fails the test on error.

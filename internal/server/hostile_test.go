@@ -19,7 +19,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
@@ -101,7 +101,7 @@ func TestHugeCommandNameLogBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitClosed(t, c)
-		waitFor(t, "the close logged", time.Minute, func() bool { return strings.Contains(ts.logs.String(), "connection closed") })
+		ts.events.wait(t, "the close", 1, kind(ConnClosed, ""))
 		checkLogBounded(t, ts)
 	})
 
@@ -153,7 +153,7 @@ func TestHugeCommandNameCostBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitClosed(t, c)
-	waitFor(t, "the close logged", time.Minute, func() bool { return strings.Contains(ts.logs.String(), "connection closed") })
+	ts.events.wait(t, "the close", 1, kind(ConnClosed, ""))
 	runtime.ReadMemStats(&after)
 
 	allocated := after.TotalAlloc - before.TotalAlloc
@@ -182,9 +182,7 @@ func TestKeyInAppNotLogged(t *testing.T) {
 			t.Errorf("connect %q: %v, want NetConnection.Connect.Rejected with a hint", app, err)
 		}
 	}
-	waitFor(t, "the refusals logged", 5*time.Second, func() bool {
-		return strings.Count(ts.logs.String(), `reason="invalid channel"`) == 3
-	})
+	ts.events.wait(t, "the refusals", 3, kind(ConnectRefused, "invalid channel"))
 	if logs := ts.logs.String(); strings.Contains(logs, secret) || strings.Contains(logs, "token") {
 		t.Errorf("the key or the query reached the log:\n%s", logs)
 	}
@@ -199,9 +197,7 @@ func TestFFmpegKeyInURLNotLogged(t *testing.T) {
 	ts := startServer(t, nil)
 	gen := []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5", "-c:v", "libx264", "-t", "2", "-f", "flv"}
 	ffmpegRefused(t, "Invalid channel", append(gen, ts.url("live/"+secret, "x"))...)
-	waitFor(t, "the refusal logged", 5*time.Second, func() bool {
-		return strings.Contains(ts.logs.String(), `reason="invalid channel"`)
-	})
+	ts.events.wait(t, "the refusal", 1, kind(ConnectRefused, "invalid channel"))
 	if logs := ts.logs.String(); strings.Contains(logs, secret) {
 		t.Errorf("the key reached the log:\n%s", logs)
 	}
@@ -216,7 +212,7 @@ func TestConnectDeadlineIsAbsolute(t *testing.T) {
 	// Longer than readDeadlineRefresh, which the read loop waits before it
 	// moves a read deadline: a shorter one would expire before any move.
 	const timeout = 1500 * time.Millisecond
-	ts := startServer(t, func(c *config.Config) { c.MaxIPConnections = 4 }, func(s *Server) {
+	ts := startServer(t, func(c *Options) { c.MaxIPConnections = 4 }, func(s *Server) {
 		s.HandshakeTimeout = timeout
 		s.PingInterval = 50 * time.Millisecond
 	})
@@ -302,6 +298,9 @@ func TestLongStreamIDLogBounded(t *testing.T) {
 	ts := startServer(t, nil, func(s *Server) { s.SetAuthorizer(longIDAuthorizer{}) })
 	pub := publish(t, ts, "live", "k")
 	pub.Close()
-	waitFor(t, "the unpublish logged", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "msg=unpublish") })
+	ended := ts.events.wait(t, "the unpublish", 1, kind(StreamEnded, ""))
+	if n := len(ended[0].StreamID); n > 2*logging.MaxQuoted {
+		t.Errorf("the stream-ended event carries a stream id of %d bytes", n)
+	}
 	checkLogBounded(t, ts)
 }

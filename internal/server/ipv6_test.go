@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -29,18 +28,18 @@ const (
 
 // startIPv6Server serves on [::]:0 (or [::1]:0) with the per-IP limit 1
 // and mod applied; it skips the test where IPv6 is unavailable.
-func startIPv6Server(t *testing.T, host string, mod func(*config.Config)) (*Server, string) {
+func startIPv6Server(t *testing.T, host string, mod func(*Options)) (*Server, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp6", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Skipf("IPv6 unavailable: %v", err)
 	}
-	cfg := config.Default()
+	cfg := DefaultOptions()
 	cfg.MaxIPConnections = 1
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv := New(cfg, nil)
+	srv := mustNew(t, cfg, nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -147,10 +146,10 @@ func TestPerIPLimitIPv6Prefix(t *testing.T) {
 		t.Fatalf("client of another /64: %v", err)
 	}
 
-	cfg := config.Default()
+	cfg := DefaultOptions()
 	cfg.MaxIPConnections = 1
 	cfg.IPv6LimitPrefix = 128
-	srv.SetConfig(cfg)
+	mustSetOptions(t, srv, cfg)
 	if _, err := connectFrom(t, netnsAddrA2, addr); err != nil {
 		t.Fatalf("with CONCURRENT_LIMIT_IPV6_PREFIX=128, a second address of the /64: %v", err)
 	}

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rtmp-server/rtmp-server/internal/config"
 )
 
 // TestPublishBadKeyFormatSaysWhatIsAllowed checks that a publish refused
@@ -13,7 +11,7 @@ import (
 // a key may have and how long it may be.
 func TestPublishBadKeyFormatSaysWhatIsAllowed(t *testing.T) {
 	const want = "Invalid stream key provided: 1 to 16 characters a-z A-Z 0-9 - _"
-	ts := startServer(t, func(c *config.Config) { c.IDMaxLength = 16 })
+	ts := startServer(t, func(c *Options) { c.IDMaxLength = 16 })
 	tests := []struct {
 		name string
 		key  string

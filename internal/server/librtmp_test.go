@@ -341,7 +341,7 @@ func TestRtmp2sinkEndUnpublishesAtOnce(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(ts.logs.String(), "reason=deleteStream") {
-		t.Fatalf("the publication did not end on deleteStream; server log:\n%s", ts.logs.String())
-	}
+	ts.events.wait(t, "the publication ended on deleteStream", 1, func(ev Event) bool {
+		return ev.Kind == StreamEnded && ev.Reason == "deleteStream"
+	})
 }

@@ -41,20 +41,21 @@ func (p *player) Rejected(err error) {
 func (c *conn) rejectPlay(msgStreamID uint32, description, reason string) error {
 	c.logRequest("rejected", "action", "play", "reason", reason)
 	c.send(message.Status(msgStreamID, "error", "NetStream.Play.BadName", description))
+	c.observe(Event{Kind: PlayRefused, Reason: reason})
 	return errRejected{reason}
 }
 
 func (c *conn) onPlay(cmd *message.Command) error {
-	cfg := c.srv.config()
+	opts := c.srv.options()
 	key, query := splitName(cmd.ArgString(0))
 	msgID := cmd.StreamID
 	switch {
 	case c.play != nil:
 		c.send(message.Status(msgID, "error", "NetStream.Play.BadConnection", "Connection already playing"))
 		return nil
-	case !validID(key, cfg.IDMaxLength):
+	case !validID(key, opts.IDMaxLength):
 		return c.rejectPlay(msgID, "Invalid stream key provided", "invalid stream key")
-	case !cfg.PlayWhitelist.Contains(c.clientIP):
+	case !opts.PlayWhitelist.Contains(c.clientIP):
 		return c.rejectPlay(msgID, "Your net address is not whitelisted for playing", "address not in RTMP_PLAY_WHITELIST")
 	}
 	p := &player{c: c, streamMsgID: msgID}
@@ -82,6 +83,7 @@ func (c *conn) onPlay(cmd *message.Command) error {
 	} else {
 		c.logRequest("play", "state", "playing")
 	}
+	c.observe(Event{Kind: PlayAccepted, Waiting: waiting})
 	return nil
 }
 
@@ -91,6 +93,7 @@ func (c *conn) stopPlaying() {
 	c.session.EndPlay()
 	c.playing.Store(false)
 	c.logRequest("play stopped")
+	c.observe(Event{Kind: PlayStopped})
 }
 
 func (c *conn) onPause(cmd *message.Command) {

@@ -9,7 +9,6 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/session"
 )
@@ -217,7 +216,7 @@ func TestPauseAndReceiveVideo(t *testing.T) {
 // keeps against what the server announced and answered: the chunk size
 // and window of its connect, the stream createStream made, the publish.
 func TestClientSessionFollowsTheServer(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.ChunkSize = 1000 })
+	ts := startServer(t, func(c *Options) { c.ChunkSize = 1000 })
 	c := ts.dial(t, "live")
 	if st, err := c.Publish("k"); err != nil {
 		t.Fatal(st, err)

@@ -57,25 +57,28 @@ func keyFormat(max int) string {
 func (c *conn) rejectPublish(msgStreamID uint32, code, description, reason string, args ...any) error {
 	c.logRequest("rejected", append([]any{"action", "publish", "reason", reason}, args...)...)
 	c.send(message.Status(msgStreamID, "error", code, description))
+	c.observe(Event{Kind: PublishRefused, Reason: reason})
 	return errRejected{reason}
 }
 
 func (c *conn) onPublish(cmd *message.Command) error {
-	cfg := c.srv.config()
+	srvOpts := c.srv.options()
 	key, _ := splitName(cmd.ArgString(0))
 	msgID := cmd.StreamID
 	switch {
 	case c.pub != nil:
 		c.send(message.Status(msgID, "error", "NetStream.Publish.BadConnection", "Connection already publishing"))
 		return nil
-	case !validID(key, cfg.IDMaxLength):
-		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided: "+keyFormat(cfg.IDMaxLength),
-			"invalid stream key: want "+keyFormat(cfg.IDMaxLength))
+	case !validID(key, srvOpts.IDMaxLength):
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided: "+keyFormat(srvOpts.IDMaxLength),
+			"invalid stream key: want "+keyFormat(srvOpts.IDMaxLength))
+	case c.srv.Draining() != DrainOff:
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", drainPublishDescription, drainReason)
 	}
 	opts := hub.PublishOptions{
-		ChunkSize:     uint32(cfg.ChunkSize),
-		GOPCacheBytes: cfg.GOPCacheBytes(),
-		StaleAfter:    PublisherStaleAfter,
+		ChunkSize:     uint32(srvOpts.ChunkSize),
+		GOPCacheBytes: srvOpts.GOPCacheBytes,
+		StaleAfter:    c.srv.PublisherStaleAfter,
 	}
 	h := c.srv.hub
 	waiting := c.srv.waiting.add(c.channel)
@@ -137,6 +140,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 		args = append(args, "replaced_session", replaced.SessionID())
 	}
 	c.logRequest("publish", args...)
+	c.observe(Event{Kind: PublishAccepted, StreamID: logging.Clip(streamID)})
 	return nil
 }
 
@@ -148,8 +152,9 @@ func (c *conn) waitForStalePublisher(key string) {
 	if old == nil || !old.HasKey(key) {
 		return
 	}
-	wait := PublisherStaleAfter - old.Idle()
-	if wait <= 0 || wait > PublisherStaleAfter {
+	staleAfter := c.srv.PublisherStaleAfter
+	wait := staleAfter - old.Idle()
+	if wait <= 0 || wait > staleAfter {
 		return
 	}
 	t := time.NewTimer(wait + 50*time.Millisecond)
@@ -171,4 +176,5 @@ func (c *conn) endPublish(reason string) {
 	}
 	c.send(message.Status(p.streamMsgID, "status", "NetStream.Unpublish.Success", "/"+c.channel+"/"+p.key+" is now unpublished."))
 	c.logRequest("unpublish", "stream_id", logging.Clip(p.streamID), "reason", reason, "duration", time.Since(p.started).Round(time.Millisecond).String())
+	c.observe(Event{Kind: StreamEnded, StreamID: logging.Clip(p.streamID), Reason: logging.ClipN(reason, maxReasonText), Duration: time.Since(p.started)})
 }

@@ -8,16 +8,18 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/access"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 )
@@ -37,8 +39,9 @@ const (
 	acceptBackoffMax = time.Second
 )
 
-// Server is an RTMP server. Create it with New. The timeout fields may be
-// changed before Serve; New sets them to the package defaults.
+// Server is an RTMP server. Create it with New. The exported fields may be
+// changed before Serve, not after; New sets them to the package defaults.
+// The settings that may change while it runs are its Options (SetOptions).
 type Server struct {
 	// HandshakeTimeout bounds the time from accepting a connection until
 	// its connect command succeeds (TLS and RTMP handshakes included); it
@@ -48,77 +51,105 @@ type Server struct {
 	PublisherTimeout time.Duration
 	WriteTimeout     time.Duration
 	PingInterval     time.Duration
+	// PublisherStaleAfter lets a publish with the same key replace a
+	// publisher silent this long; see the constant.
+	PublisherStaleAfter time.Duration
+	// FinishTimeout bounds the last flush of a connection; see the constant.
+	FinishTimeout time.Duration
 	// MaxPending bounds connections not yet past connect; see the constant.
 	MaxPending int
+	// Observer, if set, is told of each connection's state changes, of its
+	// publish and play requests and their outcome, and of players that
+	// skip or are dropped (see Event). It is called on the connection's
+	// goroutines (ConnRefused: on the accept loop) with no lock held, one
+	// event at a time per connection; it must be quick and safe for
+	// concurrent use.
+	Observer func(Event)
 
 	hub     *hub.Hub
 	log     *slog.Logger
 	limiter *access.Limiter
 
-	cfg      atomic.Pointer[config.Config]
+	opts     atomic.Pointer[Options]
 	limitLog rateLimited
 	auth     atomic.Pointer[authHolder]
 	waiting  pendingPublishes // publishes not yet live, for kill-session and close-stream
 
 	nextID atomic.Uint64
+	drain  atomic.Uint32 // a DrainMode
 
 	pingStart sync.Once
 	pingStop  sync.Once
 	pingDone  chan struct{} // closed to stop the pinger
 	pingWG    sync.WaitGroup
 
+	done chan struct{} // closed by Shutdown and Close
+
 	mu        sync.Mutex
-	listeners map[*net.Listener]*listenerState // guarded by mu
-	conns     map[*conn]struct{}               // guarded by mu
-	pending   *list.List                       // guarded by mu: *conn not yet connected, oldest first
-	closed    bool                             // guarded by mu
+	listeners map[*net.Listener]struct{} // guarded by mu: those Serve accepts on
+	failed    []string                   // guarded by mu: listeners whose accept loop ended with an error
+	conns     map[*conn]struct{}         // guarded by mu
+	pending   *list.List                 // guarded by mu: *conn not yet connected, oldest first
+	closed    bool                       // guarded by mu
+	serveWG   sync.WaitGroup             // running Serve calls; added to under mu while !closed
 	connWG    sync.WaitGroup
 }
 
 type authHolder struct{ a Authorizer }
 
-type listenerState struct {
-	lastAccept atomic.Int64 // unix nanoseconds the accept loop last went round
-}
-
-// New returns a server with the given configuration. logger receives every
-// log line; nil discards them.
-func New(cfg config.Config, logger *slog.Logger) *Server {
+// New returns a server with the given options, or an error naming the
+// first invalid one. logger receives every log line; nil discards them.
+func New(opts Options, logger *slog.Logger) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		HandshakeTimeout: HandshakeTimeout,
-		IdleTimeout:      IdleTimeout,
-		PublisherTimeout: PublisherTimeout,
-		WriteTimeout:     WriteTimeout,
-		PingInterval:     PingInterval,
-		MaxPending:       MaxPending,
-		hub:              hub.New(),
-		log:              logger,
-		limiter:          access.NewLimiter(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist),
-		listeners:        make(map[*net.Listener]*listenerState),
-		conns:            make(map[*conn]struct{}),
-		pending:          list.New(),
-		pingDone:         make(chan struct{}),
+		HandshakeTimeout:    HandshakeTimeout,
+		IdleTimeout:         IdleTimeout,
+		PublisherTimeout:    PublisherTimeout,
+		PublisherStaleAfter: PublisherStaleAfter,
+		WriteTimeout:        WriteTimeout,
+		FinishTimeout:       FinishTimeout,
+		PingInterval:        PingInterval,
+		MaxPending:          MaxPending,
+		hub:                 hub.New(),
+		log:                 logger,
+		limiter:             access.NewLimiter(opts.MaxIPConnections, opts.ConcurrentLimitWhitelist),
+		listeners:           make(map[*net.Listener]struct{}),
+		conns:               make(map[*conn]struct{}),
+		pending:             list.New(),
+		pingDone:            make(chan struct{}),
+		done:                make(chan struct{}),
 	}
-	s.cfg.Store(&cfg)
-	s.limiter.SetIPv6Prefix(cfg.IPv6LimitPrefix)
-	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
-	return s
+	s.opts.Store(&opts)
+	s.limiter.SetIPv6Prefix(opts.IPv6LimitPrefix)
+	s.hub.SetGOPBudget(opts.GOPCacheTotalBytes)
+	return s, nil
 }
 
-// SetConfig applies a new configuration to new sessions and live checks
-// (whitelists, limits, log switches, chunk size and GOP cache for new
-// streams). Listeners are not touched.
-func (s *Server) SetConfig(cfg config.Config) {
-	s.cfg.Store(&cfg)
-	s.limiter.SetLimits(cfg.MaxIPConnections, cfg.ConcurrentLimitWhitelist)
-	s.limiter.SetIPv6Prefix(cfg.IPv6LimitPrefix)
-	s.hub.SetGOPBudget(cfg.GOPCacheTotalBytes())
+// SetOptions replaces the options while the server runs (a reload): they
+// apply to new sessions and to the checks made from then on (allow-lists,
+// limits, request logging, and the chunk size and GOP cache of streams
+// published from then on). Listeners are not touched. Invalid options
+// change nothing and are reported.
+func (s *Server) SetOptions(opts Options) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	s.opts.Store(&opts)
+	s.limiter.SetLimits(opts.MaxIPConnections, opts.ConcurrentLimitWhitelist)
+	s.limiter.SetIPv6Prefix(opts.IPv6LimitPrefix)
+	s.hub.SetGOPBudget(opts.GOPCacheTotalBytes)
+	return nil
 }
 
-func (s *Server) config() *config.Config { return s.cfg.Load() }
+// Options returns the options in force.
+func (s *Server) Options() Options { return *s.opts.Load() }
+
+func (s *Server) options() *Options { return s.opts.Load() }
 
 // SetAuthorizer sets the publish authorizer; nil accepts every publish.
 func (s *Server) SetAuthorizer(a Authorizer) { s.auth.Store(&authHolder{a}) }
@@ -135,18 +166,19 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 
 // Serve accepts connections on ln until Shutdown or Close, and returns
 // ErrServerClosed then. Other accept errors that are not temporary are
-// returned. ln is closed when Serve returns.
+// returned, and Healthy reports the loss from then on. ln is closed when
+// Serve returns; Shutdown and Close return only after every Serve has.
 func (s *Server) Serve(ln net.Listener) error {
-	st := &listenerState{}
-	st.lastAccept.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		_ = ln.Close()
 		return ErrServerClosed
 	}
-	s.listeners[&ln] = st
+	s.listeners[&ln] = struct{}{}
+	s.serveWG.Add(1)
 	s.mu.Unlock()
+	defer s.serveWG.Done()
 	s.pingStart.Do(func() {
 		s.pingWG.Add(1)
 		go s.pingLoop()
@@ -161,7 +193,6 @@ func (s *Server) Serve(ln net.Listener) error {
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
-		st.lastAccept.Store(time.Now().UnixNano())
 		if err != nil {
 			if s.isClosed() {
 				return ErrServerClosed
@@ -171,9 +202,17 @@ func (s *Server) Serve(ln net.Listener) error {
 				backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
 				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
 				t := time.NewTimer(backoff)
-				<-t.C
+				select {
+				case <-t.C:
+				case <-s.done:
+					t.Stop()
+					return ErrServerClosed
+				}
 				continue
 			}
+			s.mu.Lock()
+			s.failed = append(s.failed, ln.Addr().String())
+			s.mu.Unlock()
 			return err
 		}
 		backoff = 0
@@ -198,7 +237,7 @@ func (s *Server) isClosed() bool {
 
 // track registers a new connection and starts serving it.
 func (s *Server) track(nc net.Conn) bool {
-	cfg := s.config()
+	opts := s.options()
 	id := s.nextID.Add(1)
 	ip := remoteIP(nc)
 	release, ok := s.limiter.Acquire(ip)
@@ -212,7 +251,7 @@ func (s *Server) track(nc net.Conn) bool {
 		id:       id,
 		clientIP: ip,
 		ip:       ip.String(),
-		cfg:      cfg,
+		opts:     opts,
 		overIP:   !ok,
 		release:  release,
 		ctx:      ctx,
@@ -235,12 +274,13 @@ func (s *Server) track(nc net.Conn) bool {
 		cancel()
 		return false
 	}
-	if len(s.conns) >= cfg.MaxConnections {
+	if len(s.conns) >= opts.MaxConnections {
 		s.mu.Unlock()
 		release()
 		cancel()
 		_ = nc.Close()
-		s.limitLog.warn(s.log, "connection refused: MAX_CONNECTIONS reached", "limit", cfg.MaxConnections)
+		s.limitLog.warn(s.log, "connection refused: MAX_CONNECTIONS reached", "limit", opts.MaxConnections)
+		c.observe(Event{Kind: ConnRefused, Reason: "MAX_CONNECTIONS reached"})
 		return true
 	}
 	var evict *conn
@@ -310,9 +350,18 @@ func (s *Server) CloseStream(channel, streamID string) (live bool, pending int) 
 	return live, pending
 }
 
-// Healthy reports whether the accept loops are running and the hub answers
-// within ctx's deadline; the watchdog only pings while it returns nil.
+// Healthy reports whether the server takes connections and streams: no
+// accept loop (Serve) has ended with an error, and the stream registry's
+// locks can be taken within ctx's deadline (1 s without one). The watchdog
+// only pings while it returns nil. Accept loops ended by Shutdown or Close
+// are not a failure: the process is stopping, within its own deadline.
 func (s *Server) Healthy(ctx context.Context) error {
+	s.mu.Lock()
+	failed := slices.Clone(s.failed)
+	s.mu.Unlock()
+	if len(failed) > 0 {
+		return fmt.Errorf("server: the accept loop on %s has stopped", strings.Join(failed, ", "))
+	}
 	deadline := time.Second
 	if d, ok := ctx.Deadline(); ok {
 		deadline = time.Until(d)
@@ -329,10 +378,7 @@ func (s *Server) Healthy(ctx context.Context) error {
 // closes what is left and returns ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closed = true
-	for ln := range s.listeners {
-		_ = (*ln).Close()
-	}
+	s.closeLocked()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -356,7 +402,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		s.connWG.Wait()
+		s.wait()
 		close(done)
 	}()
 	select {
@@ -420,19 +466,37 @@ func (s *Server) stopPinger() {
 	s.pingWG.Wait()
 }
 
-// Close closes the listeners and every connection at once.
+// Close closes the listeners and every connection at once, and returns
+// when every Serve and connection has ended.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.closed = true
-	for ln := range s.listeners {
-		_ = (*ln).Close()
-	}
+	s.closeLocked()
 	s.mu.Unlock()
 	s.hub.Close()
 	s.stopPinger()
 	s.closeConns()
-	s.connWG.Wait()
+	s.wait()
 	return nil
+}
+
+// closeLocked marks the server closed and closes its listeners. s.mu held.
+func (s *Server) closeLocked() {
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	for ln := range s.listeners {
+		_ = (*ln).Close()
+	}
+}
+
+// wait waits for every goroutine of the server: the accept loops, the
+// connections (whose read loops wait for their writers) and, once no
+// publisher is left, the streams' fan-outs.
+func (s *Server) wait() {
+	s.serveWG.Wait()
+	s.connWG.Wait()
+	s.hub.Wait()
 }
 
 func (s *Server) closeConns() {

@@ -15,7 +15,6 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/access"
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 )
 
@@ -70,11 +69,11 @@ func TestConnectRejections(t *testing.T) {
 	tests := []struct {
 		name string
 		app  string
-		mod  func(*config.Config)
+		mod  func(*Options)
 		want string
 	}{
 		{"invalid channel characters", "bad.channel", nil, "Invalid channel."},
-		{"channel too long", strings.Repeat("a", 9), func(c *config.Config) { c.IDMaxLength = 8 }, "Invalid channel."},
+		{"channel too long", strings.Repeat("a", 9), func(c *Options) { c.IDMaxLength = 8 }, "Invalid channel."},
 		{"empty channel", "", nil, "Invalid channel."},
 	}
 	for _, tt := range tests {
@@ -95,7 +94,7 @@ func TestConnectRejections(t *testing.T) {
 }
 
 func TestPerIPLimit(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.MaxIPConnections = 2 })
+	ts := startServer(t, func(c *Options) { c.MaxIPConnections = 2 })
 	ts.dial(t, "a")
 	ts.dial(t, "b")
 	c, err := client.Dial(ts.addr, nil, 5*time.Second)
@@ -110,8 +109,8 @@ func TestPerIPLimit(t *testing.T) {
 	}
 
 	// Exempt addresses are not limited.
-	ts.SetConfig(func() config.Config {
-		cfg := *ts.config()
+	mustSetOptions(t, ts.Server, func() Options {
+		cfg := ts.Options()
 		cfg.ConcurrentLimitWhitelist = access.MustParseList("127.0.0.1")
 		return cfg
 	}())
@@ -119,7 +118,7 @@ func TestPerIPLimit(t *testing.T) {
 }
 
 func TestPlayWhitelist(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.PlayWhitelist = access.MustParseList("10.0.0.0/8,::1") })
+	ts := startServer(t, func(c *Options) { c.PlayWhitelist = access.MustParseList("10.0.0.0/8,::1") })
 	publish(t, ts, "live", "k")
 	p := ts.dial(t, "live")
 	st, err := p.Play("k")
@@ -127,13 +126,11 @@ func TestPlayWhitelist(t *testing.T) {
 	if st.Description != "Your net address is not whitelisted for playing" {
 		t.Errorf("description %q", st.Description)
 	}
-	if !strings.Contains(ts.logs.String(), "RTMP_PLAY_WHITELIST") {
-		t.Errorf("rejection not logged with its reason")
-	}
+	ts.events.wait(t, "the refusal with its reason", 1, kind(PlayRefused, "RTMP_PLAY_WHITELIST"))
 
 	// A bare IP in the list allows that address.
-	ts.SetConfig(func() config.Config {
-		cfg := *ts.config()
+	mustSetOptions(t, ts.Server, func() Options {
+		cfg := ts.Options()
 		cfg.PlayWhitelist = access.MustParseList("10.0.0.0/8, 127.0.0.1")
 		return cfg
 	}())
@@ -305,7 +302,7 @@ func TestWaitingPlayerStartsAndSeesEnd(t *testing.T) {
 }
 
 func TestReconnectReplacesSilentPublisher(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, nil, func(s *Server) { s.PublisherStaleAfter = 200 * time.Millisecond })
 	old := publish(t, ts, "live", "k")
 	oldID := ts.Hub().Lookup("live").SessionID()
 	// The old connection goes silent (its network died) but is not closed.
@@ -332,7 +329,8 @@ func TestReconnectReplacesSilentPublisher(t *testing.T) {
 }
 
 func TestActivePublisherIsNotReplaced(t *testing.T) {
-	ts := startServer(t, nil)
+	// Media every 100 ms keeps the publisher well inside PublisherStaleAfter.
+	ts := startServer(t, nil, func(s *Server) { s.PublisherStaleAfter = 600 * time.Millisecond })
 	pub := publish(t, ts, "live", "k")
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -401,9 +399,7 @@ func TestSlowPlayerDoesNotBlockPublisher(t *testing.T) {
 		t.Fatalf("reading player: %v", err)
 	}
 	// The stalled one is disconnected after the write deadline.
-	waitFor(t, "stalled player disconnected", 10*time.Second, func() bool {
-		return strings.Contains(ts.logs.String(), "player stopped reading")
-	})
+	ts.events.wait(t, "stalled player disconnected", 1, kind(PlayerDropped, "player stopped reading"))
 }
 
 func TestKillAndCloseStream(t *testing.T) {
@@ -489,15 +485,13 @@ func TestRemoteIPUnmapsIPv4(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	ts := startServer(t, func(c *config.Config) { c.MaxConnections = 2 })
+	ts := startServer(t, func(c *Options) { c.MaxConnections = 2 })
 	ts.dial(t, "a")
 	ts.dial(t, "b")
 	if _, err := client.Dial(ts.addr, nil, 5*time.Second); err == nil {
 		t.Fatal("third connection completed the handshake")
 	}
-	waitFor(t, "refusal logged", 5*time.Second, func() bool {
-		return strings.Contains(ts.logs.String(), "MAX_CONNECTIONS reached")
-	})
+	ts.events.wait(t, "the refusal", 1, kind(ConnRefused, "MAX_CONNECTIONS reached"))
 }
 
 // TestSlowHandshakesDoNotStarvePublishers opens connections that never
@@ -525,6 +519,7 @@ func TestSlowHandshakesDoNotStarvePublishers(t *testing.T) {
 	if _, err := idle[0].Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("oldest pending connection still open: %v", err)
 	}
+	ts.events.wait(t, "the eviction with its bound", 1, kind(ConnClosed, "MaxPending"))
 	if !strings.Contains(ts.logs.String(), "MaxPending") {
 		t.Fatal("eviction not logged with its bound")
 	}
@@ -550,7 +545,7 @@ func TestAcceptLoopSurvivesTemporaryErrors(t *testing.T) {
 	}
 	fl := &flakyListener{Listener: ln}
 	fl.fails.Store(5)
-	srv := New(config.Default(), nil)
+	srv := mustNew(t, DefaultOptions(), nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(fl) }()
 	defer func() {

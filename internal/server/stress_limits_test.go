@@ -68,7 +68,10 @@ func TestPartialMessagesBoundedPerConnection(t *testing.T) {
 // steadily: FinishTimeout must bound the flush, however far the batch has
 // to go.
 func TestFinishTimeoutBoundsLastFlush(t *testing.T) {
-	ts := startServer(t, nil, func(s *Server) { s.WriteTimeout = 2 * time.Second })
+	ts := startServer(t, nil, func(s *Server) {
+		s.WriteTimeout = 2 * time.Second
+		s.FinishTimeout = 500 * time.Millisecond
+	})
 	pub := publish(t, ts, "live", "k")
 	if err := pub.SetChunkSize(1 << 16); err != nil {
 		t.Fatal(err)
@@ -131,7 +134,7 @@ func TestFinishTimeoutBoundsLastFlush(t *testing.T) {
 	})
 	took := time.Since(closedAt)
 	t.Logf("closed %v after the peer's end; the player had read %d KiB", took.Round(10*time.Millisecond), read.Load()>>10)
-	if took > FinishTimeout+2*time.Second {
-		t.Fatalf("the last flush went on for %v, FinishTimeout is %v: the writer kept pushing its write deadline forward", took.Round(10*time.Millisecond), FinishTimeout)
+	if took > ts.FinishTimeout+2*time.Second {
+		t.Fatalf("the last flush went on for %v, FinishTimeout is %v: the writer kept pushing its write deadline forward", took.Round(10*time.Millisecond), ts.FinishTimeout)
 	}
 }

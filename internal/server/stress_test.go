@@ -27,7 +27,6 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
-	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
@@ -164,10 +163,10 @@ func (s *stressServer) waitPublished(t *testing.T, channel string, old uint64, p
 }
 
 func startStressServer(t *testing.T) *stressServer {
-	cfg := config.Default()
+	cfg := DefaultOptions()
 	cfg.MaxIPConnections = 0 // every client comes from 127.0.0.1
 	logs := &stressLog{}
-	srv := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	srv := mustNew(t, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	srv.WriteTimeout = stressWriteTimeout
 	auth := newRecordingAuthorizer()
 	srv.SetAuthorizer(auth)

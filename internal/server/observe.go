@@ -1,0 +1,107 @@
+package server
+
+import (
+	"net/netip"
+	"time"
+)
+
+// EventKind is what an Event reports.
+type EventKind uint8
+
+// The events a Server reports to its Observer, in the order a connection
+// goes through them.
+const (
+	// ConnAccepted: a connection was accepted and will be served.
+	ConnAccepted EventKind = iota + 1
+	// ConnRefused: a connection was closed at once, without a session
+	// (MAX_CONNECTIONS reached); Reason says why.
+	ConnRefused
+	// HandshakeDone: the RTMP handshake succeeded.
+	HandshakeDone
+	// Connected: the connect command succeeded; Channel is set from here on.
+	Connected
+	// ConnectRefused: the connect command was refused; Reason says why.
+	ConnectRefused
+	// PublishAccepted: the connection publishes Channel; its stream has
+	// started (StreamID).
+	PublishAccepted
+	// PublishRefused: a publish was refused; Reason says why.
+	PublishRefused
+	// StreamEnded: the connection's publication ended (StreamID, Reason,
+	// Duration).
+	StreamEnded
+	// PlayAccepted: the connection plays Channel, or waits for its
+	// publisher (Waiting).
+	PlayAccepted
+	// PlayRefused: a play was refused; Reason says why.
+	PlayRefused
+	// PlayStopped: the connection stopped playing.
+	PlayStopped
+	// PlayerSkipped: a player that fell behind lost queued media and
+	// skipped to the next keyframe, Skips times since the last report. The
+	// skip happens on the stream's fan-out, under its locks; it is reported
+	// by the player's writer when it next takes from the queue (a write
+	// blocked on a full socket ends by the write deadline), or when the
+	// connection ends.
+	PlayerSkipped
+	// PlayerDropped: the connection was dropped for not reading what it
+	// was sent; Reason says how.
+	PlayerDropped
+	// ConnClosed: the connection ended; Reason says why. It is the last
+	// event of a connection that got ConnAccepted.
+	ConnClosed
+)
+
+var eventNames = [...]string{
+	ConnAccepted:    "conn-accepted",
+	ConnRefused:     "conn-refused",
+	HandshakeDone:   "handshake-done",
+	Connected:       "connected",
+	ConnectRefused:  "connect-refused",
+	PublishAccepted: "publish-accepted",
+	PublishRefused:  "publish-refused",
+	StreamEnded:     "stream-ended",
+	PlayAccepted:    "play-accepted",
+	PlayRefused:     "play-refused",
+	PlayStopped:     "play-stopped",
+	PlayerSkipped:   "player-skipped",
+	PlayerDropped:   "player-dropped",
+	ConnClosed:      "conn-closed",
+}
+
+func (k EventKind) String() string {
+	if int(k) < len(eventNames) && eventNames[k] != "" {
+		return eventNames[k]
+	}
+	return "unknown"
+}
+
+// Event is one change in a connection's life, reported to Server.Observer.
+// Peer-controlled text in it is bounded (logging.Clip); a stream key never
+// appears in it.
+type Event struct {
+	Kind     EventKind
+	Session  uint64        // the connection's session id
+	ClientIP netip.Addr    // the peer's address
+	Channel  string        // from Connected on; validated, so short and plain
+	StreamID string        // PublishAccepted, StreamEnded: the publication's stream id, clipped
+	Reason   string        // refusals, StreamEnded, PlayerDropped, ConnClosed: why, clipped
+	Waiting  bool          // PlayAccepted: no publisher yet; the player waits for one
+	Skips    uint64        // PlayerSkipped: skips to a keyframe since the last report
+	Duration time.Duration // StreamEnded: how long the publication lasted
+}
+
+// observe reports ev for c to the server's Observer, if there is one,
+// filling in what identifies the connection. It runs on c's goroutines and
+// never under a lock.
+func (c *conn) observe(ev Event) {
+	o := c.srv.Observer
+	if o == nil {
+		return
+	}
+	ev.Session, ev.ClientIP = c.id, c.clientIP
+	if ev.Channel == "" {
+		ev.Channel = c.channel
+	}
+	o(ev)
+}
