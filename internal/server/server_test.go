@@ -183,12 +183,17 @@ func TestGOPCacheStartsAtLastKeyframe(t *testing.T) {
 	send(message.TypeVideo, 120, interFrame(5))
 	send(message.TypeAudio, 130, audioFrame(6))
 	// Wait until the server has read them all: a player joining now must
-	// see them in its first burst. Use a sentinel player to synchronise.
+	// see them in its first burst. A sentinel player reads until the last
+	// message sent, whether it joined before or after the second keyframe.
 	sync := ts.dial(t, "live")
 	if st, err := sync.Play("k"); err != nil {
 		t.Fatal(st, err)
 	}
-	readMedia(t, sync, 6)
+	for last := false; !last; {
+		for _, m := range readMedia(t, sync, 1) {
+			last = last || m.Type == message.TypeAudio && m.Timestamp == 130
+		}
+	}
 
 	p := ts.dial(t, "live")
 	if st, err := p.Play("k"); err != nil {
