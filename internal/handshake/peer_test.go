@@ -52,9 +52,8 @@ var realPeers = []realPeer{
 		name:    "ffmpeg-publish",
 		program: "ffmpeg",
 		args: func(url string) []string {
-			return []string{"-hide_banner", "-nostdin", "-loglevel", "error",
-				"-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5", "-t", "1",
-				"-rw_timeout", fmt.Sprint(peerIOTimeoutMicros), "-f", "flv", url}
+			return testpeer.PublishArgs(url, testpeer.Source{Width: 64, Height: 64, Rate: 5, Duration: time.Second},
+				"-rw_timeout", fmt.Sprint(peerIOTimeoutMicros))
 		},
 		wantDigest: true,
 		wantC2:     C2Echo,

@@ -20,6 +20,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 // Bounds the log must keep whatever a peer sends.
@@ -196,7 +197,7 @@ func TestFFmpegKeyInURLNotLogged(t *testing.T) {
 	t.Parallel()
 	const secret = "SECRETKEY"
 	ts := startServer(t, nil)
-	gen := []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5", "-c:v", "libx264", "-t", "2", "-f", "flv"}
+	gen := append(testpeer.Source{Width: 64, Height: 64, Rate: 5, Duration: 2 * time.Second}.Args(), "-f", "flv")
 	ffmpegRefused(t, "Invalid channel", append(gen, ts.url("live/"+secret, "x"))...)
 	waitFor(t, "the refusal logged", 5*time.Second, func() bool {
 		return strings.Contains(ts.logs.String(), `reason="invalid channel"`)
