@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/server"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
 )
 
 // startServer runs this project's server on a loopback port.
@@ -19,24 +18,7 @@ func startServer(t *testing.T) string {
 	cfg := config.Default()
 	cfg.MaxIPConnections = 0
 	cfg.ChunkSize = 4096
-	srv := server.New(cfg, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-errc; !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return servertest.Start(t, server.New(cfg, nil), server.ErrServerClosed)
 }
 
 func testOptions(addr string) options {

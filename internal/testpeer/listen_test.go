@@ -2,12 +2,14 @@ package testpeer
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -88,5 +90,24 @@ func TestActivatePassesListeners(t *testing.T) {
 	}
 	if code := p.ExitCode(t, 10*time.Second); code != 0 {
 		t.Fatalf("child exit %d:\n%s", code, p.Stderr.String())
+	}
+}
+
+// TestRefusingAddr checks that the address refuses connections, and that
+// its port cannot be taken while the test runs.
+func TestRefusingAddr(t *testing.T) {
+	addr := RefusingAddr(t)
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatal("connected to a refusing address")
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial error %v, want connection refused", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		ln.Close()
+		t.Fatal("another listener took the port")
 	}
 }

@@ -143,3 +143,9 @@ func (p *Process) Stop() {
 		<-p.done
 	}
 }
+
+// Kill kills the program, if it still runs, and waits for it to exit.
+func (p *Process) Kill() {
+	p.cancel()
+	<-p.done
+}
