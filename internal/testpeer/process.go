@@ -2,9 +2,12 @@ package testpeer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -148,4 +151,34 @@ func (p *Process) Stop() {
 func (p *Process) Kill() {
 	p.cancel()
 	<-p.done
+}
+
+// ErrExited is returned by WaitOutput when the program exits before it
+// wrote what was waited for.
+var ErrExited = errors.New("testpeer: program exited")
+
+// WaitOutput waits until out (the Process's Stdout or Stderr) holds s at
+// least n times. It returns an error wrapping ErrExited when the program
+// exits first, or one saying so when timeout passes first; the caller
+// decides whether either fails the test.
+func (p *Process) WaitOutput(out *Buffer, s string, n int, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if strings.Count(out.String(), s) >= n {
+			return nil
+		}
+		select {
+		case <-p.done:
+			if strings.Count(out.String(), s) >= n {
+				return nil
+			}
+			return fmt.Errorf("%w (%v) before writing %q %d times", ErrExited, p.err, s, n)
+		case <-deadline.C:
+			return fmt.Errorf("testpeer: %s did not write %q %d times within %v", p.name, s, n, timeout)
+		case <-tick.C:
+		}
+	}
 }

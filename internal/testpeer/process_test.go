@@ -1,6 +1,7 @@
 package testpeer
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +46,19 @@ func TestProcessStop(t *testing.T) {
 	}
 	if err := p.Err(); err == nil || !strings.Contains(err.Error(), "interrupt") {
 		t.Fatalf("Wait returned %v, want the interrupt", err)
+	}
+}
+
+func TestProcessWaitOutput(t *testing.T) {
+	p := StartProcess(t, time.Minute, "sh", "-c", "echo ready >&2; echo ready >&2; exec sleep 60")
+	if err := p.WaitOutput(p.Stderr, "ready", 2, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitOutput(p.Stderr, "ready", 3, 50*time.Millisecond); err == nil || errors.Is(err, ErrExited) {
+		t.Fatalf("WaitOutput for more than was written: %v, want a timeout", err)
+	}
+	p.Kill()
+	if err := p.WaitOutput(p.Stdout, "never", 1, 20*time.Second); !errors.Is(err, ErrExited) {
+		t.Fatalf("WaitOutput after the exit: %v, want ErrExited", err)
 	}
 }
