@@ -10,6 +10,8 @@
 #   bash scripts/test.sh --install-only  only install what is missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=packaging/test/lib.sh
+. packaging/test/lib.sh
 
 install_only=0
 case ${1:-} in
@@ -64,13 +66,7 @@ if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "== installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # policy-rc.d keeps the packages from starting their own services.
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    rm -f /usr/sbin/policy-rc.d
+    apt_install "${missing[@]}"
     echo "== installed: ${missing[*]}"
   else
     echo "== missing (${missing[*]}): tests that need them will be skipped" >&2
