@@ -4,7 +4,7 @@
 # headers (go test -race needs cgo), and the real peers the tests talk to
 # (ffmpeg, rtmpdump, redis-server, systemd tools, GStreamer, VLC, iproute2);
 # it prints what it installs. The tests start their own redis-server,
-# callback servers and listeners on free loopback ports.
+# callback servers and listeners on loopback ports (internal/testpeer).
 #
 #   bash scripts/test.sh                 install what is missing, then test
 #   bash scripts/test.sh --install-only  only install what is missing
