@@ -2,7 +2,6 @@ package certs
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,22 +61,7 @@ func (f files) swap(t *testing.T, certPEM, keyPEM []byte) {
 }
 
 // logBuffer collects log output from any goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
+type logBuffer = testpeer.Buffer
 
 func newLogger() (*slog.Logger, *logBuffer) {
 	logs := new(logBuffer)
@@ -269,7 +252,7 @@ func TestReload(t *testing.T) {
 		t.Fatalf("served serial %d, want %d", got, b.Serial())
 	}
 	echo(t, before, "still open at the end")
-	if n := logs.count("certificate reloaded"); n != 1 {
+	if n := logs.Count("certificate reloaded"); n != 1 {
 		t.Errorf("logged %d reloads, want 1", n)
 	}
 }
@@ -289,13 +272,13 @@ func TestReloadLogsRepeatedFailureOnce(t *testing.T) {
 			t.Fatal("Reload(false) of a broken pair succeeded")
 		}
 	}
-	if n := logs.count("cannot load certificate"); n != 1 {
+	if n := logs.Count("cannot load certificate"); n != 1 {
 		t.Errorf("logged the same failure %d times, want once", n)
 	}
 	if _, err := r.Reload(true); err == nil {
 		t.Fatal("Reload(true) of a broken pair succeeded")
 	}
-	if n := logs.count("cannot load certificate"); n != 2 {
+	if n := logs.Count("cannot load certificate"); n != 2 {
 		t.Errorf("logged %d failures in all, want 2: a forced reload logs again", n)
 	}
 }

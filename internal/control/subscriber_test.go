@@ -73,12 +73,7 @@ func (f *fakeTarget) none(t *testing.T) {
 }
 
 // syncBuffer collects log output written from several goroutines.
-type syncBuffer struct{ testpeer.Buffer }
-
-// count returns how many log lines contain s.
-func (b *syncBuffer) count(s string) int {
-	return strings.Count(b.String(), s)
-}
+type syncBuffer = testpeer.Buffer
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -163,7 +158,7 @@ func TestKillSession(t *testing.T) {
 	if got, want := target.next(t), (call{method: "KillSession", channel: "elsewhere"}); got != want {
 		t.Errorf("call = %+v, want %+v", got, want)
 	}
-	waitFor(t, "both outcomes in the log", func() bool { return logs.count("control command") == 2 })
+	waitFor(t, "both outcomes in the log", func() bool { return logs.Count("control command") == 2 })
 	out := logs.String()
 	for _, want := range []string{
 		"command=kill-session channel=live_1 outcome=acted",
@@ -190,7 +185,7 @@ func TestCloseStream(t *testing.T) {
 	if got, want := target.next(t), (call{"CloseStream", "live_1", "stream-old"}); got != want {
 		t.Errorf("call = %+v, want %+v", got, want)
 	}
-	waitFor(t, "both outcomes in the log", func() bool { return logs.count("control command") == 2 })
+	waitFor(t, "both outcomes in the log", func() bool { return logs.Count("control command") == 2 })
 	out := logs.String()
 	for _, want := range []string{
 		"channel=live_1 outcome=acted stream_id=stream-a",
@@ -227,8 +222,8 @@ func TestMalformedMessagesAreIgnored(t *testing.T) {
 	}
 	target.none(t)
 
-	waitFor(t, "the good command in the log", func() bool { return logs.count("control command") == 1 })
-	if n := logs.count("control message ignored"); n != len(bad) {
+	waitFor(t, "the good command in the log", func() bool { return logs.Count("control command") == 1 })
+	if n := logs.Count("control message ignored"); n != len(bad) {
 		t.Errorf("log has %d ignored lines, want %d:\n%s", n, len(bad), logs)
 	}
 	out := logs.String()
@@ -258,7 +253,7 @@ func TestPassword(t *testing.T) {
 		if s.Connected() {
 			t.Error("connected with the wrong password")
 		}
-		if n := logs.count("redis unavailable"); n != 1 {
+		if n := logs.Count("redis unavailable"); n != 1 {
 			t.Errorf("log has %d unavailable lines, want 1:\n%s", n, logs)
 		}
 		if out := logs.String(); !strings.Contains(out, "WRONGPASS") || strings.Contains(out, "not-it") {
@@ -285,10 +280,10 @@ func TestRedisDownAtStart(t *testing.T) {
 		t.Errorf("call = %+v", got)
 	}
 
-	if n := logs.count("redis unavailable"); n != 1 {
+	if n := logs.Count("redis unavailable"); n != 1 {
 		t.Errorf("log has %d unavailable lines, want 1:\n%s", n, logs)
 	}
-	if n := logs.count("redis connected and subscribed"); n != 1 {
+	if n := logs.Count("redis connected and subscribed"); n != 1 {
 		t.Errorf("log has %d connected lines, want 1:\n%s", n, logs)
 	}
 }
@@ -316,13 +311,13 @@ func TestRedisRestartedMidway(t *testing.T) {
 	}
 
 	out := logs.String()
-	if n := logs.count("redis connection lost"); n != 1 {
+	if n := logs.Count("redis connection lost"); n != 1 {
 		t.Errorf("log has %d lost lines, want 1:\n%s", n, out)
 	}
-	if n := logs.count("redis connected and subscribed"); n != 2 {
+	if n := logs.Count("redis connected and subscribed"); n != 2 {
 		t.Errorf("log has %d connected lines, want 2:\n%s", n, out)
 	}
-	if n := logs.count("redis unavailable"); n != 0 {
+	if n := logs.Count("redis unavailable"); n != 0 {
 		t.Errorf("log has %d unavailable lines, want 0 (the outage is already logged as lost):\n%s", n, out)
 	}
 }
