@@ -4,12 +4,14 @@
 # headers (go test -race needs cgo), and the real peers the tests talk to
 # (ffmpeg, rtmpdump, redis-server, systemd tools, GStreamer, VLC, iproute2);
 # it prints what it installs. The tests start their own redis-server,
-# callback servers and listeners on free loopback ports.
+# callback servers and listeners on loopback ports (internal/testpeer).
 #
 #   bash scripts/test.sh                 install what is missing, then test
 #   bash scripts/test.sh --install-only  only install what is missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=packaging/test/lib.sh
+. packaging/test/lib.sh
 
 install_only=0
 case ${1:-} in
@@ -64,13 +66,7 @@ if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "== installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # policy-rc.d keeps the packages from starting their own services.
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    rm -f /usr/sbin/policy-rc.d
+    apt_install "${missing[@]}"
     echo "== installed: ${missing[*]}"
   else
     echo "== missing (${missing[*]}): tests that need them will be skipped" >&2

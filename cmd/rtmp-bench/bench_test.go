@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
-	"net"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/server"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
 )
 
 // startServer runs this project's server on a loopback port.
@@ -22,23 +21,7 @@ func startServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-errc; !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return servertest.Start(t, srv, server.ErrServerClosed)
 }
 
 func testOptions(addr string) options {

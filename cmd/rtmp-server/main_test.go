@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -10,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 // buildBinary builds the command, with a test version string, into a
@@ -26,17 +26,18 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// run runs bin and returns its output and exit code; a binary that could
-// not be run at all reports why, with code -1.
-func run(bin string, env []string, args ...string) (string, int) {
+// runLimit bounds one run of the command; every case exits at once.
+const runLimit = 30 * time.Second
+
+// run runs bin with only PATH and env in its environment, and returns its
+// output (stdout, then stderr) and exit code.
+func run(t *testing.T, bin string, env []string, args ...string) (string, int) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		return fmt.Sprintf("running %s: %v\n%s", bin, err, out), -1
-	}
-	return string(out), cmd.ProcessState.ExitCode()
+	p := testpeer.StartCommand(t, runLimit, cmd)
+	code := p.ExitCode(t, runLimit)
+	return p.Stdout.String() + p.Stderr.String(), code
 }
 
 func TestCommandLine(t *testing.T) {
@@ -73,7 +74,7 @@ func TestCommandLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, code := run(bin, tt.env, tt.args...)
+			out, code := run(t, bin, tt.env, tt.args...)
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d; output:\n%s", code, tt.wantCode, out)
 			}

@@ -414,15 +414,10 @@ func TestStartCanceled(t *testing.T) {
 }
 
 func TestStartUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := testpeer.RefusingAddr(t)
 	c, _ := newTestClient(t, "http://"+addr+"/", waitLimit)
 
-	_, err = c.Start(context.Background(), testEvent("ch"))
+	_, err := c.Start(context.Background(), testEvent("ch"))
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("Start error = %v, want ErrUnreachable", err)
 	}

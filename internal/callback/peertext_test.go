@@ -4,21 +4,18 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 // TestMalformedAnswerErrorBounded answers with a status line of 60 000
 // control bytes, which net/http quotes in its error: the error Start
 // returns (and the server logs) stays short and printable.
 func TestMalformedAnswerErrorBounded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := testpeer.Listen(t)
 	served := make(chan error, 1)
 	go func() {
 		nc, err := ln.Accept()
@@ -35,7 +32,7 @@ func TestMalformedAnswerErrorBounded(t *testing.T) {
 		served <- err
 	}()
 	c, _ := newTestClient(t, "http://"+ln.Addr().String()+"/", waitLimit)
-	_, err = c.Start(context.Background(), testEvent("ch"))
+	_, err := c.Start(context.Background(), testEvent("ch"))
 	if serr := <-served; serr != nil {
 		t.Fatalf("raw callback server: %v", serr)
 	}

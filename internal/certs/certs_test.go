@@ -2,74 +2,29 @@ package certs
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 // ioDeadline bounds every network wait in these tests.
 const ioDeadline = 10 * time.Second
 
-// testPair is a self-signed certificate for localhost with its key, as PEM.
-type testPair struct {
-	serial          int64
-	certPEM, keyPEM []byte
-	cert            *x509.Certificate
-}
-
-func newPair(t *testing.T, serial int64) testPair {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: fmt.Sprintf("rtmp-server test %d", serial)},
-		DNSNames:     []string{"localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testPair{
-		serial:  serial,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		cert:    cert,
-	}
-}
+// newPair returns a self-signed certificate for localhost with its key.
+func newPair(t *testing.T, serial int64) testpeer.CertPair { return testpeer.SelfSigned(t, serial) }
 
 // files are the two paths a Reloader reads.
 type files struct{ cert, key string }
@@ -106,22 +61,7 @@ func (f files) swap(t *testing.T, certPEM, keyPEM []byte) {
 }
 
 // logBuffer collects log output from any goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
+type logBuffer = testpeer.Buffer
 
 func newLogger() (*slog.Logger, *logBuffer) {
 	logs := new(logBuffer)
@@ -222,10 +162,10 @@ func echo(t *testing.T, conn *tls.Conn, msg string) {
 	}
 }
 
-func roots(pairs ...testPair) *x509.CertPool {
+func roots(pairs ...testpeer.CertPair) *x509.CertPool {
 	pool := x509.NewCertPool()
 	for _, p := range pairs {
-		pool.AddCert(p.cert)
+		pool.AddCert(p.Cert)
 	}
 	return pool
 }
@@ -234,7 +174,7 @@ func TestReload(t *testing.T) {
 	a, b, c := newPair(t, 1001), newPair(t, 2002), newPair(t, 3003)
 	pool := roots(a, b, c)
 	f := newFiles(t)
-	f.write(t, a.certPEM, a.keyPEM)
+	f.write(t, a.CertPEM, a.KeyPEM)
 	logger, logs := newLogger()
 
 	r, err := Load(f.cert, f.key, logger)
@@ -242,11 +182,11 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := startEchoServer(t, r.TLSConfig())
-	if got := servedSerial(t, addr, pool); got != a.serial {
-		t.Fatalf("served serial %d, want %d", got, a.serial)
+	if got := servedSerial(t, addr, pool); got != a.Serial() {
+		t.Fatalf("served serial %d, want %d", got, a.Serial())
 	}
-	if r.Serial().Int64() != a.serial {
-		t.Fatalf("Serial() = %v, want %d", r.Serial(), a.serial)
+	if r.Serial().Int64() != a.Serial() {
+		t.Fatalf("Serial() = %v, want %d", r.Serial(), a.Serial())
 	}
 
 	before, err := dial(addr, pool, 0)
@@ -260,12 +200,12 @@ func TestReload(t *testing.T) {
 		t.Fatalf("Reload(false) on unchanged files = %v, %v; want false, nil", changed, err)
 	}
 
-	f.write(t, b.certPEM, b.keyPEM)
+	f.write(t, b.CertPEM, b.KeyPEM)
 	if changed, err := r.Reload(false); !changed || err != nil {
 		t.Fatalf("Reload(false) after replacing the files = %v, %v; want true, nil", changed, err)
 	}
-	if got := servedSerial(t, addr, pool); got != b.serial {
-		t.Fatalf("served serial %d after reload, want %d", got, b.serial)
+	if got := servedSerial(t, addr, pool); got != b.Serial() {
+		t.Fatalf("served serial %d after reload, want %d", got, b.Serial())
 	}
 	echo(t, before, "still open after the reload")
 
@@ -274,12 +214,12 @@ func TestReload(t *testing.T) {
 		certPEM, keyPEM []byte
 		wantErr         error
 	}{
-		{"garbage certificate", []byte("not a certificate"), b.keyPEM, ErrNoCertificate},
-		{"garbage key", b.certPEM, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), ErrNoKey},
-		{"empty key", b.certPEM, nil, ErrNoKey},
-		{"key of another certificate", b.certPEM, c.keyPEM, ErrMismatch},
-		{"certificate of another key", c.certPEM, b.keyPEM, ErrMismatch},
-		{"missing key file", b.certPEM, nil, fs.ErrNotExist},
+		{"garbage certificate", []byte("not a certificate"), b.KeyPEM, ErrNoCertificate},
+		{"garbage key", b.CertPEM, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), ErrNoKey},
+		{"empty key", b.CertPEM, nil, ErrNoKey},
+		{"key of another certificate", b.CertPEM, c.KeyPEM, ErrMismatch},
+		{"certificate of another key", c.CertPEM, b.KeyPEM, ErrMismatch},
+		{"missing key file", b.CertPEM, nil, fs.ErrNotExist},
 	}
 	for _, tt := range broken {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,28 +231,28 @@ func TestReload(t *testing.T) {
 			if changed || !errors.Is(err, tt.wantErr) {
 				t.Errorf("Reload(false) = %v, %v; want false, %v", changed, err, tt.wantErr)
 			}
-			if got := servedSerial(t, addr, pool); got != b.serial {
-				t.Errorf("served serial %d after a failed reload, want %d still", got, b.serial)
+			if got := servedSerial(t, addr, pool); got != b.Serial() {
+				t.Errorf("served serial %d after a failed reload, want %d still", got, b.Serial())
 			}
-			if r.Serial().Int64() != b.serial {
-				t.Errorf("Serial() = %v, want %d", r.Serial(), b.serial)
+			if r.Serial().Int64() != b.Serial() {
+				t.Errorf("Serial() = %v, want %d", r.Serial(), b.Serial())
 			}
 		})
 	}
 
 	// Back to B: nothing changes for what is served.
-	f.write(t, b.certPEM, b.keyPEM)
+	f.write(t, b.CertPEM, b.KeyPEM)
 	if changed, err := r.Reload(false); changed || err != nil {
 		t.Fatalf("Reload(false) with the served pair back = %v, %v; want false, nil", changed, err)
 	}
 	if changed, err := r.Reload(true); changed || err != nil {
 		t.Fatalf("Reload(true) with unchanged files = %v, %v; want false, nil", changed, err)
 	}
-	if got := servedSerial(t, addr, pool); got != b.serial {
-		t.Fatalf("served serial %d, want %d", got, b.serial)
+	if got := servedSerial(t, addr, pool); got != b.Serial() {
+		t.Fatalf("served serial %d, want %d", got, b.Serial())
 	}
 	echo(t, before, "still open at the end")
-	if n := logs.count("certificate reloaded"); n != 1 {
+	if n := logs.Count("certificate reloaded"); n != 1 {
 		t.Errorf("logged %d reloads, want 1", n)
 	}
 }
@@ -320,25 +260,25 @@ func TestReload(t *testing.T) {
 func TestReloadLogsRepeatedFailureOnce(t *testing.T) {
 	a := newPair(t, 1)
 	f := newFiles(t)
-	f.write(t, a.certPEM, a.keyPEM)
+	f.write(t, a.CertPEM, a.KeyPEM)
 	logger, logs := newLogger()
 	r, err := Load(f.cert, f.key, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.write(t, []byte("garbage"), a.keyPEM)
+	f.write(t, []byte("garbage"), a.KeyPEM)
 	for range 3 {
 		if _, err := r.Reload(false); err == nil {
 			t.Fatal("Reload(false) of a broken pair succeeded")
 		}
 	}
-	if n := logs.count("cannot load certificate"); n != 1 {
+	if n := logs.Count("cannot load certificate"); n != 1 {
 		t.Errorf("logged the same failure %d times, want once", n)
 	}
 	if _, err := r.Reload(true); err == nil {
 		t.Fatal("Reload(true) of a broken pair succeeded")
 	}
-	if n := logs.count("cannot load certificate"); n != 2 {
+	if n := logs.Count("cannot load certificate"); n != 2 {
 		t.Errorf("logged %d failures in all, want 2: a forced reload logs again", n)
 	}
 }
@@ -346,16 +286,16 @@ func TestReloadLogsRepeatedFailureOnce(t *testing.T) {
 func TestLoadWithoutLogger(t *testing.T) {
 	a, b := newPair(t, 1), newPair(t, 2)
 	f := newFiles(t)
-	f.write(t, a.certPEM, a.keyPEM)
+	f.write(t, a.CertPEM, a.KeyPEM)
 	r, err := Load(f.cert, f.key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.write(t, []byte("garbage"), a.keyPEM)
+	f.write(t, []byte("garbage"), a.KeyPEM)
 	if _, err := r.Reload(false); err == nil {
 		t.Fatal("Reload(false) of a broken pair succeeded")
 	}
-	f.write(t, b.certPEM, b.keyPEM)
+	f.write(t, b.CertPEM, b.KeyPEM)
 	if changed, err := r.Reload(false); !changed || err != nil {
 		t.Fatalf("Reload(false) = %v, %v; want true, nil", changed, err)
 	}
@@ -364,7 +304,7 @@ func TestLoadWithoutLogger(t *testing.T) {
 func TestOldTLSRefused(t *testing.T) {
 	a := newPair(t, 7)
 	f := newFiles(t)
-	f.write(t, a.certPEM, a.keyPEM)
+	f.write(t, a.CertPEM, a.KeyPEM)
 	r, err := Load(f.cert, f.key, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -424,7 +364,7 @@ func (c *ticketCache) count() int {
 func TestNoSessionTickets(t *testing.T) {
 	a := newPair(t, 8)
 	f := newFiles(t)
-	f.write(t, a.certPEM, a.keyPEM)
+	f.write(t, a.CertPEM, a.KeyPEM)
 	r, err := Load(f.cert, f.key, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -466,10 +406,10 @@ func TestLoadErrors(t *testing.T) {
 		noFiles         bool
 		wantErr         error
 	}{
-		{name: "mismatch", certPEM: a.certPEM, keyPEM: b.keyPEM, wantErr: ErrMismatch},
-		{name: "garbage certificate", certPEM: []byte("x"), keyPEM: a.keyPEM, wantErr: ErrNoCertificate},
-		{name: "key in the certificate file", certPEM: a.keyPEM, keyPEM: a.keyPEM, wantErr: ErrNoCertificate},
-		{name: "certificate in the key file", certPEM: a.certPEM, keyPEM: a.certPEM, wantErr: ErrNoKey},
+		{name: "mismatch", certPEM: a.CertPEM, keyPEM: b.KeyPEM, wantErr: ErrMismatch},
+		{name: "garbage certificate", certPEM: []byte("x"), keyPEM: a.KeyPEM, wantErr: ErrNoCertificate},
+		{name: "key in the certificate file", certPEM: a.KeyPEM, keyPEM: a.KeyPEM, wantErr: ErrNoCertificate},
+		{name: "certificate in the key file", certPEM: a.CertPEM, keyPEM: a.CertPEM, wantErr: ErrNoKey},
 		{name: "missing files", noFiles: true, wantErr: fs.ErrNotExist},
 	}
 	for _, tt := range tests {
@@ -493,9 +433,9 @@ func TestSetFiles(t *testing.T) {
 	a, d, e := newPair(t, 1), newPair(t, 4), newPair(t, 5)
 	pool := roots(a, d, e)
 	first, second, third := newFiles(t), newFiles(t), newFiles(t)
-	first.write(t, a.certPEM, a.keyPEM)
-	second.write(t, d.certPEM, d.keyPEM)
-	third.write(t, e.certPEM, []byte("not yet"))
+	first.write(t, a.CertPEM, a.KeyPEM)
+	second.write(t, d.CertPEM, d.KeyPEM)
+	third.write(t, e.CertPEM, []byte("not yet"))
 
 	r, err := Load(first.cert, first.key, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -506,8 +446,8 @@ func TestSetFiles(t *testing.T) {
 	if changed, err := r.SetFiles(second.cert, second.key); !changed || err != nil {
 		t.Fatalf("SetFiles(second) = %v, %v; want true, nil", changed, err)
 	}
-	if got := servedSerial(t, addr, pool); got != d.serial {
-		t.Fatalf("served serial %d, want %d", got, d.serial)
+	if got := servedSerial(t, addr, pool); got != d.Serial() {
+		t.Fatalf("served serial %d, want %d", got, d.Serial())
 	}
 	if changed, err := r.SetFiles(second.cert, second.key); changed || err != nil {
 		t.Fatalf("SetFiles with the same files = %v, %v; want false, nil", changed, err)
@@ -516,17 +456,17 @@ func TestSetFiles(t *testing.T) {
 	if changed, err := r.SetFiles(third.cert, third.key); changed || !errors.Is(err, ErrNoKey) {
 		t.Fatalf("SetFiles(broken) = %v, %v; want false, %v", changed, err, ErrNoKey)
 	}
-	if got := servedSerial(t, addr, pool); got != d.serial {
-		t.Fatalf("served serial %d after a failed switch, want %d", got, d.serial)
+	if got := servedSerial(t, addr, pool); got != d.Serial() {
+		t.Fatalf("served serial %d after a failed switch, want %d", got, d.Serial())
 	}
 
 	// The new names stay: once their pair is complete, a reload serves it.
-	third.write(t, e.certPEM, e.keyPEM)
+	third.write(t, e.CertPEM, e.KeyPEM)
 	if changed, err := r.Reload(false); !changed || err != nil {
 		t.Fatalf("Reload(false) = %v, %v; want true, nil", changed, err)
 	}
-	if got := servedSerial(t, addr, pool); got != e.serial {
-		t.Fatalf("served serial %d, want %d", got, e.serial)
+	if got := servedSerial(t, addr, pool); got != e.Serial() {
+		t.Fatalf("served serial %d, want %d", got, e.Serial())
 	}
 
 	if _, err := r.SetFiles("", ""); !errors.Is(err, ErrNoFiles) {
@@ -537,7 +477,7 @@ func TestSetFiles(t *testing.T) {
 func TestWatch(t *testing.T) {
 	a, b := newPair(t, 10), newPair(t, 20)
 	f := newFiles(t)
-	f.write(t, a.certPEM, a.keyPEM)
+	f.write(t, a.CertPEM, a.KeyPEM)
 	r, err := Load(f.cert, f.key, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -559,17 +499,17 @@ func TestWatch(t *testing.T) {
 		}
 	}()
 
-	f.swap(t, b.certPEM, b.keyPEM)
-	waitFor(t, func() bool { return r.Serial().Int64() == b.serial })
-	if got := servedSerial(t, addr, roots(a, b)); got != b.serial {
-		t.Fatalf("served serial %d, want %d", got, b.serial)
+	f.swap(t, b.CertPEM, b.KeyPEM)
+	waitFor(t, func() bool { return r.Serial().Int64() == b.Serial() })
+	if got := servedSerial(t, addr, roots(a, b)); got != b.Serial() {
+		t.Fatalf("served serial %d, want %d", got, b.Serial())
 	}
 }
 
 func TestWatchOff(t *testing.T) {
 	a := newPair(t, 1)
 	f := newFiles(t)
-	f.write(t, a.certPEM, a.keyPEM)
+	f.write(t, a.CertPEM, a.KeyPEM)
 	r, err := Load(f.cert, f.key, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -591,7 +531,7 @@ func TestHandshakesDuringReloads(t *testing.T) {
 	a, b := newPair(t, 100), newPair(t, 200)
 	pool := roots(a, b)
 	f := newFiles(t)
-	f.write(t, a.certPEM, a.keyPEM)
+	f.write(t, a.CertPEM, a.KeyPEM)
 	r, err := Load(f.cert, f.key, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -610,7 +550,7 @@ func TestHandshakesDuringReloads(t *testing.T) {
 				}
 				serial := conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 				conn.Close()
-				if serial != a.serial && serial != b.serial {
+				if serial != a.Serial() && serial != b.Serial() {
 					errs <- fmt.Errorf("served serial %d", serial)
 					return
 				}
@@ -622,7 +562,7 @@ func TestHandshakesDuringReloads(t *testing.T) {
 		if i%2 == 0 {
 			p = b
 		}
-		f.swap(t, p.certPEM, p.keyPEM)
+		f.swap(t, p.CertPEM, p.KeyPEM)
 		if _, err := r.Reload(false); err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ func TestLongStreamIDLogBounded(t *testing.T) {
 	if got, want := target.next(t), (call{"CloseStream", "ch", id}); got != want {
 		t.Errorf("call = %+v, want the whole stream id", got)
 	}
-	waitFor(t, "the command in the log", func() bool { return logs.count("control command") == 1 })
+	waitFor(t, "the command in the log", func() bool { return logs.Count("control command") == 1 })
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if len(line) > 1024 {
 			t.Errorf("a log line of %d bytes: %.200s...", len(line), line)

@@ -2,23 +2,15 @@ package control
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
@@ -81,12 +73,7 @@ func (f *fakeTarget) none(t *testing.T) {
 }
 
 // syncBuffer collects log output written from several goroutines.
-type syncBuffer struct{ testpeer.Buffer }
-
-// count returns how many log lines contain s.
-func (b *syncBuffer) count(s string) int {
-	return strings.Count(b.String(), s)
-}
+type syncBuffer = testpeer.Buffer
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -171,7 +158,7 @@ func TestKillSession(t *testing.T) {
 	if got, want := target.next(t), (call{method: "KillSession", channel: "elsewhere"}); got != want {
 		t.Errorf("call = %+v, want %+v", got, want)
 	}
-	waitFor(t, "both outcomes in the log", func() bool { return logs.count("control command") == 2 })
+	waitFor(t, "both outcomes in the log", func() bool { return logs.Count("control command") == 2 })
 	out := logs.String()
 	for _, want := range []string{
 		"command=kill-session channel=live_1 outcome=acted",
@@ -198,7 +185,7 @@ func TestCloseStream(t *testing.T) {
 	if got, want := target.next(t), (call{"CloseStream", "live_1", "stream-old"}); got != want {
 		t.Errorf("call = %+v, want %+v", got, want)
 	}
-	waitFor(t, "both outcomes in the log", func() bool { return logs.count("control command") == 2 })
+	waitFor(t, "both outcomes in the log", func() bool { return logs.Count("control command") == 2 })
 	out := logs.String()
 	for _, want := range []string{
 		"channel=live_1 outcome=acted stream_id=stream-a",
@@ -235,8 +222,8 @@ func TestMalformedMessagesAreIgnored(t *testing.T) {
 	}
 	target.none(t)
 
-	waitFor(t, "the good command in the log", func() bool { return logs.count("control command") == 1 })
-	if n := logs.count("control message ignored"); n != len(bad) {
+	waitFor(t, "the good command in the log", func() bool { return logs.Count("control command") == 1 })
+	if n := logs.Count("control message ignored"); n != len(bad) {
 		t.Errorf("log has %d ignored lines, want %d:\n%s", n, len(bad), logs)
 	}
 	out := logs.String()
@@ -266,7 +253,7 @@ func TestPassword(t *testing.T) {
 		if s.Connected() {
 			t.Error("connected with the wrong password")
 		}
-		if n := logs.count("redis unavailable"); n != 1 {
+		if n := logs.Count("redis unavailable"); n != 1 {
 			t.Errorf("log has %d unavailable lines, want 1:\n%s", n, logs)
 		}
 		if out := logs.String(); !strings.Contains(out, "WRONGPASS") || strings.Contains(out, "not-it") {
@@ -293,10 +280,10 @@ func TestRedisDownAtStart(t *testing.T) {
 		t.Errorf("call = %+v", got)
 	}
 
-	if n := logs.count("redis unavailable"); n != 1 {
+	if n := logs.Count("redis unavailable"); n != 1 {
 		t.Errorf("log has %d unavailable lines, want 1:\n%s", n, logs)
 	}
-	if n := logs.count("redis connected and subscribed"); n != 1 {
+	if n := logs.Count("redis connected and subscribed"); n != 1 {
 		t.Errorf("log has %d connected lines, want 1:\n%s", n, logs)
 	}
 }
@@ -324,13 +311,13 @@ func TestRedisRestartedMidway(t *testing.T) {
 	}
 
 	out := logs.String()
-	if n := logs.count("redis connection lost"); n != 1 {
+	if n := logs.Count("redis connection lost"); n != 1 {
 		t.Errorf("log has %d lost lines, want 1:\n%s", n, out)
 	}
-	if n := logs.count("redis connected and subscribed"); n != 2 {
+	if n := logs.Count("redis connected and subscribed"); n != 2 {
 		t.Errorf("log has %d connected lines, want 2:\n%s", n, out)
 	}
-	if n := logs.count("redis unavailable"); n != 0 {
+	if n := logs.Count("redis unavailable"); n != 0 {
 		t.Errorf("log has %d unavailable lines, want 0 (the outage is already logged as lost):\n%s", n, out)
 	}
 }
@@ -339,44 +326,9 @@ func TestRedisRestartedMidway(t *testing.T) {
 // returns their paths and a pool that trusts the certificate.
 func writeCert(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "redis test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots = x509.NewCertPool()
-	roots.AddCert(cert)
-	return certFile, keyFile, roots
+	pair := testpeer.SelfSigned(t, 1)
+	certFile, keyFile = pair.WriteTemp(t)
+	return certFile, keyFile, pair.Roots()
 }
 
 func TestTLS(t *testing.T) {

@@ -426,13 +426,7 @@ func (p *evPeer) wait(t *testing.T, timeout time.Duration) error {
 // or for as long as extra says (-t).
 func publishEvFFmpeg(t *testing.T, url string, extra ...string) *evPeer {
 	t.Helper()
-	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "64k"}
-	args = append(args, extra...)
-	return startEvPeer(t, "ffmpeg", append(args, "-f", "flv", url)...)
+	return startEvPeer(t, "ffmpeg", testpeer.PublishArgs(url, testpeer.Source{Audio: true, GOP: 25}, extra...)...)
 }
 
 // evPublish connects to channel with the Go client and publishes key. The

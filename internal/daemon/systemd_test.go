@@ -7,17 +7,10 @@ package daemon
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -214,9 +207,7 @@ func TestSocketActivationServesFFmpeg(t *testing.T) {
 	waitListening(t, addr)
 
 	url := "rtmp://" + addr + "/live/k"
-	pub := startProc(t, nil, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-t", "20", "-f", "flv", url)
+	pub := startProc(t, nil, "ffmpeg", testpeer.PublishArgs(url, testpeer.Source{GOP: 25, Duration: 20 * time.Second})...)
 	notify.expect(t, "READY=1", 15*time.Second)
 	probe := startProc(t, nil, "ffprobe", "-v", "error", "-rw_timeout", "10000000", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", url)
 	if code := probe.waitExit(t, 30*time.Second); code != 0 {
@@ -401,9 +392,8 @@ func TestReloadAppliesWhitelistWithoutDroppingStream(t *testing.T) {
 	srv := startProc(t, nil, bin, "--config", cfgPath)
 	srv.waitLog(t, "msg=ready", 1, 15*time.Second)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	pub := startProc(t, nil, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-		"-t", "60", "-f", "flv", "rtmp://"+addr+"/live/k")
+	pub := startProc(t, nil, "ffmpeg", testpeer.PublishArgs("rtmp://"+addr+"/live/k",
+		testpeer.Source{Width: 160, Height: 120, GOP: 25, Duration: time.Minute})...)
 	srv.waitLog(t, "msg=publish", 1, 15*time.Second)
 
 	play := func() (client.Status, error) {
@@ -456,38 +446,7 @@ func TestReloadAppliesWhitelistWithoutDroppingStream(t *testing.T) {
 // writeCert writes a self-signed certificate with the given serial, and its key.
 func writeCert(t *testing.T, certPath, keyPath string, serial int64) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if certPath != "" {
-		if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if keyPath != "" {
-		if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testpeer.SelfSigned(t, serial).WriteFiles(t, certPath, keyPath)
 }
 
 func servedSerial(t *testing.T, addr string) int64 {
@@ -515,9 +474,7 @@ func TestRTMPSAndCertificateReload(t *testing.T) {
 	sslAddr := fmt.Sprintf("127.0.0.1:%d", sslPort)
 
 	url := "rtmps://" + sslAddr + "/live/k"
-	pub := startProc(t, nil, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-t", "60", "-f", "flv", url)
+	pub := startProc(t, nil, "ffmpeg", testpeer.PublishArgs(url, testpeer.Source{Audio: true, GOP: 25, Duration: time.Minute})...)
 	srv.waitLog(t, "msg=publish", 1, 20*time.Second)
 	play := startProc(t, nil, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "10000000",
 		"-i", url, "-map", "0:v", "-frames:v", "25", "-f", "framecrc", "-")

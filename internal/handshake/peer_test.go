@@ -2,7 +2,6 @@ package handshake
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +21,6 @@ const (
 	// peerIOTimeoutMicros is the I/O timeout ffmpeg and rtmpdump are given,
 	// so that they end on their own should the test not kill them.
 	peerIOTimeoutMicros = 10_000_000
-	// peerWaitDelay bounds the wait for a killed peer's output to drain.
-	peerWaitDelay = 5 * time.Second
 	// maxConnectBytes bounds how much the test reads while waiting for the
 	// connect command after the handshake.
 	maxConnectBytes = 4096
@@ -52,9 +49,8 @@ var realPeers = []realPeer{
 		name:    "ffmpeg-publish",
 		program: "ffmpeg",
 		args: func(url string) []string {
-			return []string{"-hide_banner", "-nostdin", "-loglevel", "error",
-				"-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5", "-t", "1",
-				"-rw_timeout", fmt.Sprint(peerIOTimeoutMicros), "-f", "flv", url}
+			return testpeer.PublishArgs(url, testpeer.Source{Width: 64, Height: 64, Rate: 5, Duration: time.Second},
+				"-rw_timeout", fmt.Sprint(peerIOTimeoutMicros))
 		},
 		wantDigest: true,
 		wantC2:     C2Echo,
@@ -188,37 +184,20 @@ func TestRealPeersRejectBadServer(t *testing.T) {
 // for it before returning, and returns what the program printed.
 func servePeer(t *testing.T, program string, args func(url string) []string, cfg *Config, tamper func([]byte)) (peerResult, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
-	defer cancel()
-	var output bytes.Buffer
-	cmd := exec.CommandContext(ctx, program, args("rtmp://"+ln.Addr().String()+"/app/key")...)
-	cmd.Stdout, cmd.Stderr = &output, &output
-	cmd.WaitDelay = peerWaitDelay
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
+	ln := testpeer.Listen(t)
+	deadline := time.Now().Add(peerTimeout)
+	p := testpeer.StartCommand(t, peerTimeout, exec.Command(program, args("rtmp://"+ln.Addr().String()+"/app/key")...))
 	go func() {
-		exited <- cmd.Wait()
+		<-p.Done()
 		// A peer that ends before connecting must not leave Accept waiting.
 		ln.Close()
 	}()
 
 	results := make(chan peerResult, 1)
-	go func() {
-		deadline, _ := ctx.Deadline()
-		results <- servePeerConn(ln, deadline, cfg, tamper)
-	}()
+	go func() { results <- servePeerConn(ln, deadline, cfg, tamper) }()
 	res := <-results
-	cancel()
-	<-exited
-	return res, output.String()
+	p.Kill()
+	return res, p.Stdout.String() + p.Stderr.String()
 }
 
 // servePeerConn accepts one connection from ln and runs the server side of

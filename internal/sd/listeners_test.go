@@ -2,14 +2,13 @@ package sd
 
 import (
 	"bufio"
-	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,7 +107,7 @@ func TestListenersSocketActivated(t *testing.T) {
 
 			stdout, err := child.wait(t)
 			if err != nil {
-				t.Fatalf("child: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, child.stderr.String())
+				t.Fatalf("child: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, child.Stderr.String())
 			}
 			if !containsLine(stdout, tt.wantOut) {
 				t.Errorf("child printed:\n%s\nwant the line %q", stdout, tt.wantOut)
@@ -120,17 +119,19 @@ func TestListenersSocketActivated(t *testing.T) {
 // activatedChild is a systemd-socket-activate process listening on addrs,
 // which execs the test binary as a helper on the first connection.
 type activatedChild struct {
-	cmd    *exec.Cmd
-	addrs  []string
-	stdout *bytes.Buffer // written by exec's copier; read after exited
-	stderr *lineWatcher
-	exited chan struct{} // closed when cmd.Wait returns
-	err    error         // set before exited is closed
+	*testpeer.Process
+	addrs []string
 }
 
+// activatedLimit bounds the life of the tool and its child: each of the
+// child's waits is bounded by helperDeadline.
+const activatedLimit = 4 * helperDeadline
+
 // startActivated starts systemd-socket-activate on free loopback ports, one
-// per name in fdnames, and returns once it listens on all of them. A port
-// taken between choosing and binding it makes it try again with new ports.
+// per name in fdnames, and returns once it listens on all of them. The tool
+// binds the ports itself and takes no port 0, so the ports are chosen here
+// and released for it: one taken in between makes it try again with new
+// ports.
 func startActivated(t *testing.T, tool, network string, fdnames []string) *activatedChild {
 	t.Helper()
 	self, err := os.Executable()
@@ -149,38 +150,17 @@ func startActivated(t *testing.T, tool, network string, fdnames []string) *activ
 		}
 		args = append(args, self)
 
-		c := &activatedChild{
-			cmd:    exec.Command(tool, args...),
-			addrs:  addrs,
-			stdout: new(bytes.Buffer),
-			stderr: newLineWatcher("Listening on ", len(addrs)),
-			exited: make(chan struct{}),
-		}
-		c.cmd.Stdout = c.stdout
-		c.cmd.Stderr = c.stderr
-		c.cmd.Env = append(os.Environ(), "SYSTEMD_LOG_TARGET=console", "SYSTEMD_LOG_COLOR=0")
-		if err := c.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			c.err = c.cmd.Wait()
-			close(c.exited)
-		}()
-		t.Cleanup(func() {
-			c.cmd.Process.Kill()
-			<-c.exited
-		})
-
-		select {
-		case <-c.stderr.ready:
+		cmd := exec.Command(tool, args...)
+		cmd.Env = append(os.Environ(), "SYSTEMD_LOG_TARGET=console", "SYSTEMD_LOG_COLOR=0")
+		c := &activatedChild{Process: testpeer.StartCommand(t, activatedLimit, cmd), addrs: addrs}
+		err := c.WaitOutput(c.Stderr, "Listening on ", len(addrs), helperDeadline)
+		switch {
+		case err == nil:
 			return c
-		case <-c.exited:
-			if strings.Contains(c.stderr.String(), "in use") {
-				continue // lost the port to another process
-			}
-			t.Fatalf("%s exited early: %v\n%s", tool, c.err, c.stderr.String())
-		case <-time.After(helperDeadline):
-			t.Fatalf("%s is not listening after %v:\n%s", tool, helperDeadline, c.stderr.String())
+		case errors.Is(err, testpeer.ErrExited) && strings.Contains(c.Stderr.String(), "in use"):
+			continue // lost the port to another process
+		default:
+			t.Fatalf("%s: %v\n%s", tool, err, c.Stderr.String())
 		}
 	}
 	t.Fatalf("no free ports after %d attempts", attempts)
@@ -190,14 +170,8 @@ func startActivated(t *testing.T, tool, network string, fdnames []string) *activ
 // wait waits for the child to exit and returns what it printed on stdout.
 func (c *activatedChild) wait(t *testing.T) (string, error) {
 	t.Helper()
-	select {
-	case <-c.exited:
-		return c.stdout.String(), c.err
-	case <-time.After(helperDeadline):
-		c.cmd.Process.Kill()
-		<-c.exited
-		return c.stdout.String(), fmt.Errorf("still running after %v", helperDeadline)
-	}
+	err := c.Wait(t, helperDeadline)
+	return c.Stdout.String(), err
 }
 
 // freeAddrs returns n loopback addresses with ports that were free a moment
@@ -268,47 +242,4 @@ func containsLine(out, line string) bool {
 		}
 	}
 	return false
-}
-
-// lineWatcher collects a process's stderr and closes ready once want lines
-// starting with prefix have been written.
-type lineWatcher struct {
-	prefix string
-	ready  chan struct{}
-
-	mu   sync.Mutex
-	buf  bytes.Buffer // guarded by mu
-	want int          // guarded by mu; matching lines still to see
-	scan int          // guarded by mu; offset in buf of the first unscanned line
-}
-
-func newLineWatcher(prefix string, want int) *lineWatcher {
-	return &lineWatcher{prefix: prefix, want: want, ready: make(chan struct{})}
-}
-
-func (w *lineWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	for {
-		rest := w.buf.Bytes()[w.scan:]
-		end := bytes.IndexByte(rest, '\n')
-		if end < 0 {
-			break
-		}
-		if w.want > 0 && bytes.HasPrefix(rest[:end], []byte(w.prefix)) {
-			w.want--
-			if w.want == 0 {
-				close(w.ready)
-			}
-		}
-		w.scan += end + 1
-	}
-	return len(p), nil
-}
-
-func (w *lineWatcher) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

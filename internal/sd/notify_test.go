@@ -1,7 +1,6 @@
 package sd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 // notifyDeadline bounds how long a test waits for a datagram it expects.
@@ -285,28 +286,7 @@ func (h *health) waitCall(t *testing.T, wedged bool) {
 }
 
 // logBuffer is an io.Writer safe for the watchdog goroutine and the test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
+type logBuffer = testpeer.Buffer
 
 func TestWatchdog(t *testing.T) {
 	const interval = 200 * time.Millisecond
@@ -355,13 +335,13 @@ func TestWatchdog(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.waitCall(t, true) // the check kept running in between
-			if got := logs.count("withholding keep-alive"); got != 1 {
+			if got := logs.Count("withholding keep-alive"); got != 1 {
 				t.Errorf("failure logged %d times, want once:\n%s", got, logs)
 			}
 
 			h.release()
 			expectPings(t, conn, 2)
-			if got := logs.count("healthy again"); got != 1 {
+			if got := logs.Count("healthy again"); got != 1 {
 				t.Errorf("recovery logged %d times, want once", got)
 			}
 		})

@@ -83,14 +83,7 @@ func (ts *testServer) url(channel, key string) string {
 
 // publishFFmpeg publishes a generated H.264 + AAC stream (2 s GOPs) until stopped.
 func publishFFmpeg(t testing.TB, url string, extra ...string) *peer {
-	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "50", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "64k"}
-	args = append(args, extra...)
-	args = append(args, "-f", "flv", url)
-	return startPeer(t, "ffmpeg", args...)
+	return startPeer(t, "ffmpeg", testpeer.PublishArgs(url, testpeer.Source{Audio: true}, extra...)...)
 }
 
 func (ts *testServer) waitPublishing(t testing.TB, channel string, p *peer) {
@@ -267,7 +260,7 @@ func TestFFmpegRefusals(t *testing.T) {
 	})
 	pub := publishFFmpeg(t, ts.url("live", "k"))
 	ts.waitPublishing(t, "live", pub)
-	gen := []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5", "-c:v", "libx264", "-t", "2", "-f", "flv"}
+	gen := append(testpeer.Source{Width: 64, Height: 64, Rate: 5, Duration: 2 * time.Second}.Args(), "-f", "flv")
 
 	t.Run("wrong key", func(t *testing.T) {
 		ffmpegRefused(t, "Invalid stream key provided", "-rw_timeout", "10000000", "-i", ts.url("live", "wrong"), "-f", "null", "-")

@@ -21,6 +21,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 // Bounds the log must keep whatever a peer sends.
@@ -195,7 +196,7 @@ func TestFFmpegKeyInURLNotLogged(t *testing.T) {
 	t.Parallel()
 	const secret = "SECRETKEY"
 	ts := startServer(t, nil)
-	gen := []string{"-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5", "-c:v", "libx264", "-t", "2", "-f", "flv"}
+	gen := append(testpeer.Source{Width: 64, Height: 64, Rate: 5, Duration: 2 * time.Second}.Args(), "-f", "flv")
 	ffmpegRefused(t, "Invalid channel", append(gen, ts.url("live/"+secret, "x"))...)
 	ts.events.wait(t, "the refusal", 1, kind(ConnectRefused, "invalid channel"))
 	if logs := ts.logs.String(); strings.Contains(logs, secret) {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 // TestPublishBadKeyFormatSaysWhatIsAllowed checks that a publish refused
@@ -42,5 +44,5 @@ func TestFFmpegBadKeyFormat(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil)
 	ffmpegRefused(t, "Invalid stream key provided: 1 to 128 characters a-z A-Z 0-9 - _",
-		"-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5", "-c:v", "libx264", "-t", "2", "-f", "flv", ts.url("live", "bad.key"))
+		append(testpeer.Source{Width: 64, Height: 64, Rate: 5, Duration: 2 * time.Second}.Args(), "-f", "flv", ts.url("live", "bad.key"))...)
 }

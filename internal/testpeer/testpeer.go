@@ -1,5 +1,10 @@
-// Package testpeer finds and starts the real programs that tests talk to:
-// ffmpeg, ffprobe, rtmpdump, redis-server, systemd-socket-activate.
+// Package testpeer finds and starts the real programs that tests talk to
+// (ffmpeg, ffprobe, rtmpdump, redis-server, systemd-socket-activate) and
+// holds what they share: a process with a deadline (StartProcess), the
+// arguments of an ffmpeg publisher (PublishArgs), a self-signed certificate
+// pair (SelfSigned), loopback listeners that are handed over rather than
+// released and bound again (Listen, Activate). Serving this project's
+// server for a test and dialing it is in package servertest.
 //
 // `make test` sets RTMP_TEST_REQUIRE_PEERS=1 after installing them, so a
 // missing peer fails the run there; a bare `go test` skips such tests.

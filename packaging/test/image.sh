@@ -36,29 +36,13 @@ die() {
 	echo "image.sh: $*" >&2
 	exit 2
 }
-wait_for() { # SECONDS COMMAND...
-	local deadline=$((SECONDS + $1))
-	shift
-	while ((SECONDS < deadline)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	"$@" >/dev/null 2>&1
-}
+log() { echo "== $*"; }
+# shellcheck source=packaging/test/lib.sh
+. "$repo/packaging/test/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (rootful podman)"
-declare -A package_of=([podman]=podman [runc]=runc [ffmpeg]=ffmpeg [ffprobe]=ffmpeg)
-missing=()
-for cmd in "${!package_of[@]}"; do
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
-done
-if ((${#missing[@]})); then
-	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-	echo "== installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" fuse-overlayfs slirp4netns uidmap >/dev/null
-fi
+install_host_tools podman=podman runc=runc ffmpeg=ffmpeg ffprobe=ffmpeg \
+	fuse-overlayfs=fuse-overlayfs slirp4netns=slirp4netns newuidmap=uidmap
 [[ -r /etc/ssl/certs/ca-certificates.crt ]] || die "no /etc/ssl/certs/ca-certificates.crt (install ca-certificates)"
 
 work=$(mktemp -d /tmp/rtmp-server-image.XXXXXX)

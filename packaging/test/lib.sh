@@ -1,14 +1,42 @@
-# Shell helpers shared by the root-filesystem tests (nspawn.sh, fresh.sh).
-# Source it after setting `work` (a scratch directory); the caller defines
-# die MESSAGE (exits) and log MESSAGE.
+# Shell helpers shared by the packaging tests (nspawn.sh, fresh.sh,
+# image.sh) and scripts/test.sh. Source it after setting `work` (a scratch
+# directory) if you use rootfs_tarball; the caller defines die MESSAGE
+# (exits) and log MESSAGE where a helper says it uses them.
 
 # test_cache: where built root filesystems are kept between runs.
 test_cache() {
 	echo "${RTMP_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rtmp-server-test}"
 }
 
+# apt_install PACKAGE...: installs the packages from Debian's archive (as
+# root), without recommends and without letting them start their services
+# (a policy-rc.d that refuses every start, removed afterwards).
+apt_install() {
+	local policy=/usr/sbin/policy-rc.d had_policy=0 rc=0
+	[[ -e $policy ]] && had_policy=1
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq || return
+	if ((!had_policy)); then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" || return
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+	((had_policy)) || rm -f "$policy"
+	return "$rc"
+}
+
+# wait_for SECONDS COMMAND...: runs the command every 0.2 s until it
+# succeeds (0) or the time is up (1).
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	while ((SECONDS < deadline)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	"$@" >/dev/null 2>&1
+}
+
 # install_host_tools CMD=PACKAGE...: installs from Debian's archive the
-# packages of the commands that are missing on the host.
+# packages of the commands that are missing on the host (uses log).
 install_host_tools() {
 	local pair missing=()
 	for pair in "$@"; do
@@ -17,8 +45,7 @@ install_host_tools() {
 	((${#missing[@]})) || return 0
 	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 	log "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	apt_install "${missing[@]}"
 }
 
 # mirror: the first Debian mirror in the host's apt sources.

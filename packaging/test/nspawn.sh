@@ -65,18 +65,6 @@ die() {
 }
 log() { echo "== $*"; }
 
-# wait_for SECONDS COMMAND...: runs the command every 0.2 s until it
-# succeeds (0) or the time is up (1).
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	while ((SECONDS < deadline)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	"$@" >/dev/null 2>&1
-}
-
 [[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap, systemd-nspawn, nsenter)"
 
 # in_chroot: whether this runs inside a chroot: / is not the root of PID 1
