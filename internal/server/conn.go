@@ -100,10 +100,13 @@ type conn struct {
 
 	// Owned by the read loop.
 	connectBy time.Time        // the handshake and connect must be done by then
-	session   *session.Session // the protocol state: connect, streams, acks, chunk sizes
-	channel   string           // the session's app, once connected
-	pub       *publisher
-	play      *player
+	session   *session.Session // the protocol state: connect, streams, acks, chunk sizes (Snapshot from any goroutine)
+	// channel is the session's app once connected, kept as a plain string
+	// because hub events and logs on other goroutines read it: written
+	// once, at connect, before anything else can see the connection.
+	channel string
+	pub     *publisher
+	play    *player
 }
 
 func (c *conn) SessionID() uint64 { return c.id }

@@ -14,6 +14,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
@@ -65,7 +66,8 @@ type State struct {
 	In chunk.ReaderState `json:"in"`
 }
 
-// Stream is a message stream that publishes or plays Name.
+// Stream is a message stream that publishes or plays Name. On a server,
+// Name is the stream key: a secret, never to be shown.
 type Stream struct {
 	ID   uint32 `json:"id"`
 	Name string `json:"name"`
@@ -76,11 +78,15 @@ type Stream struct {
 type Sender func(*chunk.Message) error
 
 // Session is the protocol state machine of one connection. It is owned by
-// the goroutine that reads the connection.
+// the goroutine that reads the connection: every method but Snapshot is
+// for that goroutine alone.
 type Session struct {
 	in   *chunk.Reader
 	send Sender
-	st   State // In is kept by in, and filled in by State
+	// mu guards st against Snapshot, which may run on any goroutine; the
+	// owner writes st under it and reads it without.
+	mu sync.Mutex
+	st State // In is kept by in, and filled in by State
 }
 
 // New returns a Session reading in (from its start) and sending through send.
@@ -117,12 +123,30 @@ func cloneStream(s *Stream) *Stream {
 	return &c
 }
 
-// State returns a copy of the session's state.
+// State returns a copy of the session's state, the chunk reader's
+// included (for the owner: to save the session).
 func (s *Session) State() State {
-	st := s.st
-	st.Publishing, st.Playing = cloneStream(s.st.Publishing), cloneStream(s.st.Playing)
+	st := s.Snapshot()
 	st.In = s.in.State()
 	return st
+}
+
+// Snapshot returns a copy of the session's state without the chunk
+// reader's (In is zero). Unlike the other methods it may be called from
+// any goroutine while the owner runs the session: to show a connection.
+func (s *Session) Snapshot() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.st
+	st.Publishing, st.Playing = cloneStream(s.st.Publishing), cloneStream(s.st.Playing)
+	return st
+}
+
+// update applies f to the state under mu.
+func (s *Session) update(f func(st *State)) {
+	s.mu.Lock()
+	f(&s.st)
+	s.mu.Unlock()
 }
 
 // Connected reports whether connect succeeded.
@@ -132,9 +156,9 @@ func (s *Session) Connected() bool { return s.st.Connected }
 func (s *Session) Send(m message.Message) error {
 	switch m := m.(type) {
 	case message.SetChunkSize:
-		s.st.OutChunkSize = m.Size
+		s.update(func(st *State) { st.OutChunkSize = m.Size })
 	case message.WindowAckSize:
-		s.st.WindowAckSize = m.Size
+		s.update(func(st *State) { st.WindowAckSize = m.Size })
 	}
 	return s.send(m.Chunk())
 }
@@ -166,7 +190,7 @@ func (s *Session) ReadMessage() (message.Message, error) {
 	}
 	switch msg := msg.(type) {
 	case message.WindowAckSize:
-		s.st.PeerWindowAckSize = msg.Size
+		s.update(func(st *State) { st.PeerWindowAckSize = msg.Size })
 	case message.UserControl:
 		if msg.Event == message.EventPingRequest {
 			if err := s.send(message.UserControl{Event: message.EventPingResponse, Value: msg.Value}.Chunk()); err != nil {
@@ -182,7 +206,7 @@ func (s *Session) ackIfDue() error {
 	if s.st.PeerWindowAckSize == 0 || read-s.st.LastAck < uint64(s.st.PeerWindowAckSize) {
 		return nil
 	}
-	s.st.LastAck = read
+	s.update(func(st *State) { st.LastAck = read })
 	// The sequence number wraps at 2^32, as the specification has it.
 	return s.send(message.Ack{Sequence: uint32(read)}.Chunk())
 }
@@ -195,7 +219,7 @@ func (s *Session) AcceptConnect(app string, txn float64, chunkSize uint32, prope
 	if s.st.Connected {
 		return fmt.Errorf("%w: connect on a connected session", ErrBadState)
 	}
-	s.st.Connected, s.st.App = true, app
+	s.update(func(st *State) { st.Connected, st.App = true, app })
 	success := append(amf.Object{
 		{Key: "level", Value: "status"},
 		{Key: "code", Value: "NetConnection.Connect.Success"},
@@ -216,7 +240,9 @@ func (s *Session) AcceptConnect(app string, txn float64, chunkSize uint32, prope
 
 // ConnectAccepted records that the peer accepted this side's connect to
 // app (the client's side).
-func (s *Session) ConnectAccepted(app string) { s.st.Connected, s.st.App = true, app }
+func (s *Session) ConnectAccepted(app string) {
+	s.update(func(st *State) { st.Connected, st.App = true, app })
+}
 
 // CreateStream makes the next message stream and answers transaction txn
 // with its ID (the server's side). Before connect it is ErrNotConnected.
@@ -224,26 +250,33 @@ func (s *Session) CreateStream(txn float64) (uint32, error) {
 	if !s.st.Connected {
 		return 0, ErrNotConnected
 	}
-	s.st.LastStreamID++
-	return s.st.LastStreamID, s.Send(message.Result(txn, nil, float64(s.st.LastStreamID)))
+	id := s.st.LastStreamID + 1
+	s.update(func(st *State) { st.LastStreamID = id })
+	return id, s.Send(message.Result(txn, nil, float64(id)))
 }
 
 // StreamCreated records the message stream the peer made for this side's
 // createStream (the client's side).
-func (s *Session) StreamCreated(id uint32) { s.st.LastStreamID = id }
+func (s *Session) StreamCreated(id uint32) {
+	s.update(func(st *State) { st.LastStreamID = id })
+}
 
 // Publish records that message stream id publishes name; like Play, it
 // is for a connected session (the owner checks commands before connect).
-func (s *Session) Publish(id uint32, name string) { s.st.Publishing = &Stream{ID: id, Name: name} }
+func (s *Session) Publish(id uint32, name string) {
+	s.update(func(st *State) { st.Publishing = &Stream{ID: id, Name: name} })
+}
 
 // Play records that message stream id plays name.
-func (s *Session) Play(id uint32, name string) { s.st.Playing = &Stream{ID: id, Name: name} }
+func (s *Session) Play(id uint32, name string) {
+	s.update(func(st *State) { st.Playing = &Stream{ID: id, Name: name} })
+}
 
 // EndPublish records that the connection no longer publishes.
-func (s *Session) EndPublish() { s.st.Publishing = nil }
+func (s *Session) EndPublish() { s.update(func(st *State) { st.Publishing = nil }) }
 
 // EndPlay records that the connection no longer plays.
-func (s *Session) EndPlay() { s.st.Playing = nil }
+func (s *Session) EndPlay() { s.update(func(st *State) { st.Playing = nil }) }
 
 // LastStreamID returns the last message stream createStream made.
 func (s *Session) LastStreamID() uint32 { return s.st.LastStreamID }

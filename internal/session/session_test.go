@@ -276,3 +276,64 @@ func TestRestoreRefusesBadStates(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotWhileRunning reads a session's state from another goroutine
+// while its owner drives it (run with -race): every snapshot is one the
+// owner's steps could have left, and the last one sees everything.
+func TestSnapshotWhileRunning(t *testing.T) {
+	var p peer
+	const streams = 200
+	for range streams {
+		p.write(t, message.WindowAckSize{Size: 1000})
+	}
+	s := New(chunk.NewReader(&p.in), p.send)
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		var last uint32
+		for {
+			st := s.Snapshot()
+			switch {
+			case st.In.ChunkSize != 0 || st.In.BytesRead != 0 || st.In.Streams != nil:
+				errc <- errors.New("snapshot carries the reader's state")
+				return
+			case st.LastStreamID < last:
+				errc <- errors.New("stream IDs went backwards")
+				return
+			case st.Publishing != nil && st.Publishing.ID > st.LastStreamID:
+				errc <- errors.New("publishing on a stream not yet made")
+				return
+			}
+			last = st.LastStreamID
+			select {
+			case <-done:
+				return
+			default:
+			}
+		}
+	}()
+	if err := s.AcceptConnect("live", 1, 4096, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range streams {
+		if _, err := s.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+		id, err := s.CreateStream(float64(i + 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Publish(id, "key")
+		s.EndPublish()
+	}
+	s.Play(streams, "key")
+	close(done)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	st := s.Snapshot()
+	if !st.Connected || st.LastStreamID != streams || st.Playing == nil || st.PeerWindowAckSize != 1000 {
+		t.Fatalf("final snapshot %+v", st)
+	}
+}
