@@ -16,6 +16,8 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 func publish(t testing.TB, ts *testServer, channel, key string) *client.Conn {
@@ -544,21 +546,11 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 }
 
 func TestAcceptLoopSurvivesTemporaryErrors(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testpeer.Listen(t)
 	fl := &flakyListener{Listener: ln}
 	fl.fails.Store(5)
 	srv := mustNew(t, DefaultOptions(), nil)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(fl) }()
-	defer func() {
-		srv.Close()
-		if err := <-errc; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
+	servertest.Serve(t, srv, fl, ErrServerClosed)
 	c, err := client.Dial(ln.Addr().String(), nil, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
