@@ -81,12 +81,7 @@ func TestConnectRejections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := startServer(t, tt.mod)
-			c, err := client.Dial(ts.addr, nil, 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			err = c.Connect(tt.app)
+			_, err := servertest.DialStream(t, ts.addr, tt.app)
 			var st client.Status
 			if !errors.As(err, &st) || st.Code != "NetConnection.Connect.Rejected" || st.Description != tt.want {
 				t.Fatalf("connect: %v, want NetConnection.Connect.Rejected %q", err, tt.want)
@@ -99,12 +94,7 @@ func TestPerIPLimit(t *testing.T) {
 	ts := startServer(t, func(c *Options) { c.MaxIPConnections = 2 })
 	ts.dial(t, "a")
 	ts.dial(t, "b")
-	c, err := client.Dial(ts.addr, nil, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	err = c.Connect("c")
+	_, err := servertest.DialStream(t, ts.addr, "c")
 	var st client.Status
 	if !errors.As(err, &st) || st.Code != "NetConnection.Connect.Rejected" {
 		t.Fatalf("third connection: %v, want NetConnection.Connect.Rejected", err)
