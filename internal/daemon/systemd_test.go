@@ -105,7 +105,8 @@ func waitLog(t *testing.T, p *testpeer.Process, s string, n int, timeout time.Du
 }
 
 // freePort returns a loopback port that was free a moment ago, for the
-// tests where systemd-socket-activate binds the socket itself.
+// tests where systemd-socket-activate binds the socket itself and for the
+// daemon run in this process (TestWatchdogSilentWhileWedged).
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln := testpeer.Listen(t)
@@ -289,6 +290,9 @@ func TestWatchdogSilentWhileWedged(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "200000")
 	t.Setenv("WATCHDOG_PID", fmt.Sprint(os.Getpid()))
 	cfg := config.Default()
+	// In this process the daemon binds RTMP_PORT itself: it takes bound
+	// sockets only as descriptors 3 onwards named in LISTEN_FDS, which
+	// belong to the test binary here.
 	cfg.RTMPPort = freePort(t)
 	cfg.BindAddress = "127.0.0.1"
 	cfg.LogRequests = false
