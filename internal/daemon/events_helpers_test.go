@@ -24,6 +24,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -35,8 +36,9 @@ const (
 	evExitLimit = ShutdownTimeout + StopDeliveryTimeout + 10*time.Second
 	// evWaitLimit bounds waiting for something the test caused.
 	evWaitLimit = 20 * time.Second
-	// evPortAttempts is how many free ports a server start tries.
-	evPortAttempts = 5
+	// evProcLimit bounds a child process of these tests, which is killed
+	// when the test ends in any case.
+	evProcLimit = 5 * time.Minute
 	// evCommandChannel is the Redis channel the servers subscribe to.
 	evCommandChannel = "events_commands"
 )
@@ -100,51 +102,34 @@ func parseLogLine(raw string) map[string]string {
 	}
 }
 
-// evLog collects a process's stderr and lets tests wait for lines.
+// evLog reads a process's log (its testpeer.Buffer) line by line and lets
+// tests wait for lines.
 type evLog struct {
-	mu      sync.Mutex
-	text    strings.Builder // guarded by mu: everything written
-	partial string          // guarded by mu: the unfinished last line
-	lines   []evLine        // guarded by mu
-	changed chan struct{}   // guarded by mu: closed and replaced on each new line
+	buf *testpeer.Buffer
+
+	mu     sync.Mutex
+	parsed int      // guarded by mu: bytes of buf read into lines
+	lines  []evLine // guarded by mu: the complete lines read so far
 }
 
-func newEvLog() *evLog { return &evLog{changed: make(chan struct{})} }
+func newEvLog(buf *testpeer.Buffer) *evLog { return &evLog{buf: buf} }
 
-func (l *evLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.text.Write(p)
-	rest := l.partial + string(p)
-	added := false
-	for {
-		nl := strings.IndexByte(rest, '\n')
-		if nl < 0 {
-			break
-		}
-		raw := rest[:nl]
-		rest = rest[nl+1:]
-		l.lines = append(l.lines, evLine{raw: raw, fields: parseLogLine(raw)})
-		added = true
-	}
-	l.partial = rest
-	if added {
-		close(l.changed)
-		l.changed = make(chan struct{})
-	}
-	return len(p), nil
-}
-
-func (l *evLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.text.String()
-}
+func (l *evLog) String() string { return l.buf.String() }
 
 // matching returns the lines that match and the position of each.
 func (l *evLog) matching(match func(evLine) bool) (lines []evLine, at []int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	text := l.buf.String()
+	for {
+		nl := strings.IndexByte(text[l.parsed:], '\n')
+		if nl < 0 {
+			break
+		}
+		raw := text[l.parsed : l.parsed+nl]
+		l.lines = append(l.lines, evLine{raw: raw, fields: parseLogLine(raw)})
+		l.parsed += nl + 1
+	}
 	for i, line := range l.lines {
 		if match(line) {
 			lines = append(lines, line)
@@ -158,9 +143,7 @@ func (l *evLog) matching(match func(evLine) bool) (lines []evLine, at []int) {
 // the matching lines.
 func (l *evLog) wait(ctx context.Context, stop <-chan struct{}, n int, match func(evLine) bool) ([]evLine, error) {
 	for {
-		l.mu.Lock()
-		changed := l.changed
-		l.mu.Unlock()
+		changed := l.buf.Changed()
 		if lines, _ := l.matching(match); len(lines) >= n {
 			return lines, nil
 		}
@@ -182,9 +165,8 @@ type evServer struct {
 	addr    string // 127.0.0.1:port of the RTMP listener
 	port    int
 	cfgPath string // the --config file, rewritten by reload tests
-	log     *evLog
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the process has exited and its log is complete
+	log     *evLog // the process's stderr
+	proc    *testpeer.Process
 }
 
 // evSettings configure one server process.
@@ -205,9 +187,10 @@ var evBaseFile = []string{
 	"BIND_ADDRESS=127.0.0.1",
 }
 
-// startEvServer runs the server on a free loopback port and waits for its
-// "ready" line. It is killed, if still running, when the test ends, and
-// its log is shown if the test failed.
+// startEvServer runs the server on a loopback listener, passed to it as
+// systemd's socket named rtmp, and waits for its "ready" line. It is
+// killed, if still running, when the test ends, and its log is shown if
+// the test failed.
 func startEvServer(t *testing.T, bin string, st evSettings) *evServer {
 	t.Helper()
 	dir := t.TempDir()
@@ -215,7 +198,11 @@ func startEvServer(t *testing.T, bin string, st evSettings) *evServer {
 	if err := os.WriteFile(cfgPath, []byte(strings.Join(append(slices.Clone(evBaseFile), st.file...), "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"PATH=" + os.Getenv("PATH"), "MAX_IP_CONCURRENT_CONNECTIONS=0"}
+	ln := testpeer.Listen(t)
+	port := ln.Addr().(*net.TCPAddr).Port
+	// RTMP_PORT names the passed socket's port, as a unit would: the
+	// callback tokens carry it.
+	env := []string{"PATH=" + os.Getenv("PATH"), "MAX_IP_CONCURRENT_CONNECTIONS=0", "RTMP_PORT=" + strconv.Itoa(port)}
 	if evRaceEnabled {
 		// A race report makes the exit status 66; skip the second the
 		// race runtime otherwise sleeps at exit.
@@ -223,6 +210,7 @@ func startEvServer(t *testing.T, bin string, st evSettings) *evServer {
 	}
 	if st.callback != nil {
 		env = append(env, "CALLBACK_URL="+st.callback.URL(), "JWT_SECRET="+evSecret)
+		st.callback.ExpectRTMPPort(port)
 	}
 	if st.redis != nil {
 		_, port, _ := net.SplitHostPort(st.redis.Addr())
@@ -230,54 +218,33 @@ func startEvServer(t *testing.T, bin string, st evSettings) *evServer {
 	}
 	env = append(env, st.env...)
 
-	for attempt := 1; ; attempt++ {
-		port := evFreePort(t)
-		if st.callback != nil {
-			st.callback.ExpectRTMPPort(port)
-		}
-		s := &evServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), port: port, cfgPath: cfgPath, log: newEvLog(), done: make(chan struct{})}
-		s.cmd = exec.Command(bin, "--config", cfgPath)
-		s.cmd.Env = append(slices.Clone(env), "RTMP_PORT="+strconv.Itoa(port))
-		s.cmd.Stderr = s.log
-		if err := s.cmd.Start(); err != nil {
-			t.Fatalf("starting the server: %v", err)
-		}
-		go func() {
-			_ = s.cmd.Wait()
-			close(s.done)
-		}()
-		t.Cleanup(func() { s.cleanup(t) })
+	cmd := exec.Command(bin, "--config", cfgPath)
+	cmd.Env = env
+	testpeer.Activate(t, cmd, []string{socketRTMP}, ln)
+	s := &evServer{addr: ln.Addr().String(), port: port, cfgPath: cfgPath}
+	s.proc = testpeer.StartCommand(t, evProcLimit, cmd)
+	s.log = newEvLog(s.proc.Stderr)
+	t.Cleanup(func() { s.cleanup(t) })
 
-		ctx, cancel := context.WithTimeout(context.Background(), evReadyLimit)
-		_, err := s.log.wait(ctx, s.done, 1, func(l evLine) bool { return l.has("msg", "ready") })
-		cancel()
-		if err == nil {
-			return s
+	ctx, cancel := context.WithTimeout(context.Background(), evReadyLimit)
+	defer cancel()
+	if _, err := s.log.wait(ctx, s.proc.Done(), 1, func(l evLine) bool { return l.has("msg", "ready") }); err != nil {
+		if s.proc.Exited() {
+			t.Fatalf("server exited before ready (%v); log:\n%s", s.proc.Cmd.ProcessState, s.log.String())
 		}
-		select {
-		case <-s.done:
-			if strings.Contains(s.log.String(), "address already in use") && attempt < evPortAttempts {
-				continue // someone took the port since we probed it
-			}
-			t.Fatalf("server exited before ready (%v); log:\n%s", s.cmd.ProcessState, s.log.String())
-		default:
-			t.Fatalf("server not ready within %v; log:\n%s", evReadyLimit, s.log.String())
-		}
+		t.Fatalf("server not ready within %v; log:\n%s", evReadyLimit, s.log.String())
 	}
+	return s
 }
 
+// cleanup kills the server if it still runs and fails the test if it
+// reported a data race or crashed. It runs before the Process's own
+// cleanup, which shows the log of a failed test.
 func (s *evServer) cleanup(t *testing.T) {
-	select {
-	case <-s.done:
-	default:
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	s.proc.Kill()
 	out := s.log.String()
 	if strings.Contains(out, "WARNING: DATA RACE") || strings.Contains(out, "panic:") || strings.Contains(out, "fatal error:") {
-		t.Errorf("the server reported a data race or crashed; log:\n%s", out)
-	} else if t.Failed() {
-		t.Logf("server log (port %d):\n%s", s.port, out)
+		t.Errorf("the server (port %d) reported a data race or crashed", s.port)
 	}
 }
 
@@ -288,19 +255,19 @@ func (s *evServer) url(channel, key string) string {
 
 // waitLog waits until n log lines match, failing the test after
 // evWaitLimit, or at once if the server or watch (when not nil) exits.
-func (s *evServer) waitLog(t *testing.T, what string, n int, watch *evPeer, match func(evLine) bool) []evLine {
+func (s *evServer) waitLog(t *testing.T, what string, n int, watch *testpeer.Process, match func(evLine) bool) []evLine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), evWaitLimit)
 	defer cancel()
-	stop := s.done
+	stop := s.proc.Done()
 	if watch != nil {
 		// Either process ending stops the wait.
 		merged := make(chan struct{})
 		go func() {
 			defer close(merged)
 			select {
-			case <-s.done:
-			case <-watch.done:
+			case <-s.proc.Done():
+			case <-watch.Done():
 			case <-ctx.Done():
 			}
 		}()
@@ -310,7 +277,7 @@ func (s *evServer) waitLog(t *testing.T, what string, n int, watch *evPeer, matc
 	if err != nil {
 		extra := ""
 		if watch != nil {
-			extra = fmt.Sprintf("\n%s stderr:\n%s", watch.name, watch.stderr.String())
+			extra = fmt.Sprintf("\n%s stderr:\n%s", filepath.Base(watch.Cmd.Path), watch.Stderr.String())
 		}
 		t.Fatalf("waiting for %s in the server log: %v%s", what, err, extra)
 	}
@@ -321,127 +288,61 @@ func (s *evServer) waitLog(t *testing.T, what string, n int, watch *evPeer, matc
 // do with status 0.
 func (s *evServer) terminate(t *testing.T) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
+	s.proc.Signal(t, syscall.SIGTERM)
+	if code := s.proc.ExitCode(t, evExitLimit); code != 0 {
+		t.Fatalf("server exited with %v after SIGTERM, want status 0", s.proc.Cmd.ProcessState)
 	}
-	select {
-	case <-s.done:
-	case <-time.After(evExitLimit):
-		t.Fatalf("server still running %v after SIGTERM", evExitLimit)
-	}
-	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("server exited with %v after SIGTERM, want status 0", s.cmd.ProcessState)
-	}
-}
-
-// evFreePort returns a loopback port that was free a moment ago.
-func evFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // evRefusingPort returns a loopback port that refuses connections until the
-// test ends: a socket is bound to it but does not listen, so nothing else
-// can take the port meanwhile.
+// test ends (testpeer.RefusingAddr).
 func evRefusingPort(t *testing.T) int {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	_, port, err := net.SplitHostPort(testpeer.RefusingAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	syscall.CloseOnExec(fd)
-	t.Cleanup(func() { _ = syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
+	n, err := strconv.Atoi(port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sa.(*syscall.SockaddrInet4).Port
+	return n
 }
 
-// evPeer is a running ffmpeg or ffprobe.
-type evPeer struct {
-	name   string
-	cmd    *exec.Cmd
-	stdout *evLog
-	stderr *evLog
-	done   chan struct{}
-	err    error // Wait's result, set before done is closed
-}
-
-func startEvPeer(t *testing.T, name string, args ...string) *evPeer {
+// startEvPeer runs ffmpeg or ffprobe until it ends or the test does.
+func startEvPeer(t *testing.T, name string, args ...string) *testpeer.Process {
 	t.Helper()
-	p := &evPeer{name: name, stdout: newEvLog(), stderr: newEvLog(), done: make(chan struct{})}
-	p.cmd = exec.Command(testpeer.Need(t, name), args...)
-	p.cmd.Stdout = p.stdout
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-// exited reports whether the program has ended.
-func (p *evPeer) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits for the program to end and returns its error.
-func (p *evPeer) wait(t *testing.T, timeout time.Duration) error {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		t.Fatalf("%s still running after %v; stderr:\n%s", p.name, timeout, p.stderr.String())
-		return nil
-	}
+	return testpeer.StartProcess(t, evProcLimit, name, args...)
 }
 
 // publishEvFFmpeg publishes generated H.264 and AAC to url, until killed
 // or for as long as extra says (-t).
-func publishEvFFmpeg(t *testing.T, url string, extra ...string) *evPeer {
+func publishEvFFmpeg(t *testing.T, url string, extra ...string) *testpeer.Process {
 	t.Helper()
 	return startEvPeer(t, "ffmpeg", testpeer.PublishArgs(url, testpeer.Source{Audio: true, GOP: 25}, extra...)...)
 }
 
+// evDialStream is servertest.DialStream with the deadline of these tests,
+// which may wait for a held callback.
+func evDialStream(t testing.TB, addr, channel string) (*client.Conn, error) {
+	c, err := servertest.DialStream(t, addr, channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetDeadline(time.Now().Add(evWaitLimit)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // evPublish connects to channel with the Go client and publishes key. The
 // connection is returned whenever it was made, for the caller to close.
-func evPublish(addr, channel, key string) (*client.Conn, client.Status, error) {
-	c, err := client.Dial(addr, nil, 10*time.Second)
+// It may run in any goroutine.
+func evPublish(t testing.TB, addr, channel, key string) (*client.Conn, client.Status, error) {
+	c, err := evDialStream(t, addr, channel)
 	if err != nil {
 		return nil, client.Status{}, err
-	}
-	_ = c.SetDeadline(time.Now().Add(evWaitLimit))
-	if err := c.Connect(channel); err != nil {
-		return c, client.Status{}, fmt.Errorf("connect: %w", err)
-	}
-	if _, err := c.CreateStream(); err != nil {
-		return c, client.Status{}, fmt.Errorf("createStream: %w", err)
 	}
 	st, err := c.Publish(key)
 	return c, st, err
@@ -451,18 +352,11 @@ func evPublish(addr, channel, key string) (*client.Conn, client.Status, error) {
 // arrives.
 func evPlayMedia(t *testing.T, addr, channel, key string) {
 	t.Helper()
-	c, err := client.Dial(addr, nil, 10*time.Second)
+	c, err := evDialStream(t, addr, channel)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("player: %v", err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(evWaitLimit))
-	if err := c.Connect(channel); err != nil {
-		t.Fatalf("player connect: %v", err)
-	}
-	if _, err := c.CreateStream(); err != nil {
-		t.Fatalf("player createStream: %v", err)
-	}
 	if st, err := c.Play(key); err != nil || st.Code != "NetStream.Play.Start" {
 		t.Fatalf("play: %v %v", st, err)
 	}

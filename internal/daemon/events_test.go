@@ -179,8 +179,8 @@ func probeH264AAC(t *testing.T, url string) {
 	t.Helper()
 	p := startEvPeer(t, "ffprobe", "-v", "error", "-rw_timeout", "10000000",
 		"-show_entries", "stream=codec_type,codec_name,width,height", "-of", "json", url)
-	if err := p.wait(t, 30*time.Second); err != nil {
-		t.Fatalf("ffprobe: %v\n%s", err, p.stderr.String())
+	if err := p.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, p.Stderr.String())
 	}
 	var out struct {
 		Streams []struct {
@@ -190,8 +190,8 @@ func probeH264AAC(t *testing.T, url string) {
 			Height    int    `json:"height"`
 		}
 	}
-	if err := json.Unmarshal([]byte(p.stdout.String()), &out); err != nil {
-		t.Fatalf("ffprobe output: %v\n%s", err, p.stdout.String())
+	if err := json.Unmarshal([]byte(p.Stdout.String()), &out); err != nil {
+		t.Fatalf("ffprobe output: %v\n%s", err, p.Stdout.String())
 	}
 	var video, audio bool
 	for _, s := range out.Streams {
@@ -237,7 +237,7 @@ func testApprovedPublish(t *testing.T, bin string) {
 		t.Errorf("want the stop logged as delivered once, before \"stopped\"; log:\n%s", srv.log.String())
 	}
 	checkEvStops(t, reqs)
-	pub.wait(t, evWaitLimit) // the server closed its connection
+	pub.Wait(t, evWaitLimit) // the server closed its connection
 }
 
 // evRefused publishes with the Go client, expects NetStream.Publish.BadName,
@@ -245,7 +245,7 @@ func testApprovedPublish(t *testing.T, bin string) {
 // start with wantErr.
 func evRefused(t *testing.T, srv *evServer, channel, wantErr string) evLine {
 	t.Helper()
-	c, st, err := evPublish(srv.addr, channel, "key-"+channel)
+	c, st, err := evPublish(t, srv.addr, channel, "key-"+channel)
 	if c != nil {
 		defer c.Close()
 	}
@@ -333,8 +333,8 @@ func testStopWhenPublisherEnds(t *testing.T, bin string) {
 
 	pub := publishEvFFmpeg(t, srv.url("ends", "k"), "-t", "2")
 	srv.waitLog(t, "the publish", 1, pub, msgIs("publish", "channel", "ends"))
-	if err := pub.wait(t, 30*time.Second); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, pub.stderr.String())
+	if err := pub.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, pub.Stderr.String())
 	}
 	start := evApprovedStart(t, cb, "ends")
 	srv.waitLog(t, "the unpublish", 1, nil, msgIs("unpublish", "channel", "ends", "stream_id", start.Reply.StreamID))
@@ -353,7 +353,7 @@ func testStopWhenReplaced(t *testing.T, bin string) {
 	cb := startEvCallback(t, approveEv())
 	srv := startEvServer(t, bin, evSettings{callback: cb})
 
-	old, st, err := evPublish(srv.addr, "encoder", "k")
+	old, st, err := evPublish(t, srv.addr, "encoder", "k")
 	if old != nil {
 		defer old.Close()
 	}
@@ -363,7 +363,7 @@ func testStopWhenReplaced(t *testing.T, bin string) {
 	oldID := evApprovedStart(t, cb, "encoder").Reply.StreamID
 	// The first session sends nothing more, as when the encoder's network
 	// died: the server lets the same key replace it once it is stale.
-	fresh, st, err := evPublish(srv.addr, "encoder", "k")
+	fresh, st, err := evPublish(t, srv.addr, "encoder", "k")
 	if fresh != nil {
 		defer fresh.Close()
 	}
@@ -404,18 +404,11 @@ func testLeftDuringStart(t *testing.T, bin string) {
 	})
 	srv := startEvServer(t, bin, evSettings{callback: cb})
 
-	c, err := client.Dial(srv.addr, nil, 10*time.Second)
+	c, err := evDialStream(t, srv.addr, "hangup")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(evWaitLimit))
-	if err := c.Connect("hangup"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateStream(); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.Call(c.StreamID(), "publish", nil, "k", "live"); err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +450,7 @@ func testKillSession(t *testing.T, bin string) {
 	start := evApprovedStart(t, cb, "killme")
 
 	sendEvCommand(t, r, "kill-session>killme")
-	pub.wait(t, evWaitLimit)
+	pub.Wait(t, evWaitLimit)
 	srv.waitLog(t, "the command", 1, nil, msgIs("control command", "command", "kill-session", "channel", "killme", "outcome", "acted"))
 	srv.waitLog(t, "the unpublish", 1, nil, msgIs("unpublish", "channel", "killme",
 		"stream_id", start.Reply.StreamID, "reason", "killed by control command"))
@@ -485,8 +478,8 @@ func testCloseStream(t *testing.T, bin string) {
 		"channel", "shut", "stream_id", wrongID, "outcome", "not held by this server"))
 	// The command has been applied, and the stream still plays.
 	evPlayMedia(t, srv.addr, "shut", "k")
-	if pub.exited() {
-		t.Fatalf("ffmpeg ended after close-stream with a wrong stream id: %v\n%s", pub.err, pub.stderr.String())
+	if pub.Exited() {
+		t.Fatalf("ffmpeg ended after close-stream with a wrong stream id: %v\n%s", pub.Err(), pub.Stderr.String())
 	}
 	if lines, _ := srv.log.matching(msgIs("unpublish", "channel", "shut")); len(lines) != 0 {
 		t.Fatalf("unpublished after close-stream with a wrong stream id: %s", lines[0].raw)
@@ -496,7 +489,7 @@ func testCloseStream(t *testing.T, bin string) {
 	}
 
 	sendEvCommand(t, r, "close-stream>shut|"+id)
-	pub.wait(t, evWaitLimit)
+	pub.Wait(t, evWaitLimit)
 	srv.waitLog(t, "the command", 1, nil, msgIs("control command", "command", "close-stream",
 		"channel", "shut", "stream_id", id, "outcome", "acted"))
 	cb.WaitFor(t, "the stop", evWaitLimit, func(reqs []testpeer.CallbackRequest) bool {
@@ -521,7 +514,7 @@ func testStopRetried(t *testing.T, bin string) {
 	})
 	srv := startEvServer(t, bin, evSettings{callback: cb})
 
-	c, st, err := evPublish(srv.addr, "retry", "k")
+	c, st, err := evPublish(t, srv.addr, "retry", "k")
 	if c != nil {
 		defer c.Close()
 	}
@@ -588,7 +581,7 @@ func testKillAfterRedisRestart(t *testing.T, bin string) {
 	srv.waitLog(t, "the second Redis subscription", 2, pub, msgIs("redis connected and subscribed"))
 
 	sendEvCommand(t, r, "kill-session>phoenix")
-	pub.wait(t, evWaitLimit)
+	pub.Wait(t, evWaitLimit)
 	srv.waitLog(t, "the command", 1, nil, msgIs("control command", "command", "kill-session", "channel", "phoenix", "outcome", "acted"))
 	cb.WaitFor(t, "the stop", evWaitLimit, func(reqs []testpeer.CallbackRequest) bool {
 		return len(evDelivered(reqs, "phoenix")) == 1
@@ -630,7 +623,7 @@ func testPublishRace(t *testing.T, bin string) {
 	results := make(chan evPublishResult, 2)
 	for _, key := range []string{"first", "second"} {
 		go func() {
-			c, st, err := evPublish(srv.addr, "race", key)
+			c, st, err := evPublish(t, srv.addr, "race", key)
 			results <- evPublishResult{key, c, st, err}
 		}()
 	}
@@ -699,14 +692,14 @@ func testSlowCallback(t *testing.T, bin string) {
 
 	slow := make(chan evPublishResult, 1)
 	go func() {
-		c, st, err := evPublish(srv.addr, "slow", "k")
+		c, st, err := evPublish(t, srv.addr, "slow", "k")
 		slow <- evPublishResult{"k", c, st, err}
 	}()
 	cb.WaitFor(t, "the held start", evWaitLimit, func(reqs []testpeer.CallbackRequest) bool {
 		return len(evEvents(reqs, callback.EventStart, "slow")) == 1
 	})
 
-	quick, st, err := evPublish(srv.addr, "quick", "k")
+	quick, st, err := evPublish(t, srv.addr, "quick", "k")
 	if quick != nil {
 		defer quick.Close()
 	}

@@ -52,7 +52,7 @@ func testCommandWhilePending(t *testing.T, bin, channel string, command func(str
 
 	results := make(chan evPublishResult, 1)
 	go func() {
-		c, st, err := evPublish(srv.addr, channel, "k")
+		c, st, err := evPublish(t, srv.addr, channel, "k")
 		results <- evPublishResult{"k", c, st, err}
 	}()
 	cb.WaitFor(t, "the held start", evWaitLimit, func(reqs []testpeer.CallbackRequest) bool {
@@ -110,7 +110,7 @@ func TestNoStopWhenShutdownInterruptsStart(t *testing.T) {
 
 	results := make(chan evPublishResult, 1)
 	go func() {
-		c, st, err := evPublish(srv.addr, "shutdown_pending", "k")
+		c, st, err := evPublish(t, srv.addr, "shutdown_pending", "k")
 		results <- evPublishResult{"k", c, st, err}
 	}()
 	cb.WaitFor(t, "the held start", evWaitLimit, func(reqs []testpeer.CallbackRequest) bool {

@@ -87,9 +87,7 @@ func (s *evServer) reloadWith(t *testing.T, n int, lines []string) {
 	if err := os.WriteFile(s.cfgPath, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatalf("SIGHUP: %v", err)
-	}
+	s.proc.Signal(t, syscall.SIGHUP)
 	s.waitLog(t, "the reload", n, nil, msgIs("configuration reloaded"))
 }
 
@@ -128,7 +126,7 @@ func testStopsFollowReload(t *testing.T, bin string) {
 
 	channels := []string{"reload_a", "reload_b", "reload_c"}
 	for _, ch := range channels {
-		c, st, err := evPublish(srv.addr, ch, "k")
+		c, st, err := evPublish(t, srv.addr, ch, "k")
 		if c != nil {
 			c.Close() // the publication ends: its stop is due
 		}
@@ -190,7 +188,7 @@ func testReloadChurn(t *testing.T, bin string) {
 			defer wg.Done()
 			ch := fmt.Sprintf("churn_%d", i)
 			for ctx.Err() == nil {
-				c, st, err := evPublish(srv.addr, ch, "k")
+				c, st, err := evPublish(t, srv.addr, ch, "k")
 				if c != nil {
 					c.Close()
 				}

@@ -2,11 +2,14 @@ package daemon
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 // TestStartupLogShowsSettingsByGroup runs the server binary and reads its
@@ -22,17 +25,18 @@ func TestStartupLogShowsSettingsByGroup(t *testing.T) {
 		wantRTMP = "msg=config group=rtmp rtmp_port=%d bind_address=127.0.0.1 "
 	)
 	cfgPath := filepath.Join(t.TempDir(), "rtmp-server.env")
-	port := freePort(t)
+	ln := testpeer.Listen(t)
+	port := ln.Addr().(*net.TCPAddr).Port
 	writeEnv(t, cfgPath, fmt.Sprintf("RTMP_PORT=%d", port), "BIND_ADDRESS=127.0.0.1",
 		"CALLBACK_URL=http://user:"+urlPW+"@127.0.0.1:9/", "JWT_SECRET="+jwt, "REDIS_PASSWORD="+redisPW)
-	p := startProc(t, nil, bin, "--config", cfgPath)
-	p.waitLog(t, "msg=ready", 1, 15*time.Second)
-	p.signal(t, syscall.SIGTERM)
-	if rc := p.waitExit(t, 15*time.Second); rc != 0 {
+	p := startServing(t, nil, ln, nil, bin, "--config", cfgPath)
+	waitLog(t, p, "msg=ready", 1, 15*time.Second)
+	p.Signal(t, syscall.SIGTERM)
+	if rc := p.ExitCode(t, 15*time.Second); rc != 0 {
 		t.Errorf("exit status %d", rc)
 	}
 
-	out := p.out.String()
+	out := p.Stderr.String()
 	for _, secret := range []string{jwt, redisPW, urlPW} {
 		if strings.Contains(out, secret) {
 			t.Errorf("the log shows the secret %q", secret)

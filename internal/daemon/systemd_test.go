@@ -25,6 +25,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/sd"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -64,76 +65,54 @@ func sysBinary(t *testing.T) string {
 // lockedBuffer collects output written from several goroutines.
 type lockedBuffer = testpeer.Buffer
 
-// proc is a running child process.
-type proc struct {
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-	err  error
+// procLimit bounds a child process of these tests, which is killed when
+// the test ends in any case.
+const procLimit = 5 * time.Minute
+
+// procCommand is the command of a child process whose environment is PATH
+// and env only.
+func procCommand(env []string, name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	return cmd
 }
 
-func startProc(t *testing.T, env []string, name string, args ...string) *proc {
+// startProc runs name with args, with PATH and env as its environment.
+func startProc(t *testing.T, env []string, name string, args ...string) *testpeer.Process {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), out: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+	return testpeer.StartCommand(t, procLimit, procCommand(env, name, args...))
+}
+
+// startServing runs the server binary with args, passing ln as systemd's
+// socket named rtmp (and rtmps as the one named rtmps, when not nil).
+func startServing(t *testing.T, env []string, ln, rtmps net.Listener, bin string, args ...string) *testpeer.Process {
+	t.Helper()
+	cmd := procCommand(env, bin, args...)
+	if rtmps == nil {
+		testpeer.Activate(t, cmd, []string{socketRTMP}, ln)
+	} else {
+		testpeer.Activate(t, cmd, []string{socketRTMP, socketRTMPS}, ln, rtmps)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(name), p.out.String())
-		}
-	})
-	return p
+	return testpeer.StartCommand(t, procLimit, cmd)
 }
 
-func (p *proc) signal(t *testing.T, sig os.Signal) {
+// waitLog waits until p's log (its stderr) holds s n times.
+func waitLog(t *testing.T, p *testpeer.Process, s string, n int, timeout time.Duration) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitExit waits for the process to end and returns its exit code.
-func (p *proc) waitExit(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(timeout):
-		t.Fatalf("process did not exit within %v", timeout)
-		return -1
+	if err := p.WaitOutput(p.Stderr, s, n, timeout); err != nil {
+		t.Fatalf("waiting for %q in the log: %v", s, err)
 	}
 }
 
-// waitLog waits until the output contains s n times.
-func (p *proc) waitLog(t *testing.T, s string, n int, timeout time.Duration) {
+// freePort returns a loopback port that was free a moment ago, for the
+// tests where systemd-socket-activate binds the socket itself and for the
+// daemon run in this process (TestWatchdogSilentWhileWedged).
+func freePort(t *testing.T) int {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for strings.Count(p.out.String(), s) < n {
-		select {
-		case <-p.done:
-			if strings.Count(p.out.String(), s) >= n {
-				return
-			}
-			t.Fatalf("process exited (%v) before logging %q", p.err, s)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log within %v", s, timeout)
-		}
-	}
+	ln := testpeer.Listen(t)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
-
-func freePort(t *testing.T) int { return evFreePort(t) }
 
 func writeEnv(t *testing.T, path string, lines ...string) {
 	t.Helper()
@@ -210,13 +189,13 @@ func TestSocketActivationServesFFmpeg(t *testing.T) {
 	pub := startProc(t, nil, "ffmpeg", testpeer.PublishArgs(url, testpeer.Source{GOP: 25, Duration: 20 * time.Second})...)
 	notify.expect(t, "READY=1", 15*time.Second)
 	probe := startProc(t, nil, "ffprobe", "-v", "error", "-rw_timeout", "10000000", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", url)
-	if code := probe.waitExit(t, 30*time.Second); code != 0 {
-		t.Fatalf("ffprobe exit %d: %s", code, probe.out.String())
+	if code := probe.ExitCode(t, 30*time.Second); code != 0 {
+		t.Fatalf("ffprobe exit %d: %s", code, probe.Stderr.String())
 	}
-	if got := strings.TrimSpace(probe.out.String()); got != "h264,320,240" {
+	if got := strings.TrimSpace(probe.Stdout.String()); got != "h264,320,240" {
 		t.Fatalf("ffprobe saw %q", got)
 	}
-	_ = pub.cmd.Process.Kill()
+	pub.Kill()
 }
 
 func TestSocketActivationRejectsUnknownName(t *testing.T) {
@@ -230,8 +209,8 @@ func TestSocketActivationRejectsUnknownName(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	p.waitLog(t, `"bogus"`, 1, 15*time.Second)
-	if code := p.waitExit(t, 15*time.Second); code == 0 {
+	waitLog(t, p, `"bogus"`, 1, 15*time.Second)
+	if code := p.ExitCode(t, 15*time.Second); code == 0 {
 		t.Fatal("exit 0 with an unknown socket name")
 	}
 
@@ -244,8 +223,8 @@ func TestSocketActivationRejectsUnknownName(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	p2.waitLog(t, "SSL_CERT and SSL_KEY are not set", 1, 15*time.Second)
-	if code := p2.waitExit(t, 15*time.Second); code == 0 {
+	waitLog(t, p2, "SSL_CERT and SSL_KEY are not set", 1, 15*time.Second)
+	if code := p2.ExitCode(t, 15*time.Second); code == 0 {
 		t.Fatal("exit 0 with an rtmps socket and no certificate")
 	}
 }
@@ -275,10 +254,10 @@ func TestNotifyLifecycle(t *testing.T) {
 	bin := sysBinary(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "rtmp-server.env")
-	port := freePort(t)
-	writeEnv(t, cfgPath, fmt.Sprintf("RTMP_PORT=%d", port), "BIND_ADDRESS=127.0.0.1")
+	ln := testpeer.Listen(t)
+	writeEnv(t, cfgPath, fmt.Sprintf("RTMP_PORT=%d", ln.Addr().(*net.TCPAddr).Port), "BIND_ADDRESS=127.0.0.1")
 	notify := newNotifySocket(t)
-	p := startProc(t, []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=400000"}, bin, "--config", cfgPath)
+	p := startServing(t, []string{"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=400000"}, ln, nil, bin, "--config", cfgPath)
 
 	notify.expect(t, "READY=1", 15*time.Second)
 	if st := notify.expect(t, "STATUS=", 15*time.Second); !strings.Contains(st, "publishers") {
@@ -287,16 +266,16 @@ func TestNotifyLifecycle(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		notify.expect(t, "WATCHDOG=1", 5*time.Second)
 	}
-	p.signal(t, syscall.SIGHUP)
+	p.Signal(t, syscall.SIGHUP)
 	m := notify.expect(t, "RELOADING=1", 10*time.Second)
 	if !strings.Contains(m, "MONOTONIC_USEC=") {
 		t.Fatalf("reloading without MONOTONIC_USEC: %q", m)
 	}
 	notify.expect(t, "READY=1", 10*time.Second)
 	start := time.Now()
-	p.signal(t, syscall.SIGTERM)
+	p.Signal(t, syscall.SIGTERM)
 	notify.expect(t, "STOPPING=1", 10*time.Second)
-	if code := p.waitExit(t, 30*time.Second); code != 0 {
+	if code := p.ExitCode(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
 	t.Logf("stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
@@ -311,6 +290,9 @@ func TestWatchdogSilentWhileWedged(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "200000")
 	t.Setenv("WATCHDOG_PID", fmt.Sprint(os.Getpid()))
 	cfg := config.Default()
+	// In this process the daemon binds RTMP_PORT itself: it takes bound
+	// sockets only as descriptors 3 onwards named in LISTEN_FDS, which
+	// belong to the test binary here.
 	cfg.RTMPPort = freePort(t)
 	cfg.BindAddress = "127.0.0.1"
 	cfg.LogRequests = false
@@ -329,17 +311,11 @@ func TestWatchdogSilentWhileWedged(t *testing.T) {
 	notify.expect(t, "WATCHDOG=1", 5*time.Second)
 
 	// A publication to hold the registry's lock through.
-	c, err := client.Dial(cfg.RTMPAddr(), nil, 5*time.Second)
+	c, err := servertest.DialStream(t, cfg.RTMPAddr(), "live")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Connect("live"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateStream(); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.Publish("k"); err != nil {
 		t.Fatal(err)
 	}
@@ -386,29 +362,22 @@ func TestReloadAppliesWhitelistWithoutDroppingStream(t *testing.T) {
 	bin := sysBinary(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "rtmp-server.env")
-	port := freePort(t)
-	base := []string{fmt.Sprintf("RTMP_PORT=%d", port), "BIND_ADDRESS=127.0.0.1", "MAX_IP_CONCURRENT_CONNECTIONS=0"}
+	ln := testpeer.Listen(t)
+	addr := ln.Addr().String()
+	base := []string{fmt.Sprintf("RTMP_PORT=%d", ln.Addr().(*net.TCPAddr).Port), "BIND_ADDRESS=127.0.0.1", "MAX_IP_CONCURRENT_CONNECTIONS=0"}
 	writeEnv(t, cfgPath, base...)
-	srv := startProc(t, nil, bin, "--config", cfgPath)
-	srv.waitLog(t, "msg=ready", 1, 15*time.Second)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	srv := startServing(t, nil, ln, nil, bin, "--config", cfgPath)
+	waitLog(t, srv, "msg=ready", 1, 15*time.Second)
 	pub := startProc(t, nil, "ffmpeg", testpeer.PublishArgs("rtmp://"+addr+"/live/k",
 		testpeer.Source{Width: 160, Height: 120, GOP: 25, Duration: time.Minute})...)
-	srv.waitLog(t, "msg=publish", 1, 15*time.Second)
+	waitLog(t, srv, "msg=publish", 1, 15*time.Second)
 
 	play := func() (client.Status, error) {
-		c, err := client.Dial(addr, nil, 5*time.Second)
+		c, err := servertest.DialStream(t, addr, "live")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if err := c.Connect("live"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateStream(); err != nil {
-			t.Fatal(err)
-		}
 		return c.Play("k")
 	}
 	if st, err := play(); err != nil || st.Code != "NetStream.Play.Start" {
@@ -416,17 +385,17 @@ func TestReloadAppliesWhitelistWithoutDroppingStream(t *testing.T) {
 	}
 
 	writeEnv(t, cfgPath, append(base, "RTMP_PLAY_WHITELIST=10.0.0.0/8")...)
-	srv.signal(t, syscall.SIGHUP)
-	srv.waitLog(t, "configuration reloaded", 1, 10*time.Second)
+	srv.Signal(t, syscall.SIGHUP)
+	waitLog(t, srv, "configuration reloaded", 1, 10*time.Second)
 	if st, _ := play(); st.Code != "NetStream.Play.BadName" {
 		t.Fatalf("after reload: %v, want NetStream.Play.BadName", st)
 	}
 
 	// An invalid file changes nothing.
 	writeEnv(t, cfgPath, append(base, "RTMP_PLAY_WHITELIST=*", "MAX_IP_CONCURRENT_CONNECTIONS=-1")...)
-	srv.signal(t, syscall.SIGHUP)
-	srv.waitLog(t, "still running on the previous one", 1, 10*time.Second)
-	if !strings.Contains(srv.out.String(), "MAX_IP_CONCURRENT_CONNECTIONS") {
+	srv.Signal(t, syscall.SIGHUP)
+	waitLog(t, srv, "still running on the previous one", 1, 10*time.Second)
+	if !strings.Contains(srv.Stderr.String(), "MAX_IP_CONCURRENT_CONNECTIONS") {
 		t.Fatal("the reload error does not name the variable")
 	}
 	if st, _ := play(); st.Code != "NetStream.Play.BadName" {
@@ -434,11 +403,11 @@ func TestReloadAppliesWhitelistWithoutDroppingStream(t *testing.T) {
 	}
 	// The publisher was never dropped.
 	select {
-	case <-pub.done:
-		t.Fatalf("publisher ended during reloads: %v\n%s", pub.err, pub.out.String())
+	case <-pub.Done():
+		t.Fatalf("publisher ended during reloads: %v\n%s", pub.Err(), pub.Stderr.String())
 	default:
 	}
-	if strings.Contains(srv.out.String(), "msg=unpublish") {
+	if strings.Contains(srv.Stderr.String(), "msg=unpublish") {
 		t.Fatal("the stream was unpublished by a reload")
 	}
 }
@@ -466,22 +435,23 @@ func TestRTMPSAndCertificateReload(t *testing.T) {
 	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeCert(t, certPath, keyPath, 1001)
 	cfgPath := filepath.Join(dir, "rtmp-server.env")
-	port, sslPort := freePort(t), freePort(t)
+	ln, sslLn := testpeer.Listen(t), testpeer.Listen(t)
+	port, sslPort := ln.Addr().(*net.TCPAddr).Port, sslLn.Addr().(*net.TCPAddr).Port
 	writeEnv(t, cfgPath, fmt.Sprintf("RTMP_PORT=%d", port), fmt.Sprintf("SSL_PORT=%d", sslPort), "BIND_ADDRESS=127.0.0.1",
 		"SSL_CERT="+certPath, "SSL_KEY="+keyPath, "SSL_CHECK_RELOAD_SECONDS=0", "MAX_IP_CONCURRENT_CONNECTIONS=0")
-	srv := startProc(t, nil, bin, "--config", cfgPath)
-	srv.waitLog(t, "msg=ready", 1, 15*time.Second)
+	srv := startServing(t, nil, ln, sslLn, bin, "--config", cfgPath)
+	waitLog(t, srv, "msg=ready", 1, 15*time.Second)
 	sslAddr := fmt.Sprintf("127.0.0.1:%d", sslPort)
 
 	url := "rtmps://" + sslAddr + "/live/k"
 	pub := startProc(t, nil, "ffmpeg", testpeer.PublishArgs(url, testpeer.Source{Audio: true, GOP: 25, Duration: time.Minute})...)
-	srv.waitLog(t, "msg=publish", 1, 20*time.Second)
+	waitLog(t, srv, "msg=publish", 1, 20*time.Second)
 	play := startProc(t, nil, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "10000000",
 		"-i", url, "-map", "0:v", "-frames:v", "25", "-f", "framecrc", "-")
-	if code := play.waitExit(t, 30*time.Second); code != 0 {
-		t.Fatalf("rtmps player exit %d: %s", code, play.out.String())
+	if code := play.ExitCode(t, 30*time.Second); code != 0 {
+		t.Fatalf("rtmps player exit %d: %s", code, play.Stderr.String())
 	}
-	if n := strings.Count(play.out.String(), "\n0,"); n < 25 {
+	if n := strings.Count(play.Stdout.String(), "\n0,"); n < 25 {
 		t.Fatalf("rtmps player decoded %d frames", n)
 	}
 	if got := servedSerial(t, sslAddr); got != 1001 {
@@ -490,25 +460,25 @@ func TestRTMPSAndCertificateReload(t *testing.T) {
 
 	// Renewal: new files, then SIGHUP (the certbot deploy-hook case).
 	writeCert(t, certPath, keyPath, 2002)
-	srv.signal(t, syscall.SIGHUP)
-	srv.waitLog(t, "configuration reloaded", 1, 10*time.Second)
+	srv.Signal(t, syscall.SIGHUP)
+	waitLog(t, srv, "configuration reloaded", 1, 10*time.Second)
 	if got := servedSerial(t, sslAddr); got != 2002 {
 		t.Fatalf("serial %d after renewal, want 2002", got)
 	}
 	// A broken replacement (certificate without its key) keeps the old pair.
 	writeCert(t, certPath, "", 3003)
-	srv.signal(t, syscall.SIGHUP)
-	srv.waitLog(t, "configuration reloaded", 2, 10*time.Second)
+	srv.Signal(t, syscall.SIGHUP)
+	waitLog(t, srv, "configuration reloaded", 2, 10*time.Second)
 	if got := servedSerial(t, sslAddr); got != 2002 {
 		t.Fatalf("serial %d after a broken replacement, want 2002 kept", got)
 	}
-	if !strings.Contains(srv.out.String(), "certificate not replaced") {
+	if !strings.Contains(srv.Stderr.String(), "certificate not replaced") {
 		t.Fatal("the broken replacement was not logged")
 	}
 	// The stream in progress was not affected.
 	select {
-	case <-pub.done:
-		t.Fatalf("rtmps publisher ended: %v\n%s", pub.err, pub.out.String())
+	case <-pub.Done():
+		t.Fatalf("rtmps publisher ended: %v\n%s", pub.Err(), pub.Stderr.String())
 	default:
 	}
 	// TLS older than 1.2 is refused.

@@ -4,12 +4,10 @@ package server
 // playing, rtmpdump (librtmp) playing.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,81 +20,30 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
-// peer is a running external program.
-type peer struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	stdout *syncBuffer
-	done   chan struct{}
-	err    error
-}
-
-func startPeer(t testing.TB, name string, args ...string) *peer {
-	t.Helper()
-	path := testpeer.Need(t, name)
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &peer{cmd: exec.CommandContext(ctx, path, args...), stderr: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
-	p.cmd.Stdout = p.stdout
-	if err := p.cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
-	return p
-}
-
-// wait waits for the program to exit within timeout and returns its error.
-func (p *peer) wait(t testing.TB, timeout time.Duration) error {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		t.Fatalf("%s did not finish in %v; stderr:\n%s", filepath.Base(p.cmd.Path), timeout, p.stderr.String())
-		return nil
-	}
-}
-
-func (p *peer) stop() {
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+// peerLimit bounds how long a peer program of a test may run; they are
+// killed when the test ends in any case.
+const peerLimit = 10 * time.Minute
 
 func (ts *testServer) url(channel, key string) string {
 	return fmt.Sprintf("rtmp://%s/%s/%s", ts.addr, channel, key)
 }
 
 // publishFFmpeg publishes a generated H.264 + AAC stream (2 s GOPs) until stopped.
-func publishFFmpeg(t testing.TB, url string, extra ...string) *peer {
-	return startPeer(t, "ffmpeg", testpeer.PublishArgs(url, testpeer.Source{Audio: true}, extra...)...)
+func publishFFmpeg(t testing.TB, url string, extra ...string) *testpeer.Process {
+	return testpeer.StartProcess(t, peerLimit, "ffmpeg", testpeer.PublishArgs(url, testpeer.Source{Audio: true}, extra...)...)
 }
 
-func (ts *testServer) waitPublishing(t testing.TB, channel string, p *peer) {
+func (ts *testServer) waitPublishing(t testing.TB, channel string, p *testpeer.Process) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for ts.Hub().Lookup(channel) == nil {
 		select {
-		case <-p.done:
-			t.Fatalf("publisher exited: %v\n%s", p.err, p.stderr.String())
+		case <-p.Done():
+			t.Fatalf("publisher exited: %v\n%s", p.Err(), p.Stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no publication on %q; publisher stderr:\n%s", channel, p.stderr.String())
+			t.Fatalf("no publication on %q; publisher stderr:\n%s", channel, p.Stderr.String())
 		}
 	}
 }
@@ -110,13 +57,13 @@ type probeStream struct {
 
 func ffprobeStreams(t testing.TB, url string) []probeStream {
 	t.Helper()
-	p := startPeer(t, "ffprobe", "-v", "error", "-rw_timeout", "10000000", "-show_entries", "stream=codec_type,codec_name,width,height", "-of", "json", url)
-	if err := p.wait(t, 30*time.Second); err != nil {
-		t.Fatalf("ffprobe: %v\n%s", err, p.stderr.String())
+	p := testpeer.StartProcess(t, peerLimit, "ffprobe", "-v", "error", "-rw_timeout", "10000000", "-show_entries", "stream=codec_type,codec_name,width,height", "-of", "json", url)
+	if err := p.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, p.Stderr.String())
 	}
 	var out struct{ Streams []probeStream }
-	if err := json.Unmarshal([]byte(p.stdout.String()), &out); err != nil {
-		t.Fatalf("ffprobe output: %v\n%s", err, p.stdout.String())
+	if err := json.Unmarshal([]byte(p.Stdout.String()), &out); err != nil {
+		t.Fatalf("ffprobe output: %v\n%s", err, p.Stdout.String())
 	}
 	return out.Streams
 }
@@ -141,16 +88,16 @@ func checkH264AAC(t testing.TB, streams []probeStream) {
 // the framecrc lines. Any decoder complaint fails the test.
 func decodeFrames(t testing.TB, url string, n int) []string {
 	t.Helper()
-	p := startPeer(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "10000000",
+	p := testpeer.StartProcess(t, peerLimit, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "10000000",
 		"-i", url, "-map", "0:v", "-frames:v", fmt.Sprint(n), "-f", "framecrc", "-")
-	if err := p.wait(t, 40*time.Second); err != nil {
-		t.Fatalf("ffmpeg player: %v\n%s", err, p.stderr.String())
+	if err := p.Wait(t, 40*time.Second); err != nil {
+		t.Fatalf("ffmpeg player: %v\n%s", err, p.Stderr.String())
 	}
-	if s := strings.TrimSpace(p.stderr.String()); s != "" {
+	if s := strings.TrimSpace(p.Stderr.String()); s != "" {
 		t.Fatalf("decoder reported errors:\n%s", s)
 	}
 	var frames []string
-	for _, l := range strings.Split(p.stdout.String(), "\n") {
+	for _, l := range strings.Split(p.Stdout.String(), "\n") {
 		if l != "" && !strings.HasPrefix(l, "#") {
 			frames = append(frames, l)
 		}
@@ -204,15 +151,15 @@ func TestFFmpegMidStreamJoin(t *testing.T) {
 					}
 				}
 			}
-			probe := startPeer(t, "ffprobe", "-v", "error", "-rw_timeout", "10000000", "-select_streams", "v",
+			probe := testpeer.StartProcess(t, peerLimit, "ffprobe", "-v", "error", "-rw_timeout", "10000000", "-select_streams", "v",
 				"-show_entries", "frame=key_frame,pict_type", "-read_intervals", "%+#10", "-of", "csv=p=0", ts.url("live", "k"))
-			if err := probe.wait(t, 30*time.Second); err != nil {
-				t.Fatalf("ffprobe: %v\n%s", err, probe.stderr.String())
+			if err := probe.Wait(t, 30*time.Second); err != nil {
+				t.Fatalf("ffprobe: %v\n%s", err, probe.Stderr.String())
 			}
-			if s := strings.TrimSpace(probe.stderr.String()); s != "" {
+			if s := strings.TrimSpace(probe.Stderr.String()); s != "" {
 				t.Fatalf("decoder reported errors:\n%s", s)
 			}
-			lines := strings.Fields(probe.stdout.String())
+			lines := strings.Fields(probe.Stdout.String())
 			if len(lines) == 0 || !strings.HasPrefix(lines[0], "1,I") {
 				t.Fatalf("first frames %v, want to start on a keyframe (1,I)", lines)
 			}
@@ -223,17 +170,17 @@ func TestFFmpegMidStreamJoin(t *testing.T) {
 func TestFFmpegWaitingPlayerStarts(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil)
-	player := startPeer(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "30000000",
+	player := testpeer.StartProcess(t, peerLimit, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "30000000",
 		"-i", ts.url("live", "k"), "-map", "0:v", "-frames:v", "25", "-f", "framecrc", "-")
 	waitFor(t, "player waiting", 15*time.Second, func() bool { return ts.Hub().Stats().Players == 1 })
 	if ts.Hub().Lookup("live") != nil {
 		t.Fatal("publication before the publisher started")
 	}
 	publishFFmpeg(t, ts.url("live", "k"))
-	if err := player.wait(t, 40*time.Second); err != nil {
-		t.Fatalf("waiting player: %v\n%s", err, player.stderr.String())
+	if err := player.Wait(t, 40*time.Second); err != nil {
+		t.Fatalf("waiting player: %v\n%s", err, player.Stderr.String())
 	}
-	if n := strings.Count(player.stdout.String(), "\n0,"); n < 25 {
+	if n := strings.Count(player.Stdout.String(), "\n0,"); n < 25 {
 		t.Fatalf("waiting player decoded %d frames", n)
 	}
 }
@@ -242,13 +189,13 @@ func TestFFmpegWaitingPlayerStarts(t *testing.T) {
 // checks that its error output carries the server's description.
 func ffmpegRefused(t testing.TB, want string, args ...string) {
 	t.Helper()
-	p := startPeer(t, "ffmpeg", append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, args...)...)
-	err := p.wait(t, 30*time.Second)
+	p := testpeer.StartProcess(t, peerLimit, "ffmpeg", append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, args...)...)
+	err := p.Wait(t, 30*time.Second)
 	if err == nil {
 		t.Fatalf("ffmpeg %v succeeded, want it refused with %q", args, want)
 	}
-	if !strings.Contains(p.stderr.String(), want) {
-		t.Fatalf("ffmpeg %v stderr lacks %q:\n%s", args, want, p.stderr.String())
+	if !strings.Contains(p.Stderr.String(), want) {
+		t.Fatalf("ffmpeg %v stderr lacks %q:\n%s", args, want, p.Stderr.String())
 	}
 }
 
@@ -383,7 +330,7 @@ func TestFFmpegReconnectAfterCut(t *testing.T) {
 
 	proxy.Cut()
 	cutAt := time.Now()
-	first.stop()
+	first.Stop()
 	// The encoder comes back on a new connection with the same key.
 	second := publishFFmpeg(t, ts.url("live", "k"))
 	waitFor(t, "reconnected publisher", 10*time.Second, func() bool {
@@ -392,8 +339,8 @@ func TestFFmpegReconnectAfterCut(t *testing.T) {
 	})
 	t.Logf("publishing again %v after the cut", time.Since(cutAt).Round(10*time.Millisecond))
 	select {
-	case <-second.done:
-		t.Fatalf("second publisher exited: %v\n%s", second.err, second.stderr.String())
+	case <-second.Done():
+		t.Fatalf("second publisher exited: %v\n%s", second.Err(), second.Stderr.String())
 	default:
 	}
 	decodeFrames(t, ts.url("live", "k"), 25)
@@ -405,20 +352,20 @@ func TestRtmpdumpPlays(t *testing.T) {
 	pub := publishFFmpeg(t, ts.url("live", "k"))
 	ts.waitPublishing(t, "live", pub)
 	out := filepath.Join(t.TempDir(), "dump.flv")
-	dump := startPeer(t, "rtmpdump", "--live", "-q", "-r", ts.url("live", "k"), "-o", out)
+	dump := testpeer.StartProcess(t, peerLimit, "rtmpdump", "--live", "-q", "-r", ts.url("live", "k"), "-o", out)
 	waitFor(t, "rtmpdump output", 30*time.Second, func() bool {
 		fi, err := os.Stat(out)
 		return err == nil && fi.Size() > 150<<10
 	})
-	dump.stop()
+	dump.Stop()
 	checkH264AAC(t, ffprobeStreams(t, out))
-	probe := startPeer(t, "ffprobe", "-v", "error", "-count_frames", "-select_streams", "v", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", out)
-	if err := probe.wait(t, 30*time.Second); err != nil {
-		t.Fatalf("ffprobe: %v\n%s", err, probe.stderr.String())
+	probe := testpeer.StartProcess(t, peerLimit, "ffprobe", "-v", "error", "-count_frames", "-select_streams", "v", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", out)
+	if err := probe.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, probe.Stderr.String())
 	}
 	var n int
-	if _, err := fmt.Sscan(strings.TrimSpace(probe.stdout.String()), &n); err != nil {
-		t.Fatalf("ffprobe frame count %q: %v", probe.stdout.String(), err)
+	if _, err := fmt.Sscan(strings.TrimSpace(probe.Stdout.String()), &n); err != nil {
+		t.Fatalf("ffprobe frame count %q: %v", probe.Stdout.String(), err)
 	}
 	if n < 25 {
 		t.Fatalf("rtmpdump recording has %d video frames", n)

@@ -780,8 +780,8 @@ func TestRecordFFmpegSeeds(t *testing.T) {
 	pub := publishFFmpeg(t, proxy.url(fuzzChannel, fuzzKey), "-t", "4")
 	ts.waitPublishing(t, fuzzChannel, pub)
 	decodeFrames(t, proxy.url(fuzzChannel, fuzzKey), 10)
-	if err := pub.wait(t, 30*time.Second); err != nil {
-		t.Fatalf("publisher: %v\n%s", err, pub.stderr.String())
+	if err := pub.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("publisher: %v\n%s", err, pub.Stderr.String())
 	}
 	waitFor(t, "publication ended", 10*time.Second, func() bool { return ts.Hub().Lookup(fuzzChannel) == nil })
 	for i, name := range []string{"ffmpeg-publish", "ffmpeg-play"} {

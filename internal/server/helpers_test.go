@@ -2,8 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -90,29 +89,18 @@ func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod 
 	for _, f := range setup {
 		f(srv)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := ln
-	if wrap != nil {
-		served = wrap(ln)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(served) }()
+	// Registered before Serve, so it runs after the shutdown.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-errc; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
+	ln := testpeer.Listen(t)
+	served := ln
+	if wrap != nil {
+		served = wrap(ln)
+	}
+	servertest.Serve(t, srv, served, ErrServerClosed)
 	return &testServer{Server: srv, addr: ln.Addr().String(), logs: logs, events: events}
 }
 
@@ -137,16 +125,8 @@ func mustSetOptions(t testing.TB, srv *Server, opts Options) {
 // dial connects a client and runs connect(app); it fails the test on error.
 func (ts *testServer) dial(t testing.TB, app string) *client.Conn {
 	t.Helper()
-	c, err := client.Dial(ts.addr, nil, 5*time.Second)
+	c, err := servertest.DialStream(t, ts.addr, app)
 	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
-	if err := c.Connect(app); err != nil {
-		t.Fatalf("connect %q: %v", app, err)
-	}
-	if _, err := c.CreateStream(); err != nil {
 		t.Fatal(err)
 	}
 	return c

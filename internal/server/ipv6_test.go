@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"net"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/client"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -40,18 +40,7 @@ func startIPv6Server(t *testing.T, host string, mod func(*Options)) (*Server, st
 		mod(&cfg)
 	}
 	srv := mustNew(t, cfg, nil)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-errc; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	servertest.Serve(t, srv, ln, ErrServerClosed)
 	return srv, ln.Addr().String()
 }
 

@@ -45,23 +45,23 @@ func (ts *testServer) rtmpsURL(channel, key string) string {
 func dumpLive(t testing.TB, url string, minBytes int64) (string, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "dump.flv")
-	dump := startPeer(t, "rtmpdump", "--live", "-r", url, "-o", out)
+	dump := testpeer.StartProcess(t, peerLimit, "rtmpdump", "--live", "-r", url, "-o", out)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if fi, err := os.Stat(out); err == nil && fi.Size() > minBytes {
 			break
 		}
 		select {
-		case <-dump.done:
-			t.Fatalf("rtmpdump exited (%v) before writing %d bytes; stderr:\n%s", dump.err, minBytes, dump.stderr.String())
+		case <-dump.Done():
+			t.Fatalf("rtmpdump exited (%v) before writing %d bytes; stderr:\n%s", dump.Err(), minBytes, dump.Stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rtmpdump wrote less than %d bytes in 30s; stderr:\n%s", minBytes, dump.stderr.String())
+			t.Fatalf("rtmpdump wrote less than %d bytes in 30s; stderr:\n%s", minBytes, dump.Stderr.String())
 		}
 	}
-	stderr := dump.stderr.String()
-	dump.stop()
+	stderr := dump.Stderr.String()
+	dump.Stop()
 	return out, stderr
 }
 
@@ -98,7 +98,7 @@ func TestRtmpsinkPublishesOverRTMPS(t *testing.T) {
 	t.Parallel()
 	testpeer.NeedGStreamer(t, "videotestsrc", "x264enc", "flvmux", "rtmpsink")
 	ts := startTLSServer(t)
-	pub := startPeer(t, "gst-launch-1.0", gstVideoSource(250, "rtmpsink", `location="`+ts.rtmpsURL("live", "k")+` live=1"`)...)
+	pub := testpeer.StartProcess(t, peerLimit, "gst-launch-1.0", gstVideoSource(250, "rtmpsink", `location="`+ts.rtmpsURL("live", "k")+` live=1"`)...)
 	ts.waitPublishing(t, "live", pub)
 	decodeFrames(t, ts.rtmpsURL("live", "k"), 25)
 }
@@ -126,17 +126,17 @@ func TestFFmpegPlayerCommandsAnswered(t *testing.T) {
 	ts.waitPublishing(t, "live", pub)
 	for _, mode := range []string{"live", "recorded"} {
 		t.Run(mode, func(t *testing.T) {
-			p := startPeer(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-rw_timeout", "10000000",
+			p := testpeer.StartProcess(t, peerLimit, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-rw_timeout", "10000000",
 				"-rtmp_live", mode, "-i", ts.url("live", "k"), "-map", "0:v", "-frames:v", "5", "-f", "framecrc", "-")
-			if err := p.wait(t, 40*time.Second); err != nil {
-				t.Fatalf("ffmpeg player: %v\n%s", err, p.stderr.String())
+			if err := p.Wait(t, 40*time.Second); err != nil {
+				t.Fatalf("ffmpeg player: %v\n%s", err, p.Stderr.String())
 			}
 			for _, bad := range []string{"Server error", "Unexpected reply"} {
-				if strings.Contains(p.stderr.String(), bad) {
-					t.Fatalf("ffmpeg printed %q:\n%s", bad, p.stderr.String())
+				if strings.Contains(p.Stderr.String(), bad) {
+					t.Fatalf("ffmpeg printed %q:\n%s", bad, p.Stderr.String())
 				}
 			}
-			if n := strings.Count(p.stdout.String(), "\n0,"); n < 5 {
+			if n := strings.Count(p.Stdout.String(), "\n0,"); n < 5 {
 				t.Fatalf("ffmpeg decoded %d frames", n)
 			}
 		})
@@ -279,14 +279,14 @@ func TestRtmp2sinkEndUnpublishesAtOnce(t *testing.T) {
 	testpeer.NeedGStreamer(t, "videotestsrc", "x264enc", "flvmux", "rtmp2sink")
 	ts := startServer(t, nil)
 	proxy := newCutProxy(t, ts.addr)
-	pub := startPeer(t, "gst-launch-1.0", gstVideoSource(75, "rtmp2sink", "location="+proxy.url("live", "k"))...)
+	pub := testpeer.StartProcess(t, peerLimit, "gst-launch-1.0", gstVideoSource(75, "rtmp2sink", "location="+proxy.url("live", "k"))...)
 	ts.waitPublishing(t, "live", pub)
 	player := ts.dial(t, "live")
 	if st, err := player.Play("k"); err != nil {
 		t.Fatal(st, err)
 	}
-	if err := pub.wait(t, 30*time.Second); err != nil {
-		t.Fatalf("gst-launch-1.0: %v\n%s", err, pub.stderr.String())
+	if err := pub.Wait(t, 30*time.Second); err != nil {
+		t.Fatalf("gst-launch-1.0: %v\n%s", err, pub.Stderr.String())
 	}
 	ended := time.Now()
 	waitFor(t, "publication ended", PublisherTimeout/2, func() bool { return ts.Hub().Lookup("live") == nil })

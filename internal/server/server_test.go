@@ -16,6 +16,8 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
 func publish(t testing.TB, ts *testServer, channel, key string) *client.Conn {
@@ -79,12 +81,7 @@ func TestConnectRejections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := startServer(t, tt.mod)
-			c, err := client.Dial(ts.addr, nil, 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			err = c.Connect(tt.app)
+			_, err := servertest.DialStream(t, ts.addr, tt.app)
 			var st client.Status
 			if !errors.As(err, &st) || st.Code != "NetConnection.Connect.Rejected" || st.Description != tt.want {
 				t.Fatalf("connect: %v, want NetConnection.Connect.Rejected %q", err, tt.want)
@@ -97,12 +94,7 @@ func TestPerIPLimit(t *testing.T) {
 	ts := startServer(t, func(c *Options) { c.MaxIPConnections = 2 })
 	ts.dial(t, "a")
 	ts.dial(t, "b")
-	c, err := client.Dial(ts.addr, nil, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	err = c.Connect("c")
+	_, err := servertest.DialStream(t, ts.addr, "c")
 	var st client.Status
 	if !errors.As(err, &st) || st.Code != "NetConnection.Connect.Rejected" {
 		t.Fatalf("third connection: %v, want NetConnection.Connect.Rejected", err)
@@ -544,21 +536,11 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 }
 
 func TestAcceptLoopSurvivesTemporaryErrors(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testpeer.Listen(t)
 	fl := &flakyListener{Listener: ln}
 	fl.fails.Store(5)
 	srv := mustNew(t, DefaultOptions(), nil)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(fl) }()
-	defer func() {
-		srv.Close()
-		if err := <-errc; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
+	servertest.Serve(t, srv, fl, ErrServerClosed)
 	c, err := client.Dial(ln.Addr().String(), nil, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

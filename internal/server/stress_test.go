@@ -9,12 +9,10 @@ package server
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -28,6 +26,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/message"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -142,7 +141,7 @@ func (s *stressServer) connCount() int {
 
 // waitPublished waits until channel has a publisher other than old (a
 // session id, 0 for none), failing if p exits first.
-func (s *stressServer) waitPublished(t *testing.T, channel string, old uint64, p *peer) {
+func (s *stressServer) waitPublished(t *testing.T, channel string, old uint64, p *testpeer.Process) {
 	t.Helper()
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
@@ -153,10 +152,10 @@ func (s *stressServer) waitPublished(t *testing.T, channel string, old uint64, p
 			return
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("publisher of %q exited: %v\n%s", channel, p.err, p.stderr.String())
+		case <-p.Done():
+			t.Fatalf("publisher of %q exited: %v\n%s", channel, p.Err(), p.Stderr.String())
 		case <-deadline.C:
-			t.Fatalf("no publication on %q; publisher stderr:\n%s", channel, p.stderr.String())
+			t.Fatalf("no publication on %q; publisher stderr:\n%s", channel, p.Stderr.String())
 		case <-tick.C:
 		}
 	}
@@ -170,26 +169,14 @@ func startStressServer(t *testing.T) *stressServer {
 	srv.WriteTimeout = stressWriteTimeout
 	auth := newRecordingAuthorizer()
 	srv.SetAuthorizer(auth)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	// Registered before Start, so it runs after the shutdown.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
 		if t.Failed() {
 			t.Logf("server log (tail):\n%s", logs.String())
 		}
 	})
-	return &stressServer{Server: srv, addr: ln.Addr().String(), log: logs, auth: auth}
+	addr := servertest.Start(t, srv, ErrServerClosed)
+	return &stressServer{Server: srv, addr: addr, log: logs, auth: auth}
 }
 
 // stressDial connects and runs connect and createStream.
@@ -474,7 +461,7 @@ func TestStress(t *testing.T) {
 	srv.waitPublished(t, "steady", 0, steady)
 	const fps = 25
 	wantFrames := int((stressChaos + 10*time.Second).Seconds()) * fps
-	decoder := startPeer(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "20000000",
+	decoder := testpeer.StartProcess(t, peerLimit, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "20000000",
 		"-i", srv.url("steady", "sk"), "-map", "0:v", "-frames:v", strconv.Itoa(wantFrames), "-f", "framecrc", "-")
 	waitFor(t, "ffmpeg player playing", 30*time.Second, func() bool { return srv.Hub().Stats().Players >= 1 })
 	chaosEnd := time.Now().Add(stressChaos)
@@ -554,7 +541,7 @@ func TestStress(t *testing.T) {
 
 	// Meanwhile a second ffmpeg publisher is killed with SIGKILL and comes
 	// back, again and again, with an ffmpeg player on its stream.
-	victimPlayer := startPeer(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "20000000",
+	victimPlayer := testpeer.StartProcess(t, peerLimit, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "20000000",
 		"-i", srv.url("victim", "vk"), "-f", "null", "-")
 	kills := 0
 	var lastVictim uint64
@@ -564,10 +551,10 @@ func TestStress(t *testing.T) {
 		lastVictim = srv.Hub().Lookup("victim").SessionID()
 		pace := time.NewTimer(time.Duration(500+rng.IntN(1500)) * time.Millisecond) // let it stream a while
 		<-pace.C
-		if err := victim.cmd.Process.Kill(); err != nil {
+		if err := victim.Cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		<-victim.done
+		<-victim.Done()
 		kills++
 		waitFor(t, "killed publisher unpublished", 15*time.Second, func() bool {
 			p := srv.Hub().Lookup("victim")
@@ -575,12 +562,11 @@ func TestStress(t *testing.T) {
 		})
 	}
 	select {
-	case <-decoder.done:
-		t.Errorf("the ffmpeg player of the steady stream ended before the chaos did: %v\n%s", decoder.err, decoder.stderr.String())
+	case <-decoder.Done():
+		t.Errorf("the ffmpeg player of the steady stream ended before the chaos did: %v\n%s", decoder.Err(), decoder.Stderr.String())
 	default:
 	}
-	_ = victimPlayer.cmd.Process.Kill()
-	<-victimPlayer.done
+	victimPlayer.Kill()
 
 	// Wind down: the stalled players have been dropped, the mixed load
 	// finishes, the firehose stops.
@@ -605,17 +591,17 @@ func TestStress(t *testing.T) {
 	errMu.Unlock()
 
 	// The ffmpeg player decoded the steady stream through it all.
-	if err := decoder.wait(t, 90*time.Second); err != nil {
-		t.Fatalf("ffmpeg player of the steady stream: %v\n%s", err, decoder.stderr.String())
+	if err := decoder.Wait(t, 90*time.Second); err != nil {
+		t.Fatalf("ffmpeg player of the steady stream: %v\n%s", err, decoder.Stderr.String())
 	}
-	if s := strings.TrimSpace(decoder.stderr.String()); s != "" {
+	if s := strings.TrimSpace(decoder.Stderr.String()); s != "" {
 		t.Fatalf("decoder reported errors:\n%s", s)
 	}
-	frames := strings.Count(decoder.stdout.String(), "\n0,")
+	frames := strings.Count(decoder.Stdout.String(), "\n0,")
 	if frames < wantFrames {
 		t.Fatalf("decoded %d frames of the steady stream, want %d", frames, wantFrames)
 	}
-	steady.stop()
+	steady.Stop()
 	hubStats := srv.Hub().Stats()
 
 	// Back to the baseline.

@@ -6,7 +6,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -22,27 +21,12 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
-// needGStreamerElements skips (or fails, when peers are required) the
-// test unless every named GStreamer element is installed.
-func needGStreamerElements(t testing.TB, elements ...string) {
-	t.Helper()
-	inspect := testpeer.Need(t, "gst-inspect-1.0")
-	for _, e := range elements {
-		if err := exec.Command(inspect, "--exists", e).Run(); err != nil {
-			if os.Getenv(testpeer.RequireEnv) == "1" {
-				t.Fatalf("GStreamer element %s is required (%s=1) but not installed", e, testpeer.RequireEnv)
-			}
-			t.Skipf("GStreamer element %s not installed", e)
-		}
-	}
-}
-
 // publishGStreamer publishes H.264 + AAC from GStreamer's flvmux through
 // rtmp2sink until the test ends.
-func publishGStreamer(t testing.TB, url string) *peer {
+func publishGStreamer(t testing.TB, url string) *testpeer.Process {
 	t.Helper()
-	needGStreamerElements(t, "videotestsrc", "x264enc", "h264parse", "flvmux", "rtmp2sink", "audiotestsrc", "voaacenc")
-	return startPeer(t, "gst-launch-1.0", "-q",
+	testpeer.NeedGStreamer(t, "videotestsrc", "x264enc", "h264parse", "flvmux", "rtmp2sink", "audiotestsrc", "voaacenc")
+	return testpeer.StartProcess(t, peerLimit, "gst-launch-1.0", "-q",
 		"videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=25/1", "!",
 		"x264enc", "tune=zerolatency", "speed-preset=ultrafast", "key-int-max=250", "!", "h264parse", "!",
 		"flvmux", "name=mux", "streamable=true", "!", "rtmp2sink", "location="+url,
@@ -51,8 +35,8 @@ func publishGStreamer(t testing.TB, url string) *peer {
 
 // vlcPlayer is a cvlc process driven through its rc interface.
 type vlcPlayer struct {
-	stdin  io.WriteCloser
-	stdout *syncBuffer
+	*testpeer.Process
+	stdin io.WriteCloser
 }
 
 var (
@@ -73,35 +57,27 @@ func startVLC(t testing.TB, url string) *vlcPlayer {
 	if err := os.Chmod(home, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, path, "--intf", "rc", "--rc-fake-tty", "--no-video-title-show",
+	cmd := exec.Command(path, "--intf", "rc", "--rc-fake-tty", "--no-video-title-show",
 		"--vout", "dummy", "--aout", "dummy", url)
 	cmd.Env = append(os.Environ(), "HOME="+home)
 	if os.Getuid() == 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	}
-	v := &vlcPlayer{stdout: &syncBuffer{}}
-	cmd.Stdout, cmd.Stderr = v.stdout, v.stdout
-	if v.stdin, err = cmd.StdinPipe(); err != nil {
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
+	v := &vlcPlayer{Process: testpeer.StartCommand(t, peerLimit, cmd), stdin: stdin}
+	// Registered after StartCommand, so it runs before the kill.
 	t.Cleanup(func() {
 		_, _ = io.WriteString(v.stdin, "quit\n")
+		quit := time.NewTimer(5 * time.Second)
+		defer quit.Stop()
 		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-v.Done():
+		case <-quit.C:
 		}
-		cancel()
-		<-done
+		v.Kill()
 	})
 	return v
 }
@@ -113,7 +89,7 @@ func (v *vlcPlayer) askStats() { _, _ = io.WriteString(v.stdin, "stats\n") }
 // reported so far.
 func (v *vlcPlayer) displayed() int {
 	best := 0
-	for _, m := range vlcDisplayed.FindAllStringSubmatch(v.stdout.String(), -1) {
+	for _, m := range vlcDisplayed.FindAllStringSubmatch(v.Stdout.String(), -1) {
 		if n, _ := strconv.Atoi(m[1]); n > best {
 			best = n
 		}
@@ -147,7 +123,7 @@ func TestVLCJoinsAfterMetadataResent(t *testing.T) {
 	for len(sent) == 0 || sent[len(sent)-1] < 4000 {
 		m, err := watch.ReadMessage()
 		if err != nil {
-			t.Fatalf("waiting for onMetaData to be sent again (sent at %v ms): %v\npublisher:\n%s", sent, err, pub.stderr.String())
+			t.Fatalf("waiting for onMetaData to be sent again (sent at %v ms): %v\npublisher:\n%s", sent, err, pub.Stderr.String())
 		}
 		if m.Type == message.TypeDataAMF0 && bytes.Contains(m.Payload, []byte("onMetaData")) {
 			sent = append(sent, m.Timestamp)
@@ -182,7 +158,7 @@ func TestVLCJoinsAfterMetadataResent(t *testing.T) {
 	vlc := startVLC(t, ts.url("live", "key"))
 	defer func() {
 		if t.Failed() {
-			t.Logf("VLC output:\n%s", tail(vlc.stdout.String(), 40))
+			t.Logf("VLC output:\n%s", tail(vlc.Stdout.String(), 40))
 		}
 	}()
 	var asked time.Time
@@ -193,7 +169,7 @@ func TestVLCJoinsAfterMetadataResent(t *testing.T) {
 		}
 		return vlc.displayed() >= 25
 	})
-	stats := lastStats(vlc.stdout.String())
+	stats := lastStats(vlc.Stdout.String())
 	t.Logf("VLC statistics:\n%s", stats)
 	// Audio that VLC's clock finds late is dropped: with the metadata
 	// stamped seconds ahead, nearly all the cached GOP's audio (185 of
