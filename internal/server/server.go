@@ -177,12 +177,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[&ln] = struct{}{}
 	s.serveWG.Add(1)
-	s.mu.Unlock()
-	defer s.serveWG.Done()
+	// Under mu, so that the pinger is started before Close or Shutdown,
+	// which mark the server closed under mu first, wait for it.
 	s.pingStart.Do(func() {
 		s.pingWG.Add(1)
 		go s.pingLoop()
 	})
+	s.mu.Unlock()
+	defer s.serveWG.Done()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, &ln)
