@@ -82,7 +82,9 @@ type proc struct {
 func startProc(t *testing.T, env []string, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(name, args...), out: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	// The admin listener is off unless a test turns it on: its default
+	// port is fixed.
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "ADMIN_ADDRESS="}, env...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {
