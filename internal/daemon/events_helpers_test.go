@@ -215,7 +215,7 @@ func startEvServer(t *testing.T, bin string, st evSettings) *evServer {
 	if err := os.WriteFile(cfgPath, []byte(strings.Join(append(slices.Clone(evBaseFile), st.file...), "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"PATH=" + os.Getenv("PATH"), "MAX_IP_CONCURRENT_CONNECTIONS=0", "ADMIN_ADDRESS="}
+	env := []string{"PATH=" + os.Getenv("PATH"), "MAX_IP_CONCURRENT_CONNECTIONS=0", "ADMIN_ADDRESS=off"}
 	if evRaceEnabled {
 		// A race report makes the exit status 66; skip the second the
 		// race runtime otherwise sleeps at exit.

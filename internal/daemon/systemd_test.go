@@ -84,7 +84,7 @@ func startProc(t *testing.T, env []string, name string, args ...string) *proc {
 	p := &proc{cmd: exec.Command(name, args...), out: &lockedBuffer{}, done: make(chan struct{})}
 	// The admin listener is off unless a test turns it on: its default
 	// port is fixed.
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "ADMIN_ADDRESS="}, env...)
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "ADMIN_ADDRESS=off"}, env...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {
