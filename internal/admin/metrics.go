@@ -266,27 +266,27 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 		if !s.Published {
 			continue
 		}
-		ch := s.Channel
-		counter(descSBytesIn, float64(s.VideoBytesIn), ch, "video")
-		counter(descSBytesIn, float64(s.AudioBytesIn), ch, "audio")
-		counter(descSBytesIn, float64(s.BytesIn-s.VideoBytesIn-s.AudioBytesIn), ch, "data")
-		counter(descSMessages, float64(s.MessagesIn), ch)
-		gauge(descSBitrate, s.VideoBitrate/8, ch, "video")
-		gauge(descSBitrate, s.AudioBitrate/8, ch, "audio")
-		gauge(descSFrameRate, s.FrameRate, ch)
-		gauge(descSKeyframe, s.KeyframeInterval.Seconds(), ch)
-		counter(descSFrames, float64(s.VideoFrames), ch)
-		counter(descSKeyframes, float64(s.Keyframes), ch)
-		counter(descSAnomalies, float64(s.TimestampsBackwards), ch, "backwards")
-		counter(descSAnomalies, float64(s.TimestampJumps), ch, "jump")
-		gauge(descSDrift, s.AVDrift.Seconds(), ch)
-		gauge(descSGOP, float64(s.GOPCacheBytes), ch)
-		gauge(descSPlayers, float64(len(s.Players)), ch)
-		gauge(descSStarted, float64(s.Started.UnixNano())/1e9, ch)
+		name := s.Channel
+		counter(descSBytesIn, float64(s.VideoBytesIn), name, "video")
+		counter(descSBytesIn, float64(s.AudioBytesIn), name, "audio")
+		counter(descSBytesIn, float64(s.BytesIn-s.VideoBytesIn-s.AudioBytesIn), name, "data")
+		counter(descSMessages, float64(s.MessagesIn), name)
+		gauge(descSBitrate, s.VideoBitrate/8, name, "video")
+		gauge(descSBitrate, s.AudioBitrate/8, name, "audio")
+		gauge(descSFrameRate, s.FrameRate, name)
+		gauge(descSKeyframe, s.KeyframeInterval.Seconds(), name)
+		counter(descSFrames, float64(s.VideoFrames), name)
+		counter(descSKeyframes, float64(s.Keyframes), name)
+		counter(descSAnomalies, float64(s.TimestampsBackwards), name, "backwards")
+		counter(descSAnomalies, float64(s.TimestampJumps), name, "jump")
+		gauge(descSDrift, s.AVDrift.Seconds(), name)
+		gauge(descSGOP, float64(s.GOPCacheBytes), name)
+		gauge(descSPlayers, float64(len(s.Players)), name)
+		gauge(descSStarted, float64(s.Started.UnixNano())/1e9, name)
 		var sent uint64
 		for _, p := range s.Players {
 			sent += p.BytesSent
 		}
-		gauge(descSPlayerSent, float64(sent), ch)
+		gauge(descSPlayerSent, float64(sent), name)
 	}
 }
