@@ -44,6 +44,8 @@ type Stream struct {
 type Publisher struct {
 	Address string `json:"address,omitempty"`
 	Session uint64 `json:"session"`
+	// FlashVer is what the encoder sent as flashVer in connect.
+	FlashVer string `json:"flash_ver,omitempty"`
 	// Encoder is the encoder named in the stream's metadata.
 	Encoder string `json:"encoder,omitempty"`
 }
@@ -110,7 +112,7 @@ func apiStream(s hub.StreamStats, now time.Time) Stream {
 		started := s.Started.UTC()
 		out.StartedAt = &started
 		out.UptimeSeconds = round(now.Sub(s.Started).Seconds(), 1)
-		out.Publisher = &Publisher{Session: s.SessionID}
+		out.Publisher = &Publisher{Session: s.SessionID, FlashVer: s.FlashVer}
 		if s.PublisherAddr.IsValid() {
 			out.Publisher.Address = s.PublisherAddr.String()
 		}

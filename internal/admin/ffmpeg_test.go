@@ -177,8 +177,9 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 	if st.Video.Width != pubWidth || st.Video.Height != pubHeight || st.Video.DeclaredFrameRate != pubFrameRate {
 		t.Errorf("declared %gx%g at %g fps, want %dx%d at %d", st.Video.Width, st.Video.Height, st.Video.DeclaredFrameRate, pubWidth, pubHeight, pubFrameRate)
 	}
-	if st.Publisher == nil || st.Publisher.Address != "127.0.0.1" || !strings.HasPrefix(st.Publisher.Encoder, "Lavf") {
-		t.Errorf("publisher %+v, want 127.0.0.1 and a Lavf encoder", st.Publisher)
+	if st.Publisher == nil || st.Publisher.Address != "127.0.0.1" || !strings.HasPrefix(st.Publisher.Encoder, "Lavf") ||
+		!strings.HasPrefix(st.Publisher.FlashVer, "FMLE/3.0 (compatible; Lavf") {
+		t.Errorf("publisher %+v, want 127.0.0.1, a Lavf encoder and ffmpeg's flashVer", st.Publisher)
 	}
 	if st.TimestampAnomalies.Backwards+st.TimestampAnomalies.Jumps != 0 || math.Abs(st.AVDriftSeconds) > 1 {
 		t.Errorf("anomalies %+v, drift %.3f s; want none and under 1 s", st.TimestampAnomalies, st.AVDriftSeconds)

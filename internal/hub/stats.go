@@ -228,7 +228,10 @@ type StreamStats struct {
 	StreamID      string
 	SessionID     uint64
 	PublisherAddr netip.Addr
-	Started       time.Time
+	// FlashVer is the publisher's flashVer from connect, bounded and
+	// printable; empty when unknown.
+	FlashVer string
+	Started  time.Time
 
 	MessagesIn   uint64
 	BytesIn      uint64
@@ -318,6 +321,9 @@ func (s *Stream) snapshot(now time.Time) StreamStats {
 		out.StreamID = pub.StreamID
 		out.SessionID = pub.SessionID()
 		out.PublisherAddr = pub.ClientAddr()
+		if f, ok := pub.conn.(interface{ FlashVer() string }); ok {
+			out.FlashVer = printable(f.FlashVer(), maxEncoderLen)
+		}
 		out.Started = pub.started
 		st.fill(&out, now, pub.started)
 		if meta != nil {
