@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -97,4 +99,17 @@ func TestAdminSocketActivation(t *testing.T) {
 		t.Errorf("/v1/streams: %d %s", code, body)
 	}
 	p.waitLog(t, "proto=http addr="+adminAddr+" from=systemd", 1, 5*time.Second)
+}
+
+func TestAdminSettingsNeedRestart(t *testing.T) {
+	old := config.Default()
+	cfg := old
+	cfg.AdminAddress, cfg.AdminToken = "127.0.0.1:9100", "new-token"
+	got := restartOnly(old, cfg)
+	if !slices.Contains(got, "ADMIN_ADDRESS") || !slices.Contains(got, "ADMIN_TOKEN") {
+		t.Errorf("restart-only changes %v, want ADMIN_ADDRESS and ADMIN_TOKEN", got)
+	}
+	if strings.Contains(strings.Join(got, " "), "new-token") {
+		t.Error("the list shows the token")
+	}
 }
