@@ -49,6 +49,7 @@ declare -A package_of=(
   [gst:h264parse]=gstreamer1.0-plugins-bad
   [gst:voaacenc]=gstreamer1.0-plugins-bad
   [gst:x264enc]=gstreamer1.0-plugins-ugly
+  [chromium]=chromium
 )
 present() {
   case $1 in

@@ -1,9 +1,11 @@
 // Command rtmp-server is a live-streaming RTMP ingest server.
 //
 //	rtmp-server [--config /etc/rtmp-server.env] [--check-config] [--version] [--pprof ADDR]
+//	rtmp-server status [--config /etc/rtmp-server.env] [--admin ADDR]
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -12,8 +14,58 @@ import (
 	"os"
 	"time"
 
+	"github.com/rtmp-server/rtmp-server/internal/admin"
+	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/daemon"
 )
+
+// status prints the live streams, read from the admin listener: the
+// address and token come from --admin and the env file (ADMIN_ADDRESS,
+// ADMIN_TOKEN; the environment overrides the file). It returns the exit
+// status.
+func status(args []string) int {
+	fs := flag.NewFlagSet("rtmp-server status", flag.ContinueOnError)
+	configPath := fs.String("config", defaultConfigPath, "path of the environment file to read ADMIN_ADDRESS and ADMIN_TOKEN from")
+	addr := fs.String("admin", "", "address of the admin listener, host:port (default: ADMIN_ADDRESS)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "rtmp-server status: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, _, err := config.Load(*configPath, explicit, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rtmp-server status: reading %s: %v\n", *configPath, err)
+		return 1
+	}
+	if *addr == "" {
+		*addr = cfg.AdminAddress
+	}
+	if *addr == "" {
+		fmt.Fprintln(os.Stderr, "rtmp-server status: the admin listener is off (ADMIN_ADDRESS is empty); give --admin host:port")
+		return 1
+	}
+	base, err := admin.BaseURL(*addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rtmp-server status:", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := admin.FetchStreams(ctx, &http.Client{}, base, cfg.AdminToken.Reveal())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rtmp-server status: %s: %v\n", base, err)
+		return 1
+	}
+	if err := admin.WriteTable(os.Stdout, resp); err != nil {
+		fmt.Fprintln(os.Stderr, "rtmp-server status:", err)
+		return 1
+	}
+	return 0
+}
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -21,6 +73,9 @@ var version = "dev"
 const defaultConfigPath = "/etc/rtmp-server.env"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "status" {
+		os.Exit(status(os.Args[2:]))
+	}
 	configPath := flag.String("config", defaultConfigPath, "path of the environment file to read")
 	check := flag.Bool("check-config", false, "validate the configuration and exit")
 	showVersion := flag.Bool("version", false, "print the version and exit")

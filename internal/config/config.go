@@ -108,6 +108,15 @@ type Config struct {
 
 	// Redis configures the Pub/Sub command channel.
 	Redis Redis
+
+	// AdminAddress is the host:port of the monitoring HTTP listener; ""
+	// turns it off. ADMIN_ADDRESS, default "127.0.0.1:9935"; set to empty
+	// (unlike other variables, whose empty value means the default) or OFF
+	// to turn it off.
+	AdminAddress string
+	// AdminToken, when set, is the bearer token the monitoring endpoints
+	// require. ADMIN_TOKEN, default "".
+	AdminToken Secret
 }
 
 // Redis configures the Redis Pub/Sub connection that commands such as
@@ -213,6 +222,10 @@ func (c Config) LogGroups() []LogGroup {
 			slog.Any("redis_password", r.Password),
 			slog.String("redis_channel", r.Channel),
 			slog.Bool("redis_tls", r.TLS),
+		}},
+		{"admin", []slog.Attr{
+			slog.String("admin_address", c.AdminAddress),
+			slog.Any("admin_token", c.AdminToken),
 		}},
 		{"log", []slog.Attr{
 			slog.Bool("log_requests", c.LogRequests),

@@ -44,6 +44,7 @@ func TestDefault(t *testing.T) {
 			Port:    6379,
 			Channel: "rtmp_commands",
 		},
+		AdminAddress: "127.0.0.1:9935",
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {

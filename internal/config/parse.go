@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -66,6 +67,9 @@ func parse(lookup func(string) (string, bool)) (Config, []error) {
 			Channel:  p.text("REDIS_CHANNEL"),
 			TLS:      p.boolean("REDIS_TLS"),
 		},
+
+		AdminAddress: p.adminAddress("ADMIN_ADDRESS"),
+		AdminToken:   p.secret("ADMIN_TOKEN"),
 	}
 
 	if (c.SSLCert == "") != (c.SSLKey == "") {
@@ -283,6 +287,34 @@ func (p *parser) callbackURL(name string) string {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
 		p.invalid(name, redactURL(v), "an absolute http:// or https:// URL with a host")
 		return ""
+	}
+	return v
+}
+
+// adminAddress parses host:port for the monitoring listener. Unset means
+// the default; set to empty or OFF means no listener.
+func (p *parser) adminAddress(name string) string {
+	raw, set := p.lookup(name)
+	v := strings.TrimSpace(raw)
+	if set && v == "" || strings.EqualFold(v, "off") {
+		return ""
+	}
+	v = p.value(name)
+	const want = "host:port, such as 127.0.0.1:9935 or [::1]:9935, or empty or OFF to turn it off"
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		p.invalid(name, v, want)
+		return ""
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.invalid(name, v, "a port 0..65535 (0 picks a free one) in "+want)
+		return ""
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil && !isHostname(host) {
+			p.invalid(name, v, "an IP address or host name in "+want)
+			return ""
+		}
 	}
 	return v
 }

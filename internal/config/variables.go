@@ -47,6 +47,10 @@ var variables = []Variable{
 	{Name: "REDIS_CHANNEL", Default: "rtmp_commands", Description: "Redis channel to listen on for commands."},
 	{Name: "REDIS_TLS", Default: "NO", Description: "YES to connect to Redis over TLS."},
 
+	// Monitoring.
+	{Name: "ADMIN_ADDRESS", Default: "127.0.0.1:9935", Description: "host:port of the monitoring HTTP listener (metrics, streams API, status page); set to empty or OFF to turn it off; changing it needs a restart."},
+	{Name: "ADMIN_TOKEN", Default: "", Description: "When set, every monitoring endpoint but the status page itself requires Authorization: Bearer ADMIN_TOKEN; changing it needs a restart.", Secret: true},
+
 	// Logging.
 	{Name: "LOG_REQUESTS", Default: "YES", Description: "YES to log each connection and each publish and play request."},
 	{Name: "LOG_DEBUG", Default: "NO", Description: "YES to log debug messages."},

@@ -3,6 +3,10 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/admin"
 
 	"github.com/rtmp-server/rtmp-server/internal/callback"
 	"github.com/rtmp-server/rtmp-server/internal/config"
@@ -14,8 +18,10 @@ import (
 // changes its settings or turns it off, so every pending stop event, however
 // old, is retried with the settings current at that moment.
 type callbacks struct {
-	log    *slog.Logger
-	client *callback.Client // nil until CALLBACK_URL is first set
+	log     *slog.Logger
+	metrics *admin.Metrics                  // nil without the admin listener
+	client  *callback.Client                // nil until CALLBACK_URL is first set
+	current atomic.Pointer[callback.Client] // client, for the metrics
 }
 
 func callbackConfig(cfg config.Config) callback.Config {
@@ -50,8 +56,9 @@ func (c *callbacks) apply(cfg config.Config, srv *server.Server) error {
 			return err
 		}
 		c.client = client
+		c.current.Store(client)
 	}
-	srv.SetAuthorizer(authorizer{c.client})
+	srv.SetAuthorizer(authorizer{c.client, c.metrics})
 	return nil
 }
 
@@ -64,14 +71,20 @@ func (c *callbacks) close(ctx context.Context) error {
 }
 
 // authorizer adapts a callback client to the server's Authorizer.
-type authorizer struct{ c *callback.Client }
+type authorizer struct {
+	c       *callback.Client
+	metrics *admin.Metrics
+}
 
 func event(ev server.PublishEvent) callback.Event {
 	return callback.Event{Channel: ev.Channel, Key: ev.Key, ClientIP: ev.ClientIP, StreamID: ev.StreamID, Session: ev.Session}
 }
 
 func (a authorizer) Start(ctx context.Context, ev server.PublishEvent) (string, error) {
-	return a.c.Start(ctx, event(ev))
+	start := time.Now()
+	id, err := a.c.Start(ctx, event(ev))
+	a.metrics.CallbackDone("start", callbackOutcome(err), time.Since(start))
+	return id, err
 }
 
 func (a authorizer) Stop(ev server.PublishEvent) { a.c.Stop(event(ev)) }

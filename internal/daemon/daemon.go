@@ -108,6 +108,7 @@ type daemon struct {
 	certs     *certs.Reloader // nil without TLS
 	callbacks callbacks
 	redis     redisControl
+	admin     monitor
 
 	fatal   chan error // accept loops that failed
 	serveWG sync.WaitGroup
@@ -136,8 +137,13 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		closeAll(lns)
 		return err
 	}
-	d.callbacks.log = d.log
+	if err := d.startAdmin(cfg); err != nil {
+		closeAll(lns)
+		return err
+	}
+	d.callbacks.log, d.callbacks.metrics = d.log, d.admin.metrics
 	if err := d.callbacks.apply(cfg, d.srv); err != nil {
+		d.stopAdmin()
 		closeAll(lns)
 		return err
 	}
@@ -148,7 +154,7 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		cancelBG()
 		bgWG.Wait()
 	}()
-	d.redis.start(bg, cfg, d.srv, d.log)
+	d.redis.start(bg, cfg, d.controlTarget(), d.log)
 	for name, ln := range lns {
 		d.serve(name, ln)
 	}
@@ -171,6 +177,7 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 	if err := d.notifier.Ready(); err != nil {
 		d.log.Warn("sd_notify READY failed", "err", err)
 	}
+	d.admin.ready.Store(true)
 	d.log.Info("ready")
 
 	for {
@@ -189,10 +196,12 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 
 // listeners takes the sockets systemd passed, or binds its own.
 func (d *daemon) listeners(cfg config.Config) (map[string]net.Listener, error) {
-	activated, err := sd.Listeners(socketRTMP, socketRTMPS)
+	activated, err := sd.Listeners(socketRTMP, socketRTMPS, socketAdmin)
 	if err != nil {
 		return nil, err
 	}
+	d.admin.fromSystemd = activated[socketAdmin]
+	delete(activated, socketAdmin)
 	lns := make(map[string]net.Listener)
 	fail := func(err error) (map[string]net.Listener, error) {
 		closeAll(activated)
@@ -315,6 +324,7 @@ func (d *daemon) applyLogLevel(cfg config.Config) {
 // publishers' stop events are queued), then waits for the stop events.
 func (d *daemon) shutdown() error {
 	_ = d.notifier.Stopping()
+	d.admin.ready.Store(false)
 	d.log.Info("shutting down")
 	d.redis.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
@@ -329,6 +339,7 @@ func (d *daemon) shutdown() error {
 	if err := d.callbacks.close(ctx); err != nil {
 		d.log.Error("stop events not delivered before exit", "err", err)
 	}
+	d.stopAdmin()
 	d.log.Info("stopped")
 	return nil
 }

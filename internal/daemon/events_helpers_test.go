@@ -202,7 +202,7 @@ func startEvServer(t *testing.T, bin string, st evSettings) *evServer {
 	port := ln.Addr().(*net.TCPAddr).Port
 	// RTMP_PORT names the passed socket's port, as a unit would: the
 	// callback tokens carry it.
-	env := []string{"PATH=" + os.Getenv("PATH"), "MAX_IP_CONCURRENT_CONNECTIONS=0", "RTMP_PORT=" + strconv.Itoa(port)}
+	env := []string{"PATH=" + os.Getenv("PATH"), "MAX_IP_CONCURRENT_CONNECTIONS=0", "ADMIN_ADDRESS=off", "RTMP_PORT=" + strconv.Itoa(port)}
 	if evRaceEnabled {
 		// A race report makes the exit status 66; skip the second the
 		// race runtime otherwise sleeps at exit.

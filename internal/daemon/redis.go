@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/control"
@@ -15,6 +16,7 @@ type redisControl struct {
 	settings config.Redis
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	current  atomic.Pointer[control.Subscriber] // the running subscriber, for the metrics
 }
 
 func (r *redisControl) start(parent context.Context, cfg config.Config, target control.Target, log *slog.Logger) {
@@ -32,6 +34,7 @@ func (r *redisControl) start(parent context.Context, cfg config.Config, target c
 		Target:   target,
 		Logger:   log,
 	}
+	r.current.Store(sub)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -45,6 +48,7 @@ func (r *redisControl) stop() {
 		r.cancel = nil
 	}
 	r.wg.Wait()
+	r.current.Store(nil)
 }
 
 // restartIfChanged applies new Redis settings; it reports whether it did.

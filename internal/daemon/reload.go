@@ -33,6 +33,7 @@ func (d *daemon) reload() {
 	if old.TLSEnabled() != cfg.TLSEnabled() {
 		cfg.SSLCert, cfg.SSLKey = old.SSLCert, old.SSLKey
 	}
+	cfg.AdminAddress, cfg.AdminToken = old.AdminAddress, old.AdminToken
 
 	opts := serverOptions(cfg)
 	if err := opts.Validate(); err != nil {
@@ -45,7 +46,7 @@ func (d *daemon) reload() {
 	}
 	_ = d.srv.SetOptions(opts) // validated above
 	d.applyLogLevel(cfg)
-	if d.redis.restartIfChanged(context.Background(), cfg, d.srv, d.log) {
+	if d.redis.restartIfChanged(context.Background(), cfg, d.controlTarget(), d.log) {
 		d.log.Info("reload: Redis subscriber restarted with new settings")
 	}
 	if d.certs != nil {
@@ -57,6 +58,7 @@ func (d *daemon) reload() {
 		}
 		if err != nil {
 			d.log.Error("reload: certificate not replaced; still serving the previous one", "err", err)
+			d.admin.metrics.CertificateReloadFailed()
 		}
 	}
 	d.cfg = cfg
@@ -81,6 +83,12 @@ func restartOnly(old, cfg config.Config) []string {
 	}
 	if old.SSLCheckReload != cfg.SSLCheckReload {
 		names = append(names, "SSL_CHECK_RELOAD_SECONDS")
+	}
+	if old.AdminAddress != cfg.AdminAddress {
+		names = append(names, "ADMIN_ADDRESS")
+	}
+	if old.AdminToken != cfg.AdminToken {
+		names = append(names, "ADMIN_TOKEN")
 	}
 	return names
 }

@@ -73,7 +73,9 @@ const procLimit = 5 * time.Minute
 // and env only.
 func procCommand(env []string, name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	// The admin listener is off unless a test turns it on: its default
+	// port is fixed.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "ADMIN_ADDRESS=off"}, env...)
 	return cmd
 }
 

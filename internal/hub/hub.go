@@ -63,14 +63,17 @@ type Player struct {
 	NoCache bool
 	// ClearCache empties and disables the stream's GOP cache (?cache=clear).
 	ClearCache bool
+	// Addr is the player's address, for monitoring; optional.
+	Addr netip.Addr
 
 	audio  atomic.Bool // receiveAudio; true by default
 	video  atomic.Bool // receiveVideo; true by default
 	paused atomic.Bool
 
-	stream  *Stream // guarded by Hub.mu
-	playing bool    // guarded by the stream's mu: false while waiting for a publisher
-	from    uint64  // guarded by the stream's mu: first packet not taken from the cache
+	stream  *Stream   // guarded by Hub.mu
+	playing bool      // guarded by the stream's mu: false while waiting for a publisher
+	from    uint64    // guarded by the stream's mu: first packet not taken from the cache
+	since   time.Time // written with Hub.mu and the stream's mu held: when Play accepted it
 }
 
 // NewPlayer returns a player receiving audio and video.
@@ -214,6 +217,7 @@ type Publication struct {
 	stream   *Stream
 	started  time.Time
 	ended    atomic.Bool
+	stats    streamStats // guarded by the stream's mu
 }
 
 // HasKey compares key with the publication's in constant time.
@@ -391,7 +395,7 @@ func (h *Hub) Play(channel string, p *Player) (waiting bool, err error) {
 		return false, ErrBadKey
 	}
 	s.players[p] = struct{}{}
-	p.stream = s
+	p.stream, p.since = s, time.Now()
 	h.players.Add(1)
 	p.Events.Accepted()
 	if s.pub == nil {

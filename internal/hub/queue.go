@@ -71,6 +71,7 @@ type Queue struct {
 	closed       bool      // guarded by mu
 	drops        uint64    // guarded by mu; skips to keyframe so far
 	overflows    uint64    // guarded by mu; of drops, those because the player fell behind
+	taken        uint64    // guarded by mu; media bytes written directly or taken by the consumer
 }
 
 // NewQueue returns an empty queue. wake, if not nil, is called (with no
@@ -156,6 +157,7 @@ func (q *Queue) PushMediaBatch(pkts []*Packet, hasVideo bool, now time.Time) int
 		n := q.direct(pkts)
 		q.mu.Lock()
 		q.active = false
+		q.taken += uint64(n)
 		for done < len(pkts) && n >= pkts[done].Size() {
 			n -= pkts[done].Size()
 			done++
@@ -253,6 +255,7 @@ func (q *Queue) SkipToKeyframe() {
 // takeLocked appends the pending items to dst and empties the queue.
 func (q *Queue) takeLocked(dst []Item) []Item {
 	dst = append(dst, q.items...)
+	q.taken += uint64(q.mediaBytes)
 	clear(q.items)
 	q.items = q.items[:0]
 	q.mediaBytes, q.mediaCount, q.controlCount = 0, 0, 0
@@ -316,6 +319,15 @@ func (q *Queue) Overflows() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.overflows
+}
+
+// Counters reports the media bytes handed to the connection (written
+// directly or taken by its writer) and how many times the player was
+// skipped ahead to a keyframe.
+func (q *Queue) Counters() (taken, drops uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.taken, q.drops
 }
 
 // Len reports the number of pending items.

@@ -266,6 +266,7 @@ func (pub *Publication) Write(typ uint8, timestamp uint32, payload []byte, isMet
 		return false
 	}
 	pkt := NewPacket(typ, timestamp, payload, s.chunkSize)
+	pub.stats.record(pkt, payload, time.Now())
 	pkt.seq = s.seq
 	s.seq++
 	s.cacheLocked(pkt, isMetadata)

@@ -200,7 +200,7 @@ func (c *conn) onConnect(cmd *message.Command) error {
 		return errRejected{"invalid channel"}
 	}
 	c.srv.connected(c)
-	c.channel = channel
+	c.channel, c.flashVer = channel, obj.String("flashVer")
 	c.log = c.log.With("channel", channel)
 
 	var info amf.Object

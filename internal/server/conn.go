@@ -79,6 +79,7 @@ type conn struct {
 	log      *slog.Logger
 	opts     *Options // the options when the connection arrived; immutable
 	overIP   bool     // over the per-IP limit: refused at connect; immutable
+	flashVer string   // the client's connect flashVer; written at connect, before any publish or play
 	release  func()
 
 	pendingElem *list.Element // guarded by srv.mu: place in srv.pending until connected
@@ -110,6 +111,9 @@ type conn struct {
 }
 
 func (c *conn) SessionID() uint64 { return c.id }
+
+// FlashVer is the flashVer the client sent in connect (for monitoring).
+func (c *conn) FlashVer() string { return c.flashVer }
 
 // ClientAddr is the peer's IP address.
 func (c *conn) ClientAddr() netip.Addr { return c.clientIP }

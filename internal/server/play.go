@@ -60,6 +60,7 @@ func (c *conn) onPlay(cmd *message.Command) error {
 	}
 	p := &player{c: c, streamMsgID: msgID}
 	p.player = hub.NewPlayer(c.id, key, c.queue, p)
+	p.player.Addr = c.clientIP
 	switch query.Get("cache") {
 	case "no":
 		p.player.NoCache = true

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-units=(rtmp-server.service rtmp-server.socket rtmp-server-rtmps.socket)
+units=(rtmp-server.service rtmp-server.socket rtmp-server-rtmps.socket rtmp-server-admin.socket)
 max_exposure=${MAX_EXPOSURE:-2.0}
 
 fail() {
@@ -73,8 +73,10 @@ want_name() { # unit name
 }
 want_name rtmp-server.socket rtmp
 want_name rtmp-server-rtmps.socket rtmps
+want_name rtmp-server-admin.socket admin
 # Listing the RTMPS socket in Sockets= would pull it in, and bind port 443,
-# whenever the service starts.
+# whenever the service starts; the admin socket (loopback) is meant to.
 sockets=$(sed -n 's/^Sockets=//p' "$here/rtmp-server.service")
-[[ $sockets == rtmp-server.socket ]] || fail "rtmp-server.service: want Sockets=rtmp-server.socket only, have '$sockets'"
+[[ $sockets == "rtmp-server.socket rtmp-server-admin.socket" ]] ||
+	fail "rtmp-server.service: want Sockets=rtmp-server.socket rtmp-server-admin.socket, have '$sockets'"
 echo "ok"

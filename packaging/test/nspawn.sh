@@ -309,6 +309,8 @@ common_install_checks() {
 	check "/etc/rtmp-server.env is root:rtmp-server 0640" env_file_is "root:rtmp-server 640"
 	check "rtmp-server.socket is enabled" enabled_state rtmp-server.socket enabled
 	check "rtmp-server.socket is active" is_active rtmp-server.socket
+	check "rtmp-server-admin.socket is enabled with it" enabled_state rtmp-server-admin.socket enabled
+	check "rtmp-server-admin.socket is active" is_active rtmp-server-admin.socket
 	check "rtmp-server-rtmps.socket stays disabled" enabled_state rtmp-server-rtmps.socket disabled
 	check "the service is not started before the first connection" is_inactive rtmp-server.service
 	check "port $port accepts connections" wait_for 10 listening

@@ -1,0 +1,298 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/server"
+	"github.com/rtmp-server/rtmp-server/internal/testpeer"
+)
+
+// rtmpServer runs a server on a free port for the test.
+func rtmpServer(t *testing.T) (*server.Server, string) {
+	t.Helper()
+	opts := server.DefaultOptions()
+	opts.MaxIPConnections = 0
+	logs := &testpeer.Buffer{}
+	srv, err := server.New(opts, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if err := <-errc; !errors.Is(err, server.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	return srv, ln.Addr().String()
+}
+
+// process is a peer program; its output is kept for failure messages.
+type process struct {
+	cmd  *exec.Cmd
+	out  *testpeer.Buffer
+	done chan struct{}
+	err  error
+}
+
+func startProcess(t *testing.T, name string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(testpeer.Need(t, name), args...), out: &testpeer.Buffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// Known figures of the published stream.
+const (
+	pubFrameRate   = 25
+	pubVideoBPS    = 1_000_000
+	pubAudioBPS    = 64_000
+	pubGOPFrames   = 50
+	pubWidth       = 640
+	pubHeight      = 360
+	measureMinimum = 7 * time.Second // the 5 s window, full, after the start
+)
+
+// publishCBR publishes H.264 at a constant 1 Mbit/s (x264's CBR with
+// filler) and 25 fps with a keyframe every 2 s, and AAC at 64 kbit/s.
+func publishCBR(t *testing.T, url string) *process {
+	return startProcess(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", pubWidth, pubHeight, pubFrameRate),
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+		"-g", fmt.Sprint(pubGOPFrames), "-keyint_min", fmt.Sprint(pubGOPFrames), "-sc_threshold", "0",
+		"-b:v", "1M", "-minrate", "1M", "-maxrate", "1M", "-bufsize", "500k", "-x264-params", "nal-hrd=cbr:filler=1",
+		"-c:a", "aac", "-b:a", "64k",
+		"-f", "flv", url)
+}
+
+func within(got, want, tolerance float64) bool { return math.Abs(got-want) <= tolerance*want }
+
+// TestMeasuredFiguresWithFFmpeg publishes with ffmpeg at a known bitrate
+// and frame rate, plays it with ffmpeg, and checks what the admin
+// endpoints report: the measured figures within 10 %, metrics that parse
+// and move, series that end with the stream, and no stream key anywhere.
+func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
+	testpeer.Need(t, "ffmpeg")
+	srv, rtmpAddr := rtmpServer(t)
+	const token = "e2e-admin-token-5"
+	const key = "e2eStreamKey4242"
+	base := startAdmin(t, &Server{Source: srv.Hub(), Token: token, Healthy: srv.Healthy})
+	url := "rtmp://" + rtmpAddr + "/live/" + key
+
+	before := scrape(t, base, token)
+	pub := publishCBR(t, url)
+	testpeer.WaitFor(t, "the publication", 20*time.Second, func() bool { return srv.Hub().Lookup("live") != nil })
+	player := startProcess(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "20000000",
+		"-i", url, "-f", "null", "-")
+
+	// Wait for a full measurement window with the player on.
+	var st Stream
+	testpeer.WaitFor(t, "a full measurement window", 30*time.Second, func() bool {
+		code, body := get(t, "GET", base+"/v1/streams/live", token, nil)
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
+			return false
+		}
+		return st.UptimeSeconds >= measureMinimum.Seconds() && len(st.Players) == 1 && st.Players[0].BytesSent > 0
+	})
+	select {
+	case <-pub.done:
+		t.Fatalf("publisher exited: %v\n%s", pub.err, pub.out.String())
+	case <-player.done:
+		t.Fatalf("player exited: %v\n%s", player.err, player.out.String())
+	default:
+	}
+
+	// Rates move by a frame or two between readings: take a few.
+	var fps, vbps, abps, keyint []float64
+	for range 3 {
+		last := st.UptimeSeconds
+		testpeer.WaitFor(t, "a later reading", 10*time.Second, func() bool {
+			code, body := get(t, "GET", base+"/v1/streams/live", token, nil)
+			return code == http.StatusOK && json.Unmarshal([]byte(body), &st) == nil && st.UptimeSeconds >= last+0.7
+		})
+		fps = append(fps, st.Video.FrameRate)
+		vbps = append(vbps, st.Video.BitrateBPS)
+		abps = append(abps, st.Audio.BitrateBPS)
+		keyint = append(keyint, st.Video.KeyframeIntervalSeconds)
+	}
+	t.Logf("measured: %v fps, %v bit/s video, %v bit/s audio, keyframe interval %v s", fps, vbps, abps, keyint)
+	for i := range fps {
+		if !within(fps[i], pubFrameRate, 0.1) {
+			t.Errorf("frame rate %.2f, want %d within 10%% (all: %v)", fps[i], pubFrameRate, fps)
+		}
+		if !within(vbps[i], pubVideoBPS, 0.1) {
+			t.Errorf("video bitrate %.0f, want %d within 10%% (all: %v)", vbps[i], pubVideoBPS, vbps)
+		}
+		if !within(abps[i], pubAudioBPS, 0.15) {
+			t.Errorf("audio bitrate %.0f, want about %d (all: %v)", abps[i], pubAudioBPS, abps)
+		}
+		if !within(keyint[i], float64(pubGOPFrames)/pubFrameRate, 0.1) {
+			t.Errorf("keyframe interval %.2f s, want 2 s (all: %v)", keyint[i], keyint)
+		}
+	}
+	if st.Video.Codec != "avc1" || st.Video.CodecID != 7 || st.Audio.Codec != "mp4a" || st.Audio.CodecID != 10 {
+		t.Errorf("codecs %+v %+v, want avc1/7 and mp4a/10", st.Video, st.Audio)
+	}
+	if st.Video.Width != pubWidth || st.Video.Height != pubHeight || st.Video.DeclaredFrameRate != pubFrameRate {
+		t.Errorf("declared %gx%g at %g fps, want %dx%d at %d", st.Video.Width, st.Video.Height, st.Video.DeclaredFrameRate, pubWidth, pubHeight, pubFrameRate)
+	}
+	if st.Publisher == nil || st.Publisher.Address != "127.0.0.1" || !strings.HasPrefix(st.Publisher.Encoder, "Lavf") ||
+		!strings.HasPrefix(st.Publisher.FlashVer, "FMLE/3.0 (compatible; Lavf") {
+		t.Errorf("publisher %+v, want 127.0.0.1, a Lavf encoder and ffmpeg's flashVer", st.Publisher)
+	}
+	if st.TimestampAnomalies.Backwards+st.TimestampAnomalies.Jumps != 0 || math.Abs(st.AVDriftSeconds) > 1 {
+		t.Errorf("anomalies %+v, drift %.3f s; want none and under 1 s", st.TimestampAnomalies, st.AVDriftSeconds)
+	}
+	if len(st.BitrateHistoryBPS) < int(measureMinimum/time.Second)-1 || st.GOPCachePackets == 0 || st.StreamID == "" {
+		t.Errorf("history %v, GOP cache %d packets, stream id %q", st.BitrateHistoryBPS, st.GOPCachePackets, st.StreamID)
+	}
+	if p := st.Players[0]; p.Address != "127.0.0.1" || !p.Playing {
+		t.Errorf("player %+v", p)
+	}
+
+	// Metrics parse, counters moved, per-stream series are there.
+	during := scrape(t, base, token)
+	for _, name := range []string{"rtmp_received_bytes_total", "rtmp_sent_bytes_total"} {
+		b, _ := value(before, name, nil)
+		d, _ := value(during, name, nil)
+		if d <= b {
+			t.Errorf("%s did not move: %v then %v", name, b, d)
+		}
+	}
+	live := map[string]string{"channel": "live"}
+	if v, ok := value(during, "rtmp_stream_frames_per_second", live); !ok || !within(v, pubFrameRate, 0.15) {
+		t.Errorf("rtmp_stream_frames_per_second{channel=live} = %v (%v)", v, ok)
+	}
+	if v, ok := value(during, "rtmp_stream_players", live); !ok || v != 1 {
+		t.Errorf("rtmp_stream_players{channel=live} = %v (%v)", v, ok)
+	}
+
+	// No response shows the key.
+	for _, path := range []string{"/metrics", "/v1/streams", "/v1/streams/live", "/", "/healthz", "/readyz"} {
+		if _, body := get(t, "GET", base+path, token, nil); strings.Contains(body, key) {
+			t.Errorf("%s shows the stream key", path)
+		}
+	}
+	if code, _ := get(t, "GET", base+"/v1/streams", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("/v1/streams without the token: %d, want 401", code)
+	}
+
+	// The stream ends: its series go.
+	player.stop()
+	pub.stop()
+	testpeer.WaitFor(t, "the publication to end", 15*time.Second, func() bool { return srv.Hub().Lookup("live") == nil })
+	after := scrape(t, base, token)
+	for _, name := range []string{"rtmp_stream_frames_per_second", "rtmp_stream_received_bytes_total", "rtmp_stream_players"} {
+		if _, ok := value(after, name, live); ok {
+			t.Errorf("%s{channel=live} still there after the stream ended", name)
+		}
+	}
+	if v, _ := value(after, "rtmp_publishers", nil); v != 0 {
+		t.Errorf("rtmp_publishers %v after the end, want 0", v)
+	}
+}
+
+// TestStatusPageInChromium loads the status page in headless Chromium while
+// ffmpeg publishes, checks the rendered page shows the stream, and saves a
+// screenshot in the test's directory.
+func TestStatusPageInChromium(t *testing.T) {
+	testpeer.Need(t, "ffmpeg")
+	chromium := testpeer.Need(t, "chromium")
+	srv, rtmpAddr := rtmpServer(t)
+	base := startAdmin(t, &Server{Source: srv.Hub()})
+	const key = "chromiumKey77"
+	pub := publishCBR(t, "rtmp://"+rtmpAddr+"/studio/"+key)
+	testpeer.WaitFor(t, "the publication", 20*time.Second, func() bool {
+		s, ok := srv.Hub().StreamStatsOf("studio")
+		return ok && s.VideoFrames > 0 && s.AudioBytesIn > 0
+	})
+
+	dir := t.TempDir()
+	run := func(args ...string) []byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		common := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--disable-dev-shm-usage", "--user-data-dir=" + filepath.Join(dir, "profile"),
+			// Time for the page's first fetch of /v1/streams to render.
+			"--virtual-time-budget=5000", "--window-size=900,700"}
+		cmd := exec.CommandContext(ctx, chromium, append(common, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+		}
+		return out
+	}
+	dom := string(run("--dump-dom", base+"/"))
+	for _, want := range []string{`data-channel="studio"`, "avc1", "mp4a", "fps", "keyframe interval", "live stream(s)"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered page lacks %q:\n%s", want, dom)
+		}
+	}
+	if strings.Contains(dom, key) {
+		t.Error("the page shows the stream key")
+	}
+	shot := filepath.Join(dir, "status.png")
+	run("--screenshot="+shot, base+"/")
+	if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
+		t.Errorf("no screenshot: %v", err)
+	} else {
+		t.Logf("screenshot: %s (%d bytes)", shot, fi.Size())
+	}
+	if keep := os.Getenv("RTMP_TEST_SCREENSHOT"); keep != "" {
+		if b, err := os.ReadFile(shot); err == nil {
+			_ = os.WriteFile(keep, b, 0o644)
+		}
+	}
+	select {
+	case <-pub.done:
+		t.Fatalf("publisher exited: %v\n%s", pub.err, pub.out.String())
+	default:
+	}
+}

@@ -1,0 +1,184 @@
+// Package admin is the monitoring listener: Prometheus metrics, a JSON
+// streams API, liveness and readiness checks, and a status page. It reads
+// the hub's snapshots when asked and never touches the media path.
+//
+// Stream keys are secrets: nothing here shows one. Streams are named by
+// channel and stream ID.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("admin: server closed")
+
+// Limits of the admin listener. Requests are small GETs from a scraper, a
+// browser or the status command.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 10 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 60 * time.Second
+	MaxHeaderBytes    = 8 << 10
+	// MaxConnections bounds the open connections; more wait to be accepted.
+	MaxConnections = 64
+	// MaxRequests bounds the requests served at once; more get 503.
+	MaxRequests = 8
+	// healthTimeout bounds the liveness check.
+	healthTimeout = 2 * time.Second
+)
+
+// Server serves the admin endpoints. Fill the fields, then call Serve.
+type Server struct {
+	// Source is the hub. Required.
+	Source Source
+	// Metrics is the registry /metrics serves; nil serves one made from Source.
+	Metrics *Metrics
+	// Healthy is the liveness check of /healthz; nil always passes.
+	Healthy func(context.Context) error
+	// Ready reports whether publishes are accepted, for /readyz; nil means yes.
+	Ready func() bool
+	// Token, when not empty, is required as "Authorization: Bearer TOKEN".
+	Token string
+	// Logger receives errors; nil discards them.
+	Logger *slog.Logger
+
+	once sync.Once
+	srv  *http.Server
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		if s.Metrics == nil {
+			s.Metrics = NewMetrics(s.Source)
+		}
+		log := s.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		s.srv = &http.Server{
+			Handler:           s.Handler(),
+			ReadHeaderTimeout: ReadHeaderTimeout,
+			ReadTimeout:       ReadTimeout,
+			WriteTimeout:      WriteTimeout,
+			IdleTimeout:       IdleTimeout,
+			MaxHeaderBytes:    MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
+	})
+}
+
+// Serve accepts connections on ln until Shutdown or Close, and returns
+// ErrServerClosed then. ln is closed when Serve returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.init()
+	err := s.srv.Serve(netutil.LimitListener(ln, MaxConnections))
+	if errors.Is(err, http.ErrServerClosed) {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for requests in flight, or ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	return s.srv.Shutdown(ctx)
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error {
+	s.init()
+	return s.srv.Close()
+}
+
+// Handler returns the admin endpoints with the server's checks around them:
+// token, no request bodies, bounded concurrency.
+func (s *Server) Handler() http.Handler {
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics(s.Source)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.reg, promhttp.HandlerOpts{
+		MaxRequestsInFlight: 2,
+		Timeout:             WriteTimeout / 2,
+	}))
+	mux.HandleFunc("GET /v1/streams", s.streams)
+	mux.HandleFunc("GET /v1/streams/{channel}", s.stream)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /{$}", statusPage)
+	return s.guard(mux)
+}
+
+func (s *Server) guard(next http.Handler) http.Handler {
+	sem := make(chan struct{}, MaxRequests)
+	want := sha256.Sum256([]byte(s.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		// The status page itself carries no data (it asks for the token
+		// and sends it with its API requests): a browser cannot add a
+		// header to a page it navigates to.
+		if s.Token != "" && r.URL.Path != "/" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			sum := sha256.Sum256([]byte(got))
+			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="rtmp-server"`)
+				http.Error(w, "401 unauthorized: send Authorization: Bearer ADMIN_TOKEN", http.StatusUnauthorized)
+				return
+			}
+		}
+		switch {
+		case r.ContentLength > 0:
+			http.Error(w, "413 request bodies are not accepted", http.StatusRequestEntityTooLarge)
+			return
+		case r.ContentLength < 0 || len(r.TransferEncoding) > 0:
+			http.Error(w, "400 request bodies are not accepted", http.StatusBadRequest)
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "503 too many requests at once", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.Healthy != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		defer cancel()
+		if err := s.Healthy(ctx); err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.Ready != nil && !s.Ready() {
+		http.Error(w, "not accepting publishes", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ready\n"))
+}
