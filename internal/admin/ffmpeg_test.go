@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,9 +22,11 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
-// rtmpServer runs a server on a free port for the test.
-func rtmpServer(t *testing.T) (*server.Server, string) {
+// rtmpServer runs a server on a free port for the test. Its Observer
+// counts events in the Metrics stored in observed, once there is one.
+func rtmpServer(t *testing.T) (*server.Server, string, *atomic.Pointer[Metrics]) {
 	t.Helper()
+	observed := &atomic.Pointer[Metrics]{}
 	opts := server.DefaultOptions()
 	opts.MaxIPConnections = 0
 	logs := &testpeer.Buffer{}
@@ -31,6 +34,7 @@ func rtmpServer(t *testing.T) (*server.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.Observer = func(ev server.Event) { observed.Load().Observe(ev) }
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +52,7 @@ func rtmpServer(t *testing.T) (*server.Server, string) {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return srv, ln.Addr().String()
+	return srv, ln.Addr().String(), observed
 }
 
 // process is a peer program; its output is kept for failure messages.
@@ -116,11 +120,24 @@ func within(got, want, tolerance float64) bool { return math.Abs(got-want) <= to
 // and move, series that end with the stream, and no stream key anywhere.
 func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 	testpeer.Need(t, "ffmpeg")
-	srv, rtmpAddr := rtmpServer(t)
+	srv, rtmpAddr, observed := rtmpServer(t)
 	const token = "e2e-admin-token-5"
 	const key = "e2eStreamKey4242"
-	base := startAdmin(t, &Server{Source: srv.Hub(), Token: token, Healthy: srv.Healthy})
+	metrics := NewMetrics(srv.Hub())
+	observed.Store(metrics)
+	base := startAdmin(t, &Server{Source: srv.Hub(), Metrics: metrics, Token: token, Healthy: srv.Healthy})
 	url := "rtmp://" + rtmpAddr + "/live/" + key
+
+	// A publish with a key of the wrong form is refused, and counted.
+	bad := startProcess(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+		"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=5", "-t", "1", "-c:v", "libx264", "-f", "flv",
+		"rtmp://"+rtmpAddr+"/live/bad.key")
+	<-bad.done
+	refused := map[string]string{"result": "refused", "reason": "invalid stream key: want 1 to 128 characters a-z A-Z 0-9 - _"}
+	testpeer.WaitFor(t, "the refusal counted", 10*time.Second, func() bool {
+		v, ok := value(scrape(t, base, token), "rtmp_publishes_total", refused)
+		return ok && v == 1
+	})
 
 	before := scrape(t, base, token)
 	pub := publishCBR(t, url)
@@ -209,6 +226,22 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 	if v, ok := value(during, "rtmp_stream_players", live); !ok || v != 1 {
 		t.Errorf("rtmp_stream_players{channel=live} = %v (%v)", v, ok)
 	}
+	// The server's events, through Observe.
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"rtmp_publishes_total", map[string]string{"result": "accepted"}, 1},
+		{"rtmp_plays_total", map[string]string{"result": "accepted"}, 1},
+		{"rtmp_connections", map[string]string{"role": "publisher", "state": "publishing"}, 1},
+		{"rtmp_connections", map[string]string{"role": "player", "state": "playing"}, 1},
+		{"rtmp_connections_opened_total", nil, 3},
+	} {
+		if v, ok := value(during, c.name, c.labels); !ok || v != c.want {
+			t.Errorf("%s%v = %v (%v), want %v", c.name, c.labels, v, ok, c.want)
+		}
+	}
 
 	// No response shows the key.
 	for _, path := range []string{"/metrics", "/v1/streams", "/v1/streams/live", "/", "/healthz", "/readyz"} {
@@ -233,6 +266,19 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 	if v, _ := value(after, "rtmp_publishers", nil); v != 0 {
 		t.Errorf("rtmp_publishers %v after the end, want 0", v)
 	}
+	testpeer.WaitFor(t, "no connection left in the gauge", 10*time.Second, func() bool {
+		fams := scrape(t, base, token)
+		f := fams["rtmp_connections"]
+		if f == nil {
+			return false
+		}
+		for _, m := range f.Metric {
+			if m.GetGauge().GetValue() != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestStatusPageInChromium loads the status page in headless Chromium while
@@ -241,7 +287,7 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 func TestStatusPageInChromium(t *testing.T) {
 	testpeer.Need(t, "ffmpeg")
 	chromium := testpeer.Need(t, "chromium")
-	srv, rtmpAddr := rtmpServer(t)
+	srv, rtmpAddr, _ := rtmpServer(t)
 	base := startAdmin(t, &Server{Source: srv.Hub()})
 	const key = "chromiumKey77"
 	pub := publishCBR(t, "rtmp://"+rtmpAddr+"/studio/"+key)

@@ -45,12 +45,15 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	labels map[string]map[string]bool // guarded by mu: values seen per bounded label
+
+	conns observer // where each open connection stands, for Observe
 }
 
 // NewMetrics returns the registry with the Go and process collectors and
 // the hub's figures read from src at each scrape.
 func NewMetrics(src Source) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), labels: make(map[string]map[string]bool)}
+	m := &Metrics{reg: prometheus.NewRegistry(), labels: make(map[string]map[string]bool),
+		conns: observer{places: make(map[uint64]connPlace)}}
 	m.publishes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rtmp_publishes_total", Help: "Publish requests by result (accepted, refused) and refusal reason.",
 	}, []string{"result", "reason"})
@@ -65,7 +68,7 @@ func NewMetrics(src Source) *Metrics {
 	}, nil)
 	m.playerEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rtmp_player_queue_events_total",
-		Help: "Players that fell behind: skip (skipped to a keyframe), drop (media dropped), slow_disconnect (disconnected).",
+		Help: "Players that fell behind: skip (queued media dropped, skipped to a keyframe), slow_disconnect (disconnected).",
 	}, []string{"event"})
 	m.handshakeFails = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rtmp_handshake_failures_total", Help: "RTMP or TLS handshakes that failed.",
@@ -150,36 +153,35 @@ func (m *Metrics) PlayRefused(reason string) {
 	}
 }
 
-// ConnectionState moves a connection from one state to another; from is
-// empty for a new connection and to is empty for a closed one. role is
-// e.g. "unknown", "publisher", "player".
-func (m *Metrics) ConnectionState(role, from, to string) {
+// ConnectionMoved moves a connection from one role and state to another:
+// fromState is empty for a new connection, toState empty for a closed one.
+// Roles are "unknown", "publisher" and "player"; states "handshake",
+// "connecting", "connected", "publishing" and "playing".
+func (m *Metrics) ConnectionMoved(fromRole, fromState, toRole, toState string) {
 	if m == nil {
 		return
 	}
-	role = m.bounded("role", role)
-	if from == "" {
+	if fromState == "" {
 		m.connectionsOpen.WithLabelValues().Inc()
 	} else {
-		m.connections.WithLabelValues(role, m.bounded("state", from)).Dec()
+		m.connections.WithLabelValues(m.bounded("role", fromRole), m.bounded("state", fromState)).Dec()
 	}
-	if to != "" {
-		m.connections.WithLabelValues(role, m.bounded("state", to)).Inc()
+	if toState != "" {
+		m.connections.WithLabelValues(m.bounded("role", toRole), m.bounded("state", toState)).Inc()
 	}
 }
 
-// PlayerSkipped counts a player skipped ahead to a keyframe.
-func (m *Metrics) PlayerSkipped() { m.playerEvent("skip") }
-
-// PlayerDropped counts media dropped for a player.
-func (m *Metrics) PlayerDropped() { m.playerEvent("drop") }
+// PlayerSkipped counts n skips of players ahead to a keyframe.
+func (m *Metrics) PlayerSkipped(n uint64) {
+	if m != nil {
+		m.playerEvents.WithLabelValues("skip").Add(float64(n))
+	}
+}
 
 // SlowPlayerDisconnected counts a player disconnected for not keeping up.
-func (m *Metrics) SlowPlayerDisconnected() { m.playerEvent("slow_disconnect") }
-
-func (m *Metrics) playerEvent(ev string) {
+func (m *Metrics) SlowPlayerDisconnected() {
 	if m != nil {
-		m.playerEvents.WithLabelValues(ev).Inc()
+		m.playerEvents.WithLabelValues("slow_disconnect").Inc()
 	}
 }
 
