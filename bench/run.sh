@@ -199,7 +199,9 @@ start_server() {
 		if [ -n "${BENCH_PPROF:-}" ]; then
 			pprof=(--pprof 127.0.0.1:0) # the address is in the log
 		fi
-		RTMP_PORT=$PORT BIND_ADDRESS=127.0.0.1 MAX_IP_CONCURRENT_CONNECTIONS=0 \
+		# The admin listener stays on, as in production, on a free port
+		# rather than its fixed default (an installed server may hold it).
+		RTMP_PORT=$PORT BIND_ADDRESS=127.0.0.1 MAX_IP_CONCURRENT_CONNECTIONS=0 ADMIN_ADDRESS=127.0.0.1:0 \
 			GOP_CACHE_SIZE_MB=256 RTMP_CHUNK_SIZE=4096 LOG_REQUESTS=NO \
 			"$OUT/rtmp-server" --config /dev/null "${pprof[@]}" >"$OUT/$scenario.ours.log" 2>&1 &
 		SERVER_PID=$!
