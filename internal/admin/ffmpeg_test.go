@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/server"
+	"github.com/rtmp-server/rtmp-server/internal/servertest"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
 )
 
@@ -35,57 +34,21 @@ func rtmpServer(t *testing.T) (*server.Server, string, *atomic.Pointer[Metrics])
 		t.Fatal(err)
 	}
 	srv.Observer = func(ev server.Event) { observed.Load().Observe(ev) }
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	addr := servertest.Start(t, srv, server.ErrServerClosed)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := <-errc; !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return srv, ln.Addr().String(), observed
+	return srv, addr, observed
 }
 
-// process is a peer program; its output is kept for failure messages.
-type process struct {
-	cmd  *exec.Cmd
-	out  *testpeer.Buffer
-	done chan struct{}
-	err  error
-}
+// peerLimit bounds each peer program's run.
+const peerLimit = 2 * time.Minute
 
-func startProcess(t *testing.T, name string, args ...string) *process {
+func startProcess(t *testing.T, name string, args ...string) *testpeer.Process {
 	t.Helper()
-	p := &process{cmd: exec.Command(testpeer.Need(t, name), args...), out: &testpeer.Buffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *process) stop() {
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	return testpeer.StartProcess(t, peerLimit, name, args...)
 }
 
 // Known figures of the published stream.
@@ -101,7 +64,7 @@ const (
 
 // publishCBR publishes H.264 at a constant 1 Mbit/s (x264's CBR with
 // filler) and 25 fps with a keyframe every 2 s, and AAC at 64 kbit/s.
-func publishCBR(t *testing.T, url string) *process {
+func publishCBR(t *testing.T, url string) *testpeer.Process {
 	return startProcess(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", pubWidth, pubHeight, pubFrameRate),
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
@@ -132,7 +95,7 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 	bad := startProcess(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
 		"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=5", "-t", "1", "-c:v", "libx264", "-f", "flv",
 		"rtmp://"+rtmpAddr+"/live/bad.key")
-	<-bad.done
+	<-bad.Done()
 	refused := map[string]string{"result": "refused", "reason": "invalid stream key: want 1 to 128 characters a-z A-Z 0-9 - _"}
 	testpeer.WaitFor(t, "the refusal counted", 10*time.Second, func() bool {
 		v, ok := value(scrape(t, base, token), "rtmp_publishes_total", refused)
@@ -155,10 +118,10 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 		return st.UptimeSeconds >= measureMinimum.Seconds() && len(st.Players) == 1 && st.Players[0].BytesSent > 0
 	})
 	select {
-	case <-pub.done:
-		t.Fatalf("publisher exited: %v\n%s", pub.err, pub.out.String())
-	case <-player.done:
-		t.Fatalf("player exited: %v\n%s", player.err, player.out.String())
+	case <-pub.Done():
+		t.Fatalf("publisher exited: %v\n%s", pub.Err(), pub.Stderr.String())
+	case <-player.Done():
+		t.Fatalf("player exited: %v\n%s", player.Err(), player.Stderr.String())
 	default:
 	}
 
@@ -254,8 +217,8 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 	}
 
 	// The stream ends: its series go.
-	player.stop()
-	pub.stop()
+	player.Stop()
+	pub.Stop()
 	testpeer.WaitFor(t, "the publication to end", 15*time.Second, func() bool { return srv.Hub().Lookup("live") == nil })
 	after := scrape(t, base, token)
 	for _, name := range []string{"rtmp_stream_frames_per_second", "rtmp_stream_received_bytes_total", "rtmp_stream_players"} {
@@ -337,8 +300,8 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 	}
 	select {
-	case <-pub.done:
-		t.Fatalf("publisher exited: %v\n%s", pub.err, pub.out.String())
+	case <-pub.Done():
+		t.Fatalf("publisher exited: %v\n%s", pub.Err(), pub.Stderr.String())
 	default:
 	}
 }
