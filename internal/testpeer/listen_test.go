@@ -73,7 +73,12 @@ func TestActivatePassesListeners(t *testing.T) {
 	cmd.Env = append(os.Environ(), activatedEnv+"=1")
 	Activate(t, cmd, []string{"rtmp", "rtmps"}, a, b)
 	p := StartCommand(t, 30*time.Second, cmd)
-	for ln, want := range map[net.Listener]string{a: "rtmp", b: "rtmps"} {
+	// In the order of the fds: the child accepts on each in turn.
+	for _, s := range []struct {
+		ln   net.Listener
+		want string
+	}{{a, "rtmp"}, {b, "rtmps"}} {
+		ln, want := s.ln, s.want
 		c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
