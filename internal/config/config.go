@@ -117,6 +117,12 @@ type Config struct {
 	// AdminToken, when set, is the bearer token the monitoring endpoints
 	// require. ADMIN_TOKEN, default "".
 	AdminToken Secret
+
+	// Fleet configures the boxes sharing one Redis.
+	Fleet Fleet
+	// Drain refuses new publishes while the streams already live go on
+	// (maintenance). DRAIN, default NO.
+	Drain bool
 }
 
 // Redis configures the Redis Pub/Sub connection that commands such as
@@ -231,6 +237,7 @@ func (c Config) LogGroups() []LogGroup {
 			slog.Bool("log_requests", c.LogRequests),
 			slog.Bool("log_debug", c.LogDebug),
 		}},
+		{"fleet", append(c.Fleet.logAttrs(), slog.Bool("drain", c.Drain))},
 	}
 }
 

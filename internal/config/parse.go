@@ -82,6 +82,7 @@ func parse(lookup func(string) (string, bool)) (Config, []error) {
 	if c.CallbackURL != "" && c.JWTSecret == "" {
 		p.fail("JWT_SECRET", "required when CALLBACK_URL is set")
 	}
+	p.parseFleet(&c)
 	return c, p.errs
 }
 
