@@ -36,6 +36,7 @@ type publisher struct {
 	streamID    string
 	pub         *hub.Publication
 	auth        Authorizer // the authorizer that approved it, told at the end
+	release     func()     // the Admission's, called at the end
 	started     time.Time
 }
 
@@ -105,13 +106,17 @@ func (c *conn) onPublish(cmd *message.Command) error {
 	} else {
 		streamID = rand.Text()
 	}
+	release, err := c.admit(msgID, key, streamID, auth)
+	if err != nil {
+		return err
+	}
 
 	var pub, replaced *hub.Publication
-	var err error
 	refusedBy := c.srv.waiting.goLive(waiting, streamID, func() {
 		pub, replaced, err = h.Publish(c.channel, key, streamID, c, opts)
 	})
 	if refusedBy != "" {
+		release()
 		if auth != nil {
 			// Approved, then refused: the callback server saw a start.
 			auth.Stop(c.event(key, streamID))
@@ -120,6 +125,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 			errKilled.Error()+" before going live", "command", refusedBy, "stream_id", streamID)
 	}
 	if err != nil {
+		release()
 		if auth != nil {
 			// Approved but lost the race: the callback server saw a start.
 			auth.Stop(c.event(key, streamID))
@@ -131,7 +137,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", reason, "stream_id", logging.Clip(streamID))
 	}
 	c.reader.Rebuffer(c.nc, publishBufferSize)
-	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, started: time.Now()}
+	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, release: release, started: time.Now()}
 	c.session.Publish(msgID, key)
 	c.send(message.UserControl{Event: message.EventStreamBegin, Value: msgID})
 	c.send(message.Status(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
@@ -171,6 +177,9 @@ func (c *conn) endPublish(reason string) {
 	c.pub = nil
 	c.session.EndPublish()
 	c.srv.hub.Unpublish(p.pub)
+	if p.release != nil {
+		p.release()
+	}
 	if p.auth != nil {
 		p.auth.Stop(c.event(p.key, p.streamID))
 	}

@@ -65,6 +65,9 @@ type Server struct {
 	// event at a time per connection; it must be quick and safe for
 	// concurrent use.
 	Observer func(Event)
+	// Admission, if set, is asked before each approved publish goes live
+	// (a fleet of servers; see Admission).
+	Admission Admission
 
 	hub     *hub.Hub
 	log     *slog.Logger
