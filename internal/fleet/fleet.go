@@ -123,6 +123,8 @@ type Fleet struct {
 	stop     chan struct{} // closed by Close
 	loopDone chan struct{} // closed when the loop has returned
 	started  bool          // Start was called; owned by the caller of Start and Close
+	closed   sync.Once
+	closeErr error // set by the first Close
 
 	releases sync.WaitGroup // release requests in flight
 
@@ -232,8 +234,13 @@ func (f *Fleet) Touch() {
 
 // Close waits for the releases in flight (the server's Shutdown has ended
 // the publications), stops the loop, removes the box's registry entry and
-// closes the Redis client.
+// closes the Redis client. Later calls return the first one's error.
 func (f *Fleet) Close() error {
+	f.closed.Do(func() { f.closeErr = f.close() })
+	return f.closeErr
+}
+
+func (f *Fleet) close() error {
 	f.releases.Wait()
 	close(f.stop)
 	if f.started {
