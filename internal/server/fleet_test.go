@@ -17,7 +17,7 @@ import (
 // counts the releases per stream id.
 type stubAdmission struct {
 	mu       sync.Mutex
-	admitted []PublishEvent  // guarded by mu
+	admitted []PublishEvent // guarded by mu
 	released map[string]int // guarded by mu
 }
 
