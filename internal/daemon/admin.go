@@ -13,6 +13,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/callback"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/control"
+	"github.com/rtmp-server/rtmp-server/internal/server"
 )
 
 // socketAdmin is the name of the monitoring socket from systemd
@@ -56,7 +57,7 @@ func (d *daemon) startAdmin(cfg config.Config) error {
 		Source:  d.srv.Hub(),
 		Metrics: m.metrics,
 		Healthy: d.healthy,
-		Ready:   m.ready.Load,
+		Ready:   func() bool { return m.ready.Load() && d.srv.Draining() == server.DrainOff },
 		Token:   cfg.AdminToken.Reveal(),
 		Logger:  d.log.With("listener", "admin"),
 	}

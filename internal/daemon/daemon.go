@@ -20,6 +20,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/certs"
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/fleet"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/sd"
 	"github.com/rtmp-server/rtmp-server/internal/server"
@@ -92,6 +93,10 @@ func Run(opts Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	drainSig := make(chan os.Signal, 1)
+	signal.Notify(drainSig, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(drainSig)
+	d.drainSig = drainSig
 	return d.run(ctx, cfg, hup)
 }
 
@@ -112,6 +117,10 @@ type daemon struct {
 
 	fatal   chan error // accept loops that failed
 	serveWG sync.WaitGroup
+
+	fleet    *fleet.Fleet     // nil unless FLEET=YES
+	drainMu  sync.Mutex       // serialises drain changes
+	drainSig <-chan os.Signal // SIGUSR1 (drain), SIGUSR2 (undrain)
 }
 
 // logConfig logs the effective settings, one line per group, secrets
@@ -147,6 +156,16 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		closeAll(lns)
 		return err
 	}
+
+	if err := d.startFleet(cfg); err != nil {
+		d.stopAdmin()
+		closeAll(lns)
+		return err
+	}
+	if cfg.Drain {
+		d.setDrain(true, "DRAIN=YES")
+	}
+	d.redis.onDrain = func(on bool) { d.setDrain(on, "redis") }
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	var bgWG sync.WaitGroup
@@ -184,6 +203,9 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		select {
 		case <-hup:
 			d.reload()
+			continue
+		case sig := <-d.drainSig:
+			d.setDrain(sig == syscall.SIGUSR1, "signal "+sig.String())
 			continue
 		case <-ctx.Done():
 		case err := <-d.fatal:
@@ -289,8 +311,8 @@ func (d *daemon) reportStatus(ctx context.Context) {
 		st := d.srv.Hub().Stats()
 		now := time.Now()
 		secs := max(now.Sub(last).Seconds(), 1)
-		_ = d.notifier.Status(fmt.Sprintf("%d publishers, %d players; in %s/s, out %s/s",
-			st.Publishers, st.Players, bytesText(float64(st.BytesIn-lastIn)/secs), bytesText(float64(st.BytesOut-lastOut)/secs)))
+		_ = d.notifier.Status(fmt.Sprintf("%d publishers, %d players; in %s/s, out %s/s%s",
+			st.Publishers, st.Players, bytesText(float64(st.BytesIn-lastIn)/secs), bytesText(float64(st.BytesOut-lastOut)/secs), d.drainStatus()))
 		lastIn, lastOut, last = st.BytesIn, st.BytesOut, now
 		select {
 		case <-ctx.Done():
@@ -334,6 +356,7 @@ func (d *daemon) shutdown() error {
 		d.log.Warn("sessions did not end in time; closed them", "timeout", ShutdownTimeout)
 	}
 	d.serveWG.Wait()
+	d.stopFleet()
 	ctx, cancel = context.WithTimeout(context.Background(), StopDeliveryTimeout)
 	defer cancel()
 	if err := d.callbacks.close(ctx); err != nil {

@@ -25,9 +25,10 @@ func (d *daemon) reload() {
 		d.log.Warn("configuration: " + warn)
 	}
 	old := d.cfg
-	for _, name := range restartOnly(old, cfg) {
+	for _, name := range append(restartOnly(old, cfg), fleetRestartOnly(old, cfg)...) {
 		d.log.Warn("reload: setting changed but needs restart", "variable", name)
 	}
+	cfg.Fleet = old.Fleet
 	// The listeners stay as they are; keep reporting what is in use.
 	cfg.RTMPPort, cfg.BindAddress, cfg.SSLPort, cfg.SSLCheckReload = old.RTMPPort, old.BindAddress, old.SSLPort, old.SSLCheckReload
 	if old.TLSEnabled() != cfg.TLSEnabled() {
@@ -60,6 +61,9 @@ func (d *daemon) reload() {
 			d.log.Error("reload: certificate not replaced; still serving the previous one", "err", err)
 			d.admin.metrics.CertificateReloadFailed()
 		}
+	}
+	if cfg.Drain != old.Drain {
+		d.setDrain(cfg.Drain, drainSource(cfg.Drain))
 	}
 	d.cfg = cfg
 	d.log.Info("configuration reloaded")
