@@ -38,6 +38,9 @@ type CallbackWant struct {
 	Secret   string // HS256 key the token must be signed with
 	Subject  string // sub claim
 	RTMPHost string // rtmp_host claim
+	// OtherRTMPHosts are more rtmp_host claims accepted (several servers
+	// posting to one callback server).
+	OtherRTMPHosts []string
 	// ClientIP is the client_ip claim; "" accepts any IP address.
 	ClientIP string
 	// TokenLifetime is the longest time from now to the exp claim.
@@ -371,7 +374,7 @@ func (c *Callback) verify(r *http.Request) (CallbackRequest, error) {
 	} else if c.want.ClientIP != "" && ip.String() != c.want.ClientIP {
 		errs = append(errs, fmt.Errorf("client_ip %q, want %q", req.ClientIP, c.want.ClientIP))
 	}
-	if req.RTMPHost != c.want.RTMPHost {
+	if req.RTMPHost != c.want.RTMPHost && !slices.Contains(c.want.OtherRTMPHosts, req.RTMPHost) {
 		errs = append(errs, fmt.Errorf("rtmp_host %q, want %q", req.RTMPHost, c.want.RTMPHost))
 	}
 
