@@ -521,8 +521,9 @@ func (f *Fleet) loop() {
 	defer t.Stop()
 	var rates rateMeter
 	for {
-		ok := f.writeRegistry(&rates)
-		if f.refreshClaims() && ok {
+		// While Redis is unreachable the claims wait for the next round,
+		// rather than each waiting for a timeout.
+		if f.writeRegistry(&rates) && f.refreshClaims() {
 			f.redisOK()
 		}
 		select {
@@ -543,14 +544,13 @@ func (f *Fleet) refreshClaims() bool {
 		claims = append(claims, c)
 	}
 	f.mu.Unlock()
-	ok := true
 	for _, c := range claims {
 		if err := c.refresh(); err != nil {
-			ok = false
 			f.redisFailed(err)
+			return false
 		}
 	}
-	return ok
+	return true
 }
 
 // refresh extends the claim if Redis still holds its value, claims it
