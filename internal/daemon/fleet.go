@@ -35,7 +35,7 @@ func (d *daemon) startFleet(cfg config.Config) error {
 	d.fleet = f
 	d.srv.Admission = f
 	f.Start()
-	d.log.Info("fleet member", "box", cfg.RTMPHost, "stream_key", f.StreamKey("CHANNEL"), "box_key", f.BoxKey())
+	d.log.Info("fleet member", "box", cfg.RTMPHost, "claim_keys", f.StreamKey("CHANNEL"), "box_key", f.BoxKey(), "claim_ttl", cfg.Fleet.ClaimTTL)
 	return nil
 }
 
