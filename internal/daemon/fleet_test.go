@@ -8,9 +8,12 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -461,4 +464,50 @@ func testFleetDrain(t *testing.T, bin string) {
 		t.Fatalf("publish after DRAIN=YES reload: %+v, want refused while draining", st)
 	}
 	a.terminate(t)
+}
+
+// TestDrainStatus: DRAIN=YES drains from start-up and STATUS= says so;
+// SIGUSR2 ends the drain and SIGUSR1 drains again, each shown in STATUS=.
+// No fleet is needed to drain.
+func TestDrainStatus(t *testing.T) {
+	t.Parallel()
+	bin := sysBinary(t)
+	cfgPath := filepath.Join(t.TempDir(), "rtmp-server.env")
+	ln := testpeer.Listen(t)
+	writeEnv(t, cfgPath, fmt.Sprintf("RTMP_PORT=%d", ln.Addr().(*net.TCPAddr).Port), "BIND_ADDRESS=127.0.0.1", "DRAIN=YES", "ADMIN_ADDRESS=off")
+	notify := newNotifySocket(t)
+	p := startServing(t, []string{"NOTIFY_SOCKET=" + notify.path}, ln, nil, bin, "--config", cfgPath)
+
+	notify.expect(t, "READY=1", 15*time.Second)
+	if st := notify.expect(t, "STATUS=", 15*time.Second); !strings.Contains(st, "; draining") {
+		t.Fatalf("STATUS %q with DRAIN=YES, want it to say draining", st)
+	}
+	c, st, _ := evPublish(t, ln.Addr().String(), "live", "k")
+	if c != nil {
+		c.Close()
+	}
+	if st.Code != publishBadName || !strings.Contains(st.Description, "draining") {
+		t.Fatalf("publish with DRAIN=YES: %+v, want refused while draining", st)
+	}
+	p.Signal(t, syscall.SIGUSR2)
+	expectStatus(t, notify, "STATUS=taking publishes")
+	p.Signal(t, syscall.SIGUSR1)
+	expectStatus(t, notify, "STATUS=draining: new publishes refused")
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, evExitLimit); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM", code)
+	}
+}
+
+// expectStatus reads STATUS= notifications until one is want (a periodic
+// report may come first).
+func expectStatus(t *testing.T, notify *notifySocket, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st := notify.expect(t, "STATUS=", time.Until(deadline))
+		if st == want {
+			return
+		}
+	}
 }
