@@ -1,10 +1,15 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/fleet"
+	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/server"
 )
 
@@ -32,6 +37,10 @@ func (d *daemon) startFleet(cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	// The Redis client library's own lines (one per failed dial, every
+	// few seconds during an outage) go to the debug log: the fleet and
+	// the subscriber log each outage once.
+	redis.SetLogger(redisLog{d.log})
 	d.fleet = f
 	d.srv.Admission = f
 	f.Start()
@@ -111,4 +120,11 @@ func (d *daemon) drainStatus() string {
 // drainSource names a reload's DRAIN setting for the log.
 func drainSource(on bool) string {
 	return fmt.Sprintf("reload: DRAIN=%s", map[bool]string{true: "YES", false: "NO"}[on])
+}
+
+// redisLog takes the Redis client library's messages into the debug log.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis client", "detail", logging.ClipN(fmt.Sprintf(format, v...), 256))
 }

@@ -321,6 +321,13 @@ func testFleetRedisRestart(t *testing.T, bin string) {
 		t.Error("the conflict was not logged by either box")
 	}
 	evPlayMedia(t, a.addr, "x", "k")
+	// The outage is logged once, not once per failed dial by the Redis
+	// client library.
+	for _, s := range []*evServer{a, b} {
+		if raw, _ := s.log.matching(func(l evLine) bool { return strings.HasPrefix(l.raw, "redis: ") }); len(raw) > 0 {
+			t.Errorf("the Redis client library's own lines in the log (%d), such as: %s", len(raw), raw[0].raw)
+		}
+	}
 }
 
 // dialCapsEx connects to channel on addr with the Go client, announcing
