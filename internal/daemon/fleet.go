@@ -80,6 +80,10 @@ func fleetRestartOnly(old, cfg config.Config) []string {
 	if old.Fleet.Use && old.RTMPHost != cfg.RTMPHost {
 		names = append(names, "RTMP_HOST (the fleet's name of this box)")
 	}
+	if old.Fleet.Use && (old.Redis.Addr() != cfg.Redis.Addr() || old.Redis.Password != cfg.Redis.Password ||
+		old.Redis.TLS != cfg.Redis.TLS || old.Redis.Channel != cfg.Redis.Channel) {
+		names = append(names, "REDIS_* (the fleet's connection; the command subscriber reconnects at once)")
+	}
 	return names
 }
 
