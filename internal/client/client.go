@@ -47,7 +47,7 @@ type Conn struct {
 	nc net.Conn
 	s  *session.Session
 
-	wmu sync.Mutex   // guards w, txn and every write to nc
+	wmu sync.Mutex    // guards w, txn and every write to nc
 	w   *chunk.Writer // guarded by wmu
 	txn float64       // guarded by wmu
 	// Pending holds media and data messages read while waiting for a reply.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/certs"
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/forward"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/sd"
 	"github.com/rtmp-server/rtmp-server/internal/server"
@@ -109,6 +110,7 @@ type daemon struct {
 	callbacks callbacks
 	redis     redisControl
 	admin     monitor
+	forwards  *forward.Manager
 
 	fatal   chan error // accept loops that failed
 	serveWG sync.WaitGroup
@@ -137,6 +139,7 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		closeAll(lns)
 		return err
 	}
+	d.forwards = startForwards(cfg, d.srv, d.log)
 	if err := d.startAdmin(cfg); err != nil {
 		closeAll(lns)
 		return err
@@ -334,6 +337,7 @@ func (d *daemon) shutdown() error {
 		d.log.Warn("sessions did not end in time; closed them", "timeout", ShutdownTimeout)
 	}
 	d.serveWG.Wait()
+	d.forwards.Close()
 	ctx, cancel = context.WithTimeout(context.Background(), StopDeliveryTimeout)
 	defer cancel()
 	if err := d.callbacks.close(ctx); err != nil {

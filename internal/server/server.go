@@ -65,6 +65,9 @@ type Server struct {
 	// event at a time per connection; it must be quick and safe for
 	// concurrent use.
 	Observer func(Event)
+	// Forwarder, if set, is told of each publication that starts and
+	// ends, to push it to other servers. Set before Serve.
+	Forwarder Forwarder
 
 	hub     *hub.Hub
 	log     *slog.Logger
