@@ -57,7 +57,18 @@ type target struct {
 
 	bytes      atomic.Uint64 // written to the target, all connections together
 	reconnects atomic.Uint64
-	skips      atomic.Uint64
+	skips      atomic.Uint64             // of the connections before the current one
+	queue      atomic.Pointer[hub.Queue] // the current connection's, while it plays
+}
+
+// skipCount reports the times the forward skipped to a keyframe because
+// the target was too slow, on all its connections.
+func (t *target) skipCount() uint64 {
+	n := t.skips.Load()
+	if q := t.queue.Load(); q != nil {
+		n += q.Drops()
+	}
+	return n
 }
 
 func newTarget(m *Manager, pub *hub.Publication, u client.URL, insecure bool, log *slog.Logger) *target {
@@ -85,7 +96,7 @@ func (t *target) status() Status {
 	defer t.mu.Unlock()
 	return Status{
 		Target: Mask(t.url, t.pub.Key), State: t.state, Since: t.since, LastError: t.lastErr,
-		Bytes: t.bytes.Load(), Reconnects: t.reconnects.Load(), Skips: t.skips.Load(),
+		Bytes: t.bytes.Load(), Reconnects: t.reconnects.Load(), Skips: t.skipCount(),
 	}
 }
 
@@ -120,7 +131,7 @@ func (t *target) setState(s State, err error, args ...any) {
 	case StateRetrying:
 		t.log.Warn("forward: target failed; retrying", append(args, "err", errText)...)
 	case StateEnded:
-		t.log.Info("forward: ended", append(args, "bytes", t.bytes.Load(), "reconnects", t.reconnects.Load(), "skips", t.skips.Load())...)
+		t.log.Info("forward: ended", append(args, "bytes", t.bytes.Load(), "reconnects", t.reconnects.Load(), "skips", t.skipCount())...)
 	}
 }
 
@@ -206,6 +217,11 @@ func (t *target) session() (live bool, err error) {
 	if _, err := t.m.hub.Play(pub.Channel, player); err != nil {
 		return true, fmt.Errorf("joining the stream: %w", err)
 	}
+	t.queue.Store(q)
+	defer func() {
+		t.skips.Add(q.Drops())
+		t.queue.Store(nil)
+	}()
 	leave := func() {
 		t.m.hub.StopPlaying(player)
 		q.Close()
@@ -223,7 +239,7 @@ func (t *target) session() (live bool, err error) {
 	}()
 
 	t.setState(StateLive, nil)
-	w := &wireWriter{t: t, conn: conn, q: q, streamID: conn.StreamID(), skips: t.skips.Load()}
+	w := &wireWriter{t: t, conn: conn, q: q, streamID: conn.StreamID()}
 	var items []hub.Item
 	for {
 		select {
@@ -313,7 +329,6 @@ type wireWriter struct {
 	conn     *client.Conn
 	q        *hub.Queue
 	streamID uint32
-	skips    uint64 // the target's skips before this connection
 	bufs     net.Buffers
 	slow     bool // logged that the target fell behind
 }
@@ -341,12 +356,9 @@ func (w *wireWriter) write(items []hub.Item, deadline time.Time) error {
 	if err := w.flush(deadline); err != nil {
 		return err
 	}
-	if drops := w.q.Drops(); drops > 0 {
-		w.t.skips.Store(w.skips + drops)
-		if !w.slow {
-			w.slow = true
-			w.t.log.Warn("forward: target too slow; skipped to the next keyframe")
-		}
+	if !w.slow && w.q.Drops() > 0 {
+		w.slow = true
+		w.t.log.Warn("forward: target too slow; skipped to the next keyframe")
 	}
 	return nil
 }
