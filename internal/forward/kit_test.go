@@ -399,3 +399,26 @@ func stallingProxy(t testing.TB, addr string) string {
 }
 
 func bytesContain(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// videos returns every video payload so far.
+func (r *recorder) videos() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.video...)
+}
+
+func (r *recorder) videoCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.video)
+}
+
+// forwardToTemplate returns a configuration forwarding every publish to tpl.
+func forwardToTemplate(t testing.TB, tpl string) *forward.Config {
+	t.Helper()
+	p, err := forward.ParseTemplate(tpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &forward.Config{Templates: []forward.Template{p}}
+}
