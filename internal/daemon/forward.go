@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/forward"
 	"github.com/rtmp-server/rtmp-server/internal/server"
@@ -45,4 +47,45 @@ func (a authorizer) StartForwards(ctx context.Context, ev server.PublishEvent) (
 	id, urls, err := a.c.StartForwards(ctx, event(ev))
 	a.metrics.CallbackDone("start", callbackOutcome(err), time.Since(start))
 	return id, urls, err
+}
+
+// forwardCollector shows the forwards in the metrics: how many are in each
+// state, and the counters of them all.
+type forwardCollector struct {
+	m                                  *forward.Manager
+	forwards, bytes, reconnects, skips *prometheus.Desc
+}
+
+// forwardStates are the states rtmp_forwards always reports, 0 included.
+var forwardStates = []forward.State{forward.StateConnecting, forward.StateLive, forward.StateRetrying}
+
+func addForwardMetrics(reg *prometheus.Registry, m *forward.Manager) {
+	reg.MustRegister(&forwardCollector{
+		m:          m,
+		forwards:   prometheus.NewDesc("rtmp_forwards", "Forwards of live publications to other servers, by state (connecting, live, retrying).", []string{"state"}, nil),
+		bytes:      prometheus.NewDesc("rtmp_forward_bytes_total", "Bytes written to forward targets.", nil, nil),
+		reconnects: prometheus.NewDesc("rtmp_forward_reconnects_total", "Reconnections to forward targets after a failure.", nil, nil),
+		skips:      prometheus.NewDesc("rtmp_forward_skips_total", "Times a forward skipped to the next keyframe because its target was too slow (counted as each connection ends).", nil, nil),
+	})
+}
+
+func (c *forwardCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.forwards
+	ch <- c.bytes
+	ch <- c.reconnects
+	ch <- c.skips
+}
+
+func (c *forwardCollector) Collect(ch chan<- prometheus.Metric) {
+	count := make(map[forward.State]int)
+	for _, st := range c.m.Forwards() {
+		count[st.State]++
+	}
+	for _, s := range forwardStates {
+		ch <- prometheus.MustNewConstMetric(c.forwards, prometheus.GaugeValue, float64(count[s]), string(s))
+	}
+	t := c.m.Totals()
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(t.Bytes))
+	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(t.Reconnects))
+	ch <- prometheus.MustNewConstMetric(c.skips, prometheus.CounterValue, float64(t.Skips))
 }

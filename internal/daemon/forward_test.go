@@ -79,7 +79,9 @@ func TestForwardProcess(t *testing.T) {
 	})
 	origin := startEvServer(t, bin, evSettings{callback: cb, env: []string{
 		"FORWARD_URLS=rtmp://" + target.addr + "/{channel}/{key}",
+		"ADMIN_ADDRESS=127.0.0.1:0",
 	}})
+	adminAddr := origin.waitLog(t, "the admin listener", 1, nil, msgIs("listening", "proto", "http"))[0].fields["addr"]
 
 	pub := publishEvFFmpeg(t, origin.url("live", key))
 	live := origin.waitLog(t, "both forwards live", 2, pub, msgIs("forward: live"))
@@ -94,6 +96,12 @@ func TestForwardProcess(t *testing.T) {
 	}
 	origin.waitLog(t, "the invalid callback targets skipped", 2, pub, msgIs("forward: target skipped"))
 
+	_, metrics := httpGet(t, "http://"+adminAddr+"/metrics", "")
+	for _, want := range []string{`rtmp_forwards{state="live"} 2`, `rtmp_forwards{state="retrying"} 0`, "rtmp_forward_bytes_total "} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
 	probeH264AAC(t, target.url("live", key))
 	playDecodes(t, target.url("fromcallback", key))
 	dumpDecodes(t, target.url("live", key), 200<<10)

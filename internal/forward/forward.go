@@ -65,6 +65,20 @@ type Manager struct {
 	groups map[string]*group // by channel; guarded by mu
 	closed bool              // guarded by mu
 	wg     sync.WaitGroup    // one count per running target
+
+	totals struct{ bytes, reconnects, skips atomic.Uint64 } // of every forward, ended ones too
+}
+
+// Totals are a Manager's counters over all its forwards, ended ones too.
+type Totals struct {
+	Bytes      uint64 // written to targets
+	Reconnects uint64
+	Skips      uint64 // skips to a keyframe because a target was too slow, counted as each connection ends
+}
+
+// Totals returns the counters of every forward so far.
+func (m *Manager) Totals() Totals {
+	return Totals{Bytes: m.totals.bytes.Load(), Reconnects: m.totals.reconnects.Load(), Skips: m.totals.skips.Load()}
 }
 
 // group is the forwards of one channel's publication. A reconnecting

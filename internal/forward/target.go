@@ -160,6 +160,7 @@ func (t *target) run() {
 		case <-timer.C:
 		}
 		t.reconnects.Add(1)
+		t.m.totals.reconnects.Add(1)
 	}
 }
 
@@ -220,6 +221,7 @@ func (t *target) session() (live bool, err error) {
 	t.queue.Store(q)
 	defer func() {
 		t.skips.Add(q.Drops())
+		t.m.totals.skips.Add(q.Drops())
 		t.queue.Store(nil)
 	}()
 	leave := func() {
@@ -370,6 +372,7 @@ func (w *wireWriter) flush(deadline time.Time) error {
 	bufs := w.bufs
 	n, err := w.conn.WriteWire(&bufs, deadline)
 	w.t.bytes.Add(uint64(n))
+	w.t.m.totals.bytes.Add(uint64(n))
 	clear(w.bufs)
 	w.bufs = w.bufs[:0]
 	if err != nil {
