@@ -37,6 +37,10 @@ const (
 	MinBackoff    = time.Second
 	MaxBackoff    = 30 * time.Second
 	BackoffJitter = 0.2
+	// StableAfter is how long a connection must have lasted for the
+	// backoff to start again from MinBackoff when it fails: a target that
+	// accepts and drops each publish at once is retried less and less often.
+	StableAfter = 10 * time.Second
 )
 
 // Config is what a reload may change; it applies to publishes from then on.

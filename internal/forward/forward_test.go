@@ -139,8 +139,11 @@ func TestForwardNeverReadingTarget(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	sent := pub.count()
-	// The publisher kept its pace: its writes never waited on the target.
-	if want := time.Duration(sent) * interval; elapsed > want+want/2 {
+	// The publisher kept its pace: its writes never waited on the target
+	// (which takes nothing for the rest of the test). The margins allow
+	// for a loaded machine; a forward on the publisher's path stalls it
+	// for good.
+	if want := time.Duration(sent) * interval; elapsed > 3*want {
 		t.Errorf("publishing %d frames took %v, want about %v", sent, elapsed, want)
 	}
 	for i, w := range watchers {
@@ -150,7 +153,7 @@ func TestForwardNeverReadingTarget(t *testing.T) {
 				t.Fatalf("origin's player %d: frame %d is number %d: a gap", i, j, n)
 			}
 		}
-		if gap := w.maxGap(); gap > 500*time.Millisecond {
+		if gap := w.maxGap(); gap > 2*time.Second {
 			t.Errorf("origin's player %d waited %v between two frames", i, gap)
 		}
 	}

@@ -6,6 +6,7 @@ package forward_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -238,6 +239,27 @@ func play(t testing.TB, addr, channel, key string) (*recorder, error) {
 	if err != nil {
 		return nil, err
 	}
+	return record(c, key)
+}
+
+// playTLS is play over RTMPS, without verifying the certificate.
+func playTLS(t testing.TB, addr, channel, key string) (*recorder, error) {
+	c, err := client.Dial(addr, &tls.Config{InsecureSkipVerify: true}, waitLimit)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(ioLimit))
+	if err := c.Connect(channel); err != nil {
+		return nil, err
+	}
+	if _, err := c.CreateStream(); err != nil {
+		return nil, err
+	}
+	return record(c, key)
+}
+
+func record(c *client.Conn, key string) (*recorder, error) {
 	_ = c.SetDeadline(time.Now().Add(ioLimit))
 	if st, err := c.Play(key); err != nil {
 		return nil, errors.Join(err, errors.New(st.Code))

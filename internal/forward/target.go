@@ -66,7 +66,7 @@ type target struct {
 func (t *target) skipCount() uint64 {
 	n := t.skips.Load()
 	if q := t.queue.Load(); q != nil {
-		n += q.Drops()
+		n += q.Overflows()
 	}
 	return n
 }
@@ -140,12 +140,13 @@ func (t *target) run() {
 	backoff := t.m.MinBackoff
 	for {
 		t.setState(StateConnecting, nil)
+		began := time.Now()
 		live, err := t.session()
 		if t.ctx.Err() != nil {
 			t.setState(StateEnded, nil)
 			return
 		}
-		if live {
+		if live && time.Since(began) >= StableAfter {
 			backoff = t.m.MinBackoff
 		}
 		delay := jitter(backoff)
@@ -220,8 +221,8 @@ func (t *target) session() (live bool, err error) {
 	}
 	t.queue.Store(q)
 	defer func() {
-		t.skips.Add(q.Drops())
-		t.m.totals.skips.Add(q.Drops())
+		t.skips.Add(q.Overflows())
+		t.m.totals.skips.Add(q.Overflows())
 		t.queue.Store(nil)
 	}()
 	leave := func() {
@@ -239,6 +240,11 @@ func (t *target) session() (live bool, err error) {
 		_ = conn.Close()
 		<-readDone
 	}()
+
+	// When the publish ends, a write blocked on a target that does not
+	// read gives up within FinishTimeout, not WriteTimeout.
+	stopWrites := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now().Add(t.m.FinishTimeout)) })
+	defer stopWrites()
 
 	t.setState(StateLive, nil)
 	w := &wireWriter{t: t, conn: conn, q: q, streamID: conn.StreamID()}
@@ -358,7 +364,7 @@ func (w *wireWriter) write(items []hub.Item, deadline time.Time) error {
 	if err := w.flush(deadline); err != nil {
 		return err
 	}
-	if !w.slow && w.q.Drops() > 0 {
+	if !w.slow && w.q.Overflows() > 0 {
 		w.slow = true
 		w.t.log.Warn("forward: target too slow; skipped to the next keyframe")
 	}
