@@ -2,6 +2,7 @@ package forward_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,4 +207,40 @@ func TestForwardKeptOverHandOver(t *testing.T) {
 	testpeer.WaitFor(t, "the target's stream ended by deleteStream", waitLimit, func() bool {
 		return target.count(server.StreamEnded, "deleteStream") == 1
 	})
+}
+
+// TestForwardConfigAppliesToNewPublishes: SetConfig (a reload) changes the
+// targets of the publishes that start afterwards; a running forward goes on
+// to its target.
+func TestForwardConfigAppliesToNewPublishes(t *testing.T) {
+	t.Parallel()
+	first, second := startNode(t, nil), startNode(t, nil)
+	origin := startNode(t, forwardTo(first.addr))
+	a, err := publish(t, origin.addr, "a", "k", 20*time.Millisecond, 500, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin.waitLive(t)
+	origin.fwd.SetConfig(*forwardTo(second.addr))
+	b, err := publish(t, origin.addr, "b", "k", 20*time.Millisecond, 500, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*publisher{a, b} {
+		if err := p.send(5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testpeer.WaitFor(t, "a on the first target and b on the second", waitLimit, func() bool {
+		return first.count(server.PublishAccepted, "") == 1 && second.count(server.PublishAccepted, "") == 1
+	})
+	for _, st := range origin.fwd.Forwards() {
+		want := first.addr
+		if st.Channel == "b" {
+			want = second.addr
+		}
+		if !strings.Contains(st.Target, want) {
+			t.Errorf("channel %s forwarded to %s, want %s", st.Channel, st.Target, want)
+		}
+	}
 }
