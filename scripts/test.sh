@@ -91,6 +91,10 @@ done
 # (scripts/fetch-nginx.sh), not installed.
 if nginx_root=$(bash scripts/fetch-nginx.sh); then
   export RTMP_TEST_NGINX_ROOT=$nginx_root
+elif [[ $(id -u) -eq 0 ]]; then
+  # As root everything a test needs can be had: a failed fetch is an error, not a reason to skip.
+  echo "== nginx-rtmp could not be fetched (scripts/fetch-nginx.sh above says why)" >&2
+  exit 1
 else
   echo "== nginx-rtmp could not be fetched: the tests that need it will be skipped" >&2
   require=0
