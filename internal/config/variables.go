@@ -51,6 +51,10 @@ var variables = []Variable{
 	{Name: "ADMIN_ADDRESS", Default: "127.0.0.1:9935", Description: "host:port of the monitoring HTTP listener (metrics, streams API, status page); set to empty or OFF to turn it off; changing it needs a restart."},
 	{Name: "ADMIN_TOKEN", Default: "", Description: "When set, every monitoring endpoint but the status page itself requires Authorization: Bearer ADMIN_TOKEN; changing it needs a restart.", Secret: true},
 
+	// Forwarding.
+	{Name: "FORWARD_URLS", Default: "", Description: "Comma-separated rtmp:// or rtmps:// URL templates that every publish is forwarded to; {channel}, {key} and {stream_id} are replaced by the publish's."},
+	{Name: "FORWARD_TLS_INSECURE", Default: "NO", Description: "YES to skip certificate verification of rtmps:// forward targets (lab use only; logged as a warning)."},
+
 	// Logging.
 	{Name: "LOG_REQUESTS", Default: "YES", Description: "YES to log each connection and each publish and play request."},
 	{Name: "LOG_DEBUG", Default: "NO", Description: "YES to log debug messages."},

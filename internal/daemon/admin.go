@@ -52,6 +52,7 @@ func (d *daemon) startAdmin(cfg config.Config) error {
 	}
 	m.metrics = admin.NewMetrics(d.srv.Hub())
 	d.addDaemonMetrics(m.metrics)
+	addForwardMetrics(m.metrics.Registry(), d.forwards)
 	d.srv.Observer = m.metrics.Observe // before any Serve
 	m.srv = &admin.Server{
 		Source:  d.srv.Hub(),

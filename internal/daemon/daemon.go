@@ -21,6 +21,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/certs"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/fleet"
+	"github.com/rtmp-server/rtmp-server/internal/forward"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/sd"
 	"github.com/rtmp-server/rtmp-server/internal/server"
@@ -114,6 +115,7 @@ type daemon struct {
 	callbacks callbacks
 	redis     redisControl
 	admin     monitor
+	forwards  *forward.Manager
 
 	fatal   chan error // accept loops that failed
 	serveWG sync.WaitGroup
@@ -146,6 +148,7 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		closeAll(lns)
 		return err
 	}
+	d.forwards = startForwards(cfg, d.srv, d.log)
 	if err := d.startAdmin(cfg); err != nil {
 		closeAll(lns)
 		return err
@@ -356,6 +359,7 @@ func (d *daemon) shutdown() error {
 		d.log.Warn("sessions did not end in time; closed them", "timeout", ShutdownTimeout)
 	}
 	d.serveWG.Wait()
+	d.forwards.Close()
 	d.stopFleet()
 	ctx, cancel = context.WithTimeout(context.Background(), StopDeliveryTimeout)
 	defer cancel()

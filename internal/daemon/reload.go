@@ -46,6 +46,7 @@ func (d *daemon) reload() {
 		return
 	}
 	_ = d.srv.SetOptions(opts) // validated above
+	applyForwards(d.forwards, old, cfg, d.log)
 	d.applyLogLevel(cfg)
 	if d.redis.restartIfChanged(context.Background(), cfg, d.controlTarget(), d.log) {
 		d.log.Info("reload: Redis subscriber restarted with new settings")

@@ -96,13 +96,14 @@ func (c *conn) onPublish(cmd *message.Command) error {
 	}
 
 	streamID := ""
+	var forwardURLs []string
 	auth := c.srv.authorizer()
 	if auth != nil {
-		id, err := auth.Start(c.ctx, c.event(key, ""))
+		id, urls, err := startPublish(c.ctx, auth, c.event(key, ""))
 		if err != nil {
 			return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided", "callback refused", "err", err)
 		}
-		streamID = id
+		streamID, forwardURLs = id, urls
 	} else {
 		streamID = rand.Text()
 	}
@@ -139,6 +140,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 	c.reader.Rebuffer(c.nc, publishBufferSize)
 	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, release: release, started: time.Now()}
 	c.session.Publish(msgID, key)
+	c.srv.forwardStarted(pub, replaced, forwardURLs)
 	c.send(message.UserControl{Event: message.EventStreamBegin, Value: msgID})
 	c.send(message.Status(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
 	args := []any{"stream_id", logging.Clip(streamID)}
@@ -176,7 +178,7 @@ func (c *conn) endPublish(reason string) {
 	p := c.pub
 	c.pub = nil
 	c.session.EndPublish()
-	c.srv.hub.Unpublish(p.pub)
+	c.srv.forwardEnded(p.pub, !c.srv.hub.Unpublish(p.pub) && p.pub.Ended())
 	if p.release != nil {
 		p.release()
 	}

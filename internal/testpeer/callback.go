@@ -25,6 +25,8 @@ const (
 	callbackEventHeader = "rtmp-event"
 	// callbackStreamIDHeader carries the stream id of an approved start.
 	callbackStreamIDHeader = "stream-id"
+	// callbackForwardURLHeader names a target to forward the publish to.
+	callbackForwardURLHeader = "forward-url"
 	// callbackExpSlack is how far past Want.TokenLifetime an exp claim may
 	// lie, for clock steps between signing and checking.
 	callbackExpSlack = 5 * time.Second
@@ -71,6 +73,8 @@ type CallbackRequest struct {
 type CallbackReply struct {
 	Status   int    // HTTP status; 200 when zero
 	StreamID string // sent in the stream-id header when not empty
+	// ForwardURLs are sent as forward-url headers, one each.
+	ForwardURLs []string
 	// Hold, when not nil, delays the answer until it is closed. The
 	// request is abandoned instead if the client gives up first or the
 	// test ends.
@@ -285,6 +289,9 @@ func (c *Callback) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	if reply.StreamID != "" {
 		w.Header().Set(callbackStreamIDHeader, reply.StreamID)
+	}
+	for _, u := range reply.ForwardURLs {
+		w.Header().Add(callbackForwardURLHeader, u)
 	}
 	w.WriteHeader(reply.status())
 	c.finish(i, true)
