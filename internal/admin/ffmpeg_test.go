@@ -245,13 +245,18 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 }
 
 // TestStatusPageInChromium loads the status page in headless Chromium while
-// ffmpeg publishes, checks the rendered page shows the stream, and saves a
-// screenshot in the test's directory.
+// ffmpeg publishes, with ADMIN_TOKEN set: without credentials it gets the
+// 401 page; signed in with the token as the Basic password (as a person
+// does when the browser asks), it renders the stream, read from
+// /v1/streams with the same credentials. The test checks the rendered DOM
+// and saves a screenshot in the test's directory.
 func TestStatusPageInChromium(t *testing.T) {
 	testpeer.Need(t, "ffmpeg")
 	chromium := testpeer.Need(t, "chromium")
 	srv, rtmpAddr, _ := rtmpServer(t)
-	base := startAdmin(t, &Server{Source: srv.Hub()})
+	const token = "chromium-admin-token-8"
+	base := startAdmin(t, &Server{Source: srv.Hub(), Token: token})
+	signedIn := strings.Replace(base, "http://", "http://admin:"+token+"@", 1)
 	const key = "chromiumKey77"
 	pub := publishCBR(t, "rtmp://"+rtmpAddr+"/studio/"+key)
 	testpeer.WaitFor(t, "the publication", 20*time.Second, func() bool {
@@ -278,7 +283,11 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 		return out
 	}
-	dom := string(run("--dump-dom", base+"/"))
+	// Headless, nobody answers the browser's sign-in prompt: no page.
+	if dom := string(run("--dump-dom", base+"/")); strings.Contains(dom, "rtmp-server status") || strings.Contains(dom, "studio") {
+		t.Errorf("without credentials, the page rendered:\n%s", dom)
+	}
+	dom := string(run("--dump-dom", signedIn+"/"))
 	for _, want := range []string{`data-channel="studio"`, "avc1", "mp4a", "fps", "keyframe interval", "live stream(s)"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %q:\n%s", want, dom)
@@ -288,7 +297,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Error("the page shows the stream key")
 	}
 	shot := filepath.Join(dir, "status.png")
-	run("--screenshot="+shot, base+"/")
+	run("--screenshot="+shot, signedIn+"/")
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
 		t.Errorf("no screenshot: %v", err)
 	} else {
