@@ -125,6 +125,16 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 	default:
 	}
 
+	// A player with the wrong key is refused, and counted.
+	wrong := startProcess(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "20000000",
+		"-i", "rtmp://"+rtmpAddr+"/live/wrongKey77", "-t", "1", "-f", "null", "-")
+	<-wrong.Done()
+	playRefused := map[string]string{"result": "refused", "reason": "stream key does not match the publisher's"}
+	testpeer.WaitFor(t, "the refused play counted", 10*time.Second, func() bool {
+		v, ok := value(scrape(t, base, token), "rtmp_plays_total", playRefused)
+		return ok && v == 1
+	})
+
 	// Rates move by a frame or two between readings: take a few.
 	var fps, vbps, abps, keyint []float64
 	for range 3 {
@@ -199,7 +209,7 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 		{"rtmp_plays_total", map[string]string{"result": "accepted"}, 1},
 		{"rtmp_connections", map[string]string{"role": "publisher", "state": "publishing"}, 1},
 		{"rtmp_connections", map[string]string{"role": "player", "state": "playing"}, 1},
-		{"rtmp_connections_opened_total", nil, 3},
+		{"rtmp_connections_opened_total", nil, 4}, // the refused publisher and player, the publisher, the player
 	} {
 		if v, ok := value(during, c.name, c.labels); !ok || v != c.want {
 			t.Errorf("%s%v = %v (%v), want %v", c.name, c.labels, v, ok, c.want)
