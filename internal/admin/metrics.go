@@ -15,6 +15,7 @@ import (
 type Source interface {
 	Stats() hub.Stats
 	StreamStats() []hub.StreamStats
+	StreamTotals() []hub.StreamStats
 	StreamStatsOf(channel string) (hub.StreamStats, bool)
 }
 
@@ -293,7 +294,7 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPlayers, float64(st.Players))
 	counter(descBytesIn, float64(st.BytesIn))
 	counter(descBytesOut, float64(st.BytesOut))
-	for _, s := range c.src.StreamStats() {
+	for _, s := range c.src.StreamTotals() {
 		if !s.Published {
 			continue
 		}
@@ -312,12 +313,8 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSAnomalies, float64(s.TimestampJumps), name, "jump")
 		gauge(descSDrift, s.AVDrift.Seconds(), name)
 		gauge(descSGOP, float64(s.GOPCacheBytes), name)
-		gauge(descSPlayers, float64(len(s.Players)), name)
+		gauge(descSPlayers, float64(s.PlayerCount), name)
 		gauge(descSStarted, float64(s.Started.UnixNano())/1e9, name)
-		var sent uint64
-		for _, p := range s.Players {
-			sent += p.BytesSent
-		}
-		gauge(descSPlayerSent, float64(sent), name)
+		gauge(descSPlayerSent, float64(s.PlayerBytesSent), name)
 	}
 }
