@@ -257,6 +257,9 @@ func TestMetricsSeriesFollowTheStream(t *testing.T) {
 	if v, ok := value(fams, "rtmp_stream_received_bytes_total", map[string]string{"channel": "live", "track": "video"}); !ok || v != 8 {
 		t.Errorf("video bytes of live: %v %v, want 8", v, ok)
 	}
+	if v, _ := value(fams, "rtmp_received_messages_total", nil); v != 2 {
+		t.Errorf("rtmp_received_messages_total %v, want 2", v)
+	}
 	if v, _ := value(fams, "rtmp_publishers", nil); v != 1 {
 		t.Errorf("rtmp_publishers %v, want 1", v)
 	}

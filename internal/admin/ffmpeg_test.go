@@ -185,7 +185,7 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 
 	// Metrics parse, counters moved, per-stream series are there.
 	during := scrape(t, base, token)
-	for _, name := range []string{"rtmp_received_bytes_total", "rtmp_sent_bytes_total"} {
+	for _, name := range []string{"rtmp_received_bytes_total", "rtmp_sent_bytes_total", "rtmp_received_messages_total"} {
 		b, _ := value(before, name, nil)
 		d, _ := value(during, name, nil)
 		if d <= b {

@@ -257,6 +257,7 @@ var (
 	descPlayers     = prometheus.NewDesc("rtmp_players", "Players, playing or waiting for a publisher.", nil, nil)
 	descBytesIn     = prometheus.NewDesc("rtmp_received_bytes_total", "Media and data bytes received from publishers.", nil, nil)
 	descBytesOut    = prometheus.NewDesc("rtmp_sent_bytes_total", "Bytes written to players.", nil, nil)
+	descMessagesIn  = prometheus.NewDesc("rtmp_received_messages_total", "Media and data messages received from publishers.", nil, nil)
 	channelLabel    = []string{"channel"}
 	descSBytesIn    = prometheus.NewDesc("rtmp_stream_received_bytes_total", "Bytes received for the live stream.", []string{"channel", "track"}, nil)
 	descSMessages   = prometheus.NewDesc("rtmp_stream_received_messages_total", "Messages received for the live stream.", channelLabel, nil)
@@ -274,7 +275,7 @@ var (
 )
 
 func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStreams, descPublishers, descPlayers, descBytesIn, descBytesOut,
+	for _, d := range []*prometheus.Desc{descStreams, descPublishers, descPlayers, descBytesIn, descBytesOut, descMessagesIn,
 		descSBytesIn, descSMessages, descSBitrate, descSFrameRate, descSKeyframe, descSFrames, descSKeyframes,
 		descSAnomalies, descSDrift, descSGOP, descSPlayers, descSStarted, descSPlayerSent} {
 		ch <- d
@@ -294,6 +295,7 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPlayers, float64(st.Players))
 	counter(descBytesIn, float64(st.BytesIn))
 	counter(descBytesOut, float64(st.BytesOut))
+	counter(descMessagesIn, float64(st.MessagesIn))
 	for _, s := range c.src.StreamTotals() {
 		if !s.Published {
 			continue
