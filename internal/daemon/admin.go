@@ -13,6 +13,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/callback"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/control"
+	"github.com/rtmp-server/rtmp-server/internal/server"
 )
 
 // socketAdmin is the name of the monitoring socket from systemd
@@ -51,7 +52,7 @@ func (d *daemon) startAdmin(cfg config.Config) error {
 	}
 	m.metrics = admin.NewMetrics(d.srv.Hub())
 	d.addDaemonMetrics(m.metrics)
-	d.srv.Observer = m.metrics.Observe // before any Serve
+	d.srv.Observer = server.Observers(d.srv.Observer, m.metrics.Observe) // before any Serve; after the request log
 	m.srv = &admin.Server{
 		Source:  d.srv.Hub(),
 		Metrics: m.metrics,

@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -153,18 +152,8 @@ func (c *conn) sendEncoded(m *chunk.Message) {
 	}
 }
 
-// logRequest logs one request event (connect, publish, play, close,
-// rejection) when LOG_REQUESTS is on. The message doubles as the "event"
-// attribute (EVENT= in the journal), with spaces as underscores.
-func (c *conn) logRequest(msg string, args ...any) {
-	if c.srv.options().LogRequests {
-		c.log.Info(msg, append([]any{"event", strings.ReplaceAll(msg, " ", "_")}, args...)...)
-	}
-}
-
 // serve runs the connection: the handshake, then its messages (see run).
 func (c *conn) serve() {
-	c.logRequest("connection accepted")
 	c.observe(Event{Kind: ConnAccepted})
 
 	c.connectBy = time.Now().Add(c.srv.HandshakeTimeout)
@@ -183,13 +172,12 @@ func (c *conn) serve() {
 	}{br, c.nc}
 	if err := handshake.Server(rw, nil); err != nil {
 		c.log.Debug("handshake failed", "err", err)
-		c.logRequest("connection closed", "reason", "handshake failed")
 		_ = c.nc.Close()
 		reason := "handshake failed"
 		if r := c.reason(); r != nil {
 			reason = closeReason(r) // kicked (evicted, shut down) during the handshake
 		}
-		c.observe(Event{Kind: ConnClosed, Reason: reason})
+		c.observe(Event{Kind: ConnClosed, Reason: reason, HandshakeFailed: true})
 		c.release()
 		c.srv.forget(c)
 		return
@@ -229,7 +217,6 @@ func (c *conn) run() {
 	c.cleanup()
 	c.finishWrites()
 	_ = c.nc.Close()
-	c.logRequest("connection closed", "reason", closeReason(err))
 	if errors.Is(err, errSlow) {
 		c.observe(Event{Kind: PlayerDropped, Reason: errSlow.Error()})
 	}
@@ -502,6 +489,7 @@ func (w *wireWriter) encode(m *chunk.Message) {
 	w.spans = append(w.spans, span{start: start, end: len(w.scratch)})
 	if m.Type == message.TypeSetChunkSize && len(m.Payload) >= 4 {
 		w.chunkSize = binary.BigEndian.Uint32(m.Payload)
+		w.conn.session.WroteChunkSize(w.chunkSize)
 	}
 }
 
