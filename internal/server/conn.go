@@ -79,6 +79,7 @@ type conn struct {
 	output // the outgoing path: queue, direct writes, writer, final flush (output.go)
 
 	reader     *chunk.Reader // owned by the read loop
+	ingest     *ingestReader // owned by the read loop: reads the socket once the connection publishes (plain TCP)
 	lastRead   atomic.Int64  // unix nanoseconds of the last message read
 	playID     atomic.Uint32 // message stream ID of the play stream, while playing
 	playing    atomic.Bool   // playID is set
@@ -195,6 +196,9 @@ func (c *conn) run() {
 		err = r
 	}
 	c.cleanup()
+	if c.ingest != nil {
+		c.ingest.Close()
+	}
 	c.finishWrites()
 	_ = c.nc.Close()
 	if errors.Is(err, errSlow) {

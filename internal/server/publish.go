@@ -135,7 +135,12 @@ func (c *conn) onPublish(cmd *message.Command) error {
 		}
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", reason, Event{StreamID: logging.Clip(streamID)})
 	}
-	c.reader.Rebuffer(c.nc, publishBufferSize)
+	if c.raw != nil && c.ingest == nil {
+		c.ingest = newIngestReader(c.raw, &c.srv.ingest)
+		c.reader.Rebuffer(c.ingest, publishBufferSize)
+	} else if c.raw == nil {
+		c.reader.Rebuffer(c.nc, publishBufferSize)
+	}
 	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, started: time.Now()}
 	c.session.Publish(msgID, key)
 	c.send(message.UserControl{Event: message.EventStreamBegin, Value: msgID})

@@ -73,6 +73,7 @@ type Server struct {
 	limitLog rateLimited
 	auth     atomic.Pointer[authHolder]
 	waiting  pendingPublishes // publishes not yet live, for kill-session and close-stream
+	ingest   ingestWatch      // the backstop of publishers' readers (ingest.go)
 
 	nextID atomic.Uint64
 	drain  atomic.Uint32 // a DrainMode
@@ -489,6 +490,7 @@ func (s *Server) closeLocked() {
 func (s *Server) wait() {
 	s.serveWG.Wait()
 	s.connWG.Wait()
+	s.ingest.wait()
 	s.hub.Wait()
 }
 
