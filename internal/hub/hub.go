@@ -45,7 +45,8 @@ type Publisher interface {
 // PlayerEvents receives a player's stream events. They are called in order
 // with the media the player gets, with no lock of the hub held, on the
 // goroutine carrying out the stream's jobs (the caller of Play, Publish,
-// Unpublish or StopPlaying, or the stream's fan-out); they must not block.
+// Unpublish or StopPlaying, or the stream's fan-out); they must not block
+// and must not call the hub.
 type PlayerEvents interface {
 	// Accepted is called when Play accepts the player, before any media is queued.
 	Accepted()
