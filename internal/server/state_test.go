@@ -2,6 +2,7 @@ package server
 
 import (
 	"testing"
+	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/session"
@@ -31,9 +32,12 @@ func TestStateHasWireChunkSize(t *testing.T) {
 	p := ts.dial(t, "live")
 	st, err := p.Play("k")
 	expectStatus(t, st, err, "NetStream.Play.Start")
-	states := ts.sessionStates()
-	if len(states) != 1 || states[0].OutChunkSize != 1000 || states[0].WireChunkSize != 1000 {
-		t.Fatalf("player states %+v, want out and wire chunk size 1000", states)
+	// The session records the play once the hub has accepted it, and the
+	// client may see the answer first.
+	var states []session.State
+	waitFor(t, "the player's session state", 5*time.Second, func() bool { states = ts.sessionStates(); return len(states) == 1 })
+	if states[0].OutChunkSize != 1000 || states[0].WireChunkSize != 1000 {
+		t.Fatalf("player state %+v, want out and wire chunk size 1000", states[0])
 	}
 
 	opts := ts.Options()
@@ -45,7 +49,7 @@ func TestStateHasWireChunkSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	readMedia(t, p, 2)
+	readMedia(t, p, 2) // written after the Set Chunk Size the writer announced
 	states = ts.sessionStates()
 	if len(states) != 1 || states[0].OutChunkSize != 1000 || states[0].WireChunkSize != 3000 {
 		t.Fatalf("player states %+v, want out chunk size 1000 (connect), wire 3000 (the stream's)", states)
