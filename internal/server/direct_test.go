@@ -89,7 +89,10 @@ func TestDirectWritePanicEndsOnlyThatConnection(t *testing.T) {
 	}
 	var doomedID atomic.Uint64
 	ts.events.wait(t, "both players playing", 2, func(ev Event) bool { return ev.Kind == PlayAccepted })
-	doomedID.Store(ts.events.matching(func(ev Event) bool { return ev.Kind == PlayAccepted })[0].Session)
+	// The two PlayAccepted events may come in either order; sessions are
+	// numbered as accepted, and doomed was dialled (and connected) first.
+	played := ts.events.matching(func(ev Event) bool { return ev.Kind == PlayAccepted })
+	doomedID.Store(min(played[0].Session, played[1].Session))
 	hook := func(c *conn) {
 		if c.id == doomedID.Load() {
 			panic("test: direct write")
