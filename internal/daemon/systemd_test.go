@@ -74,7 +74,8 @@ const procLimit = 5 * time.Minute
 func procCommand(env []string, name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	// The admin listener is off unless a test turns it on: its default
-	// port is fixed.
+	// port is fixed. systemd-socket-activate passes on only what -E names:
+	// its callers add "-E", "ADMIN_ADDRESS".
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "ADMIN_ADDRESS=off"}, env...)
 	return cmd
 }
@@ -183,7 +184,7 @@ func TestSocketActivationServesFFmpeg(t *testing.T) {
 	notify := newNotifySocket(t)
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	startProc(t, nil, activate, "-l", addr, "--fdname=rtmp", "-E", "NOTIFY_SOCKET="+notify.path,
+	startProc(t, nil, activate, "-l", addr, "--fdname=rtmp", "-E", "ADMIN_ADDRESS", "-E", "NOTIFY_SOCKET="+notify.path,
 		bin, "--config", cfgPath)
 	waitListening(t, addr)
 
@@ -204,7 +205,7 @@ func TestSocketActivationRejectsUnknownName(t *testing.T) {
 	activate := testpeer.Need(t, "systemd-socket-activate")
 	bin := sysBinary(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := startProc(t, nil, activate, "-l", addr, "--fdname=bogus", bin, "--config", "/dev/null")
+	p := startProc(t, nil, activate, "-l", addr, "--fdname=bogus", "-E", "ADMIN_ADDRESS", bin, "--config", "/dev/null")
 	// The child starts on the first connection.
 	c, err := dialRetry(addr)
 	if err != nil {
@@ -219,7 +220,7 @@ func TestSocketActivationRejectsUnknownName(t *testing.T) {
 	// An rtmps socket without a certificate is refused too.
 	addr2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	addr3 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p2 := startProc(t, nil, activate, "-l", addr2, "-l", addr3, "--fdname=rtmp:rtmps", bin, "--config", "/dev/null")
+	p2 := startProc(t, nil, activate, "-l", addr2, "-l", addr3, "--fdname=rtmp:rtmps", "-E", "ADMIN_ADDRESS", bin, "--config", "/dev/null")
 	c, err = dialRetry(addr2)
 	if err != nil {
 		t.Fatal(err)
