@@ -258,6 +258,7 @@ var (
 	descBytesIn     = prometheus.NewDesc("rtmp_received_bytes_total", "Media and data bytes received from publishers.", nil, nil)
 	descBytesOut    = prometheus.NewDesc("rtmp_sent_bytes_total", "Bytes written to players.", nil, nil)
 	descMessagesIn  = prometheus.NewDesc("rtmp_received_messages_total", "Media and data messages received from publishers.", nil, nil)
+	descMessagesOut = prometheus.NewDesc("rtmp_sent_messages_total", "Media and data messages written whole to players.", nil, nil)
 	channelLabel    = []string{"channel"}
 	descSBytesIn    = prometheus.NewDesc("rtmp_stream_received_bytes_total", "Bytes received for the live stream.", []string{"channel", "track"}, nil)
 	descSMessages   = prometheus.NewDesc("rtmp_stream_received_messages_total", "Messages received for the live stream.", channelLabel, nil)
@@ -275,7 +276,7 @@ var (
 )
 
 func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStreams, descPublishers, descPlayers, descBytesIn, descBytesOut, descMessagesIn,
+	for _, d := range []*prometheus.Desc{descStreams, descPublishers, descPlayers, descBytesIn, descBytesOut, descMessagesIn, descMessagesOut,
 		descSBytesIn, descSMessages, descSBitrate, descSFrameRate, descSKeyframe, descSFrames, descSKeyframes,
 		descSAnomalies, descSDrift, descSGOP, descSPlayers, descSStarted, descSPlayerSent} {
 		ch <- d
@@ -296,6 +297,7 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBytesIn, float64(st.BytesIn))
 	counter(descBytesOut, float64(st.BytesOut))
 	counter(descMessagesIn, float64(st.MessagesIn))
+	counter(descMessagesOut, float64(st.MessagesOut))
 	for _, s := range c.src.StreamTotals() {
 		if !s.Published {
 			continue

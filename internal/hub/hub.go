@@ -112,12 +112,13 @@ func (p *Player) SetPaused(paused bool) {
 
 // Stats is a snapshot of the hub's counters.
 type Stats struct {
-	Streams    int
-	Publishers int
-	Players    int
-	BytesIn    uint64
-	BytesOut   uint64
-	MessagesIn uint64 // media and data messages received from publishers
+	Streams     int
+	Publishers  int
+	Players     int
+	BytesIn     uint64
+	BytesOut    uint64
+	MessagesIn  uint64 // media and data messages received from publishers
+	MessagesOut uint64 // media and data messages written whole to players
 }
 
 // Hub is the registry of streams. The zero value is not usable; call New.
@@ -131,11 +132,12 @@ type Hub struct {
 	gopBytes  atomic.Int64 // bytes held by all GOP caches
 	gopBudget atomic.Int64 // limit of gopBytes; 0: none
 
-	publishers atomic.Int64
-	players    atomic.Int64
-	bytesIn    atomic.Uint64
-	bytesOut   atomic.Uint64
-	messagesIn atomic.Uint64
+	publishers  atomic.Int64
+	players     atomic.Int64
+	bytesIn     atomic.Uint64
+	bytesOut    atomic.Uint64
+	messagesIn  atomic.Uint64
+	messagesOut atomic.Uint64
 }
 
 // New returns an empty hub.
@@ -171,12 +173,13 @@ func (h *Hub) Stats() Stats {
 	n := len(h.streams)
 	h.mu.Unlock()
 	return Stats{
-		Streams:    n,
-		Publishers: int(h.publishers.Load()),
-		Players:    int(h.players.Load()),
-		BytesIn:    h.bytesIn.Load(),
-		BytesOut:   h.bytesOut.Load(),
-		MessagesIn: h.messagesIn.Load(),
+		Streams:     n,
+		Publishers:  int(h.publishers.Load()),
+		Players:     int(h.players.Load()),
+		BytesIn:     h.bytesIn.Load(),
+		BytesOut:    h.bytesOut.Load(),
+		MessagesIn:  h.messagesIn.Load(),
+		MessagesOut: h.messagesOut.Load(),
 	}
 }
 
@@ -189,6 +192,10 @@ func (h *Hub) Players() int { return int(h.players.Load()) }
 
 // AddBytesOut counts bytes written to players.
 func (h *Hub) AddBytesOut(n int) { h.bytesOut.Add(uint64(n)) }
+
+// AddMessagesOut counts messages written whole to players (a message
+// written in parts is counted once, with its last byte).
+func (h *Hub) AddMessagesOut(n int) { h.messagesOut.Add(uint64(n)) }
 
 // Ping checks that the hub's locks can be taken, for the watchdog. It
 // returns false if they could not be within the deadline.

@@ -63,6 +63,27 @@ func TestFullSocketResumesIntact(t *testing.T) {
 			t.Fatalf("frame %d of %d: %d bytes, want %d: not whole", i, n, len(m.Payload), size)
 		}
 	}
+	// Each frame counts once as sent, though most went out in two parts
+	// (a direct write and the writer's rest). The count follows the last
+	// byte's write, which the player may read first: read it once the
+	// player's connection has ended.
+	_ = player.Close()
+	played := ts.events.wait(t, "the play accepted", 1, func(ev Event) bool { return ev.Kind == PlayAccepted })
+	ts.events.wait(t, "the player's connection closed", 1, func(ev Event) bool {
+		return ev.Kind == ConnClosed && ev.Session == played[0].Session
+	})
+	if got := ts.Hub().Stats().MessagesOut; got != n {
+		t.Errorf("%d messages counted as sent, want %d", got, n)
+	}
+}
+
+func TestWholeBuffers(t *testing.T) {
+	bufs := [][]byte{make([]byte, 3), make([]byte, 5), make([]byte, 2)}
+	for _, tc := range []struct{ n, want int }{{0, 0}, {2, 0}, {3, 1}, {7, 1}, {8, 2}, {9, 2}, {10, 3}} {
+		if got := wholeBuffers(bufs, tc.n); got != tc.want {
+			t.Errorf("wholeBuffers(3+5+2 bytes, %d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
 }
 
 // readVideo returns the next video message.

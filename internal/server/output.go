@@ -165,12 +165,27 @@ func (c *conn) writeDirect(pkts []*hub.Packet) (written int) {
 		}
 		_ = c.raw.Write(w.writevNow)
 	}
-	clear(w.direct)
-	w.direct = w.direct[:0]
 	if w.written > 0 {
 		c.srv.hub.AddBytesOut(w.written)
+		c.srv.hub.AddMessagesOut(wholeBuffers(w.direct, w.written))
 	}
+	clear(w.direct)
+	w.direct = w.direct[:0]
 	return w.written
+}
+
+// wholeBuffers is how many of bufs, written in order, the first n bytes
+// cover entirely.
+func wholeBuffers(bufs [][]byte, n int) int {
+	whole := 0
+	for _, b := range bufs {
+		if n < len(b) {
+			break
+		}
+		n -= len(b)
+		whole++
+	}
+	return whole
 }
 
 // testHookDirectWrite, if set, is called at the start of each direct
@@ -296,13 +311,13 @@ func (w *wireWriter) flush(items []hub.Item) error {
 	// appending may move it.
 	w.scratch, w.spans, w.bufs = w.scratch[:0], w.spans[:0], w.bufs[:0]
 	playID := w.conn.playStreamID()
-	media := false
+	media := 0
 	for _, it := range items {
 		if it.Control != nil {
 			w.encode(it.Control)
 			continue
 		}
-		media = true
+		media++
 		if it.Packet.ChunkSize != w.chunkSize {
 			w.encode(message.SetChunkSize{Size: it.Packet.ChunkSize}.Chunk())
 		}
@@ -322,7 +337,12 @@ func (w *wireWriter) flush(items []hub.Item) error {
 	err := w.writeAll()
 	clear(w.bufs)
 	w.conn.srv.hub.AddBytesOut(total)
-	if !media {
+	if err == nil {
+		// Each packet's last bytes were in this write (a direct write
+		// that sent its first part did not count it).
+		w.conn.srv.hub.AddMessagesOut(media)
+	}
+	if media == 0 {
 		// Only control messages: the connection is idle or its media goes
 		// out directly. Its next write is far off; keep no buffers.
 		w.items, w.spans, w.scratch, w.bufs = nil, nil, nil, nil
