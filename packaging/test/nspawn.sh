@@ -2,15 +2,18 @@
 # Tests the .deb and .rpm packages under a real, booted systemd:
 #
 #   1. builds both packages twice (versions 1.0.0 and 1.0.1, for the
-#      upgrade) with `make package`, and lints them: lintian and rpmlint
+#      upgrade; 1.0.0 from a copy whose documentation of the variables
+#      differs) with `make package`, and lints them: lintian and rpmlint
 #      must report nothing that the committed overrides do not explain;
 #   2. boots a Debian 12 container with systemd-nspawn (private network,
 #      volatile overlay over a cached minbase rootfs, packages bound
 #      read-only at /pkgs) and, for the .deb: installs it, streams through the
 #      socket-activated service with the host's ffmpeg and ffprobe run in the
 #      container's network namespace, checks the service user, the journal
-#      fields, a reload of an edited env file, the watchdog, an upgrade that
-#      keeps the edited env file, then remove and purge;
+#      fields, a reload of an edited env file, the watchdog, a
+#      non-interactive upgrade (apt-get, stdin closed) that keeps the edited
+#      env file without a conffile question and leaves the sockets alone,
+#      then remove and purge;
 #   3. boots a fresh container and does install, upgrade and erase of the
 #      .rpm with Debian's rpm (--nodeps: its database knows none of the
 #      dpkg-installed dependencies).
@@ -147,8 +150,17 @@ if [[ -n ${RTMP_TEST_PKGS:-} ]]; then
 	cp "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version1"* "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version2"* "$work/pkgs/"
 else
 	log "building packages $version1 and $version2"
+	# $version1 is built from a copy of the tree whose documentation of the
+	# variables differs (the last variable undocumented, as if it were new in
+	# $version2): the upgrade below must still not stop at a conffile question.
+	mkdir -p "$work/src1"
+	(cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - --) | tar -C "$work/src1" -xf -
+	example=$work/src1/etc/rtmp-server.env.example
+	head -n -4 "$example" >"$example.tmp" && mv "$example.tmp" "$example"
 	for v in "$version1" "$version2"; do
-		make -C "$repo" --no-print-directory package VERSION="$v" PKG_OUT="$work/pkgs" >"$work/build-$v.log" 2>&1 ||
+		src=$repo
+		[[ $v == "$version1" ]] && src=$work/src1
+		make -C "$src" --no-print-directory package VERSION="$v" PKG_OUT="$work/pkgs" >"$work/build-$v.log" 2>&1 ||
 			{ cat "$work/build-$v.log" >&2; die "make package VERSION=$v failed"; }
 	done
 fi
@@ -197,6 +209,13 @@ deb_conffile() {
 		grep -qE '^-rw-r----- root/rtmp-server .* \./etc/rtmp-server\.env$' <<<"$listing"
 }
 check "deb: /etc/rtmp-server.env is a conffile, root:rtmp-server 0640" deb_conffile
+# What dpkg compares to decide whether to ask about an edited conffile.
+conffile_of() { dpkg-deb --fsys-tarfile "$1" | tar -xOf - ./etc/rtmp-server.env; }
+example_of() { dpkg-deb --fsys-tarfile "$1" | tar -xOf - ./usr/share/doc/rtmp-server/rtmp-server.env.example; }
+check "deb: $version1 and $version2 ship the same /etc/rtmp-server.env" cmp <(conffile_of "$deb1") <(conffile_of "$deb2")
+differs() { ! cmp -s "$1" "$2"; }
+check "deb: $version1 and $version2 document the variables differently (rtmp-server.env.example)" \
+	differs <(example_of "$deb1") <(example_of "$deb2")
 
 # --- rootfs ----------------------------------------------------------------------
 
@@ -394,7 +413,12 @@ log "deb: upgrade to $version2"
 ctr sh -c 'mkdir -p /etc/rtmp-server && echo mine >/etc/rtmp-server/fullchain.pem'
 wait_for 10 is_active rtmp-server.service || true
 pid_before=$(prop rtmp-server.service MainPID)
-step "dpkg -i $version2 (upgrade)" dpkg -i "/pkgs/$(basename "$deb2")"
+sockets_since=$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)
+# As unattended-upgrades runs it: no terminal, nothing on stdin, the
+# configuration file edited. A conffile question would fail the step
+# ("end of file on stdin at conffile prompt").
+step "apt-get install $version2 (upgrade, non-interactive, edited env file)" \
+	env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "/pkgs/$(basename "$deb2")"
 check "the upgrade keeps the edited env file" ctr grep -qx 'RTMP_PLAY_WHITELIST=10.0.0.0/8' /etc/rtmp-server.env
 check "no .dpkg-dist/.dpkg-new left beside it" no_dpkg_leftovers
 check "the env file is still root:rtmp-server 0640" env_file_is "root:rtmp-server 640"
@@ -411,6 +435,8 @@ else
 fi
 check "rtmp-server.socket is still enabled" enabled_state rtmp-server.socket enabled
 check "rtmp-server.socket is still active" is_active rtmp-server.socket
+check "the upgrade did not restart rtmp-server.socket (its listening socket stayed open)" \
+	[ "$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)" = "$sockets_since" ]
 
 log "deb: remove"
 step "dpkg -r" dpkg -r rtmp-server
@@ -449,7 +475,9 @@ ctr sh -c 'printf "\nLOG_DEBUG=YES\n" >>/etc/rtmp-server.env'
 ctr sh -c 'mkdir -p /etc/rtmp-server && echo mine >/etc/rtmp-server/fullchain.pem'
 wait_for 10 is_active rtmp-server.service || true
 pid_before=$(prop rtmp-server.service MainPID)
+sockets_since=$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)
 step "rpm -U --nodeps $version2" rpm -U --nodeps "/pkgs/$(basename "$rpm2")"
+check "rpm -U left no .rpmnew (the shipped env file did not change)" absent /etc/rtmp-server.env.rpmnew
 check "the upgrade keeps the edited env file" ctr grep -qx 'LOG_DEBUG=YES' /etc/rtmp-server.env
 check "the binary is $version2" version_is "$version2"
 if [[ $pid_before != 0 ]]; then
@@ -458,6 +486,8 @@ else
 	fail "the upgrade restarted the running service (it was not running before the upgrade)"
 fi
 check "rtmp-server.socket is still enabled" enabled_state rtmp-server.socket enabled
+check "the upgrade did not restart rtmp-server.socket (its listening socket stayed open)" \
+	[ "$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)" = "$sockets_since" ]
 
 log "rpm: erase"
 step "rpm -e" rpm -e rtmp-server
