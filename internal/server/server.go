@@ -74,6 +74,7 @@ type Server struct {
 	limitLog rateLimited
 	auth     atomic.Pointer[authHolder]
 	waiting  pendingPublishes // publishes not yet live, for kill-session and close-stream
+	handover handoverState    // HandOver's (handover.go)
 
 	nextID atomic.Uint64
 	drain  atomic.Uint32 // a DrainMode
