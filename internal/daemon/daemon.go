@@ -112,6 +112,7 @@ type daemon struct {
 
 	fatal   chan error // accept loops that failed
 	serveWG sync.WaitGroup
+	stored  []*os.File // from the file descriptor store, until adopted (handover.go)
 }
 
 // logConfig logs the effective settings, one line per group, secrets
@@ -146,6 +147,11 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		d.stopAdmin()
 		closeAll(lns)
 		return err
+	}
+
+	if len(d.stored) > 0 {
+		d.adopt(d.stored)
+		d.stored = nil
 	}
 
 	bg, cancelBG := context.WithCancel(context.Background())
@@ -186,6 +192,7 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 			d.reload()
 			continue
 		case <-ctx.Done():
+			d.handOver()
 		case err := <-d.fatal:
 			d.log.Error("listener failed", "err", err)
 		}
@@ -196,10 +203,12 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 
 // listeners takes the sockets systemd passed, or binds its own.
 func (d *daemon) listeners(cfg config.Config) (map[string]net.Listener, error) {
-	activated, err := sd.Listeners(socketRTMP, socketRTMPS, socketAdmin)
+	passed, err := sd.ListenersAndStore(storePrefix, socketRTMP, socketRTMPS, socketAdmin)
 	if err != nil {
 		return nil, err
 	}
+	activated := passed.Listeners
+	d.stored = passed.Stored
 	d.admin.fromSystemd = activated[socketAdmin]
 	delete(activated, socketAdmin)
 	lns := make(map[string]net.Listener)

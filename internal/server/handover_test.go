@@ -287,4 +287,3 @@ func TestHandOverState(t *testing.T) {
 		t.Errorf("streams saved: %+v, want live with its metadata and video header", saved.Streams)
 	}
 }
-
