@@ -445,7 +445,13 @@ func addrPair(nc net.Conn) ([2]netip.AddrPort, bool) {
 	if !okL || !okR {
 		return [2]netip.AddrPort{}, false
 	}
-	return [2]netip.AddrPort{l.AddrPort(), r.AddrPort()}, true
+	return [2]netip.AddrPort{unmapped(l.AddrPort()), unmapped(r.AddrPort())}, true
+}
+
+// unmapped is ap with an IPv4-mapped IPv6 address as IPv4: a dual-stack
+// socket's addresses are mapped, their String form is not.
+func unmapped(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 func savedPair(saved *handover.Session) ([2]netip.AddrPort, error) {
@@ -454,7 +460,7 @@ func savedPair(saved *handover.Session) ([2]netip.AddrPort, error) {
 		return [2]netip.AddrPort{}, err
 	}
 	r, err := netip.ParseAddrPort(saved.Remote)
-	return [2]netip.AddrPort{l, r}, err
+	return [2]netip.AddrPort{unmapped(l), unmapped(r)}, err
 }
 
 // adoptConn builds the connection of one saved session on nc and puts its

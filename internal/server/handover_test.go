@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -285,5 +287,29 @@ func TestHandOverState(t *testing.T) {
 	}
 	if len(saved.Streams) != 1 || len(saved.Streams[0].Packets) != 2 || !saved.Streams[0].Packets[0].Metadata {
 		t.Errorf("streams saved: %+v, want live with its metadata and video header", saved.Streams)
+	}
+}
+
+// TestHandOverDualStack hands over a connection accepted on a dual-stack
+// socket (as systemd's ListenStream=1935 is), whose addresses are
+// IPv4-mapped: the next server still finds its state.
+func TestHandOverDualStack(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Skipf("no dual-stack socket here: %v", err)
+	}
+	ts := startServer(t, nil)
+	servertest.Serve(t, ts.Server, ln, ErrServerClosed)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	player, err := servertest.DialStream(t, addr, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := player.Play("key")
+	expectStatus(t, st, err, "NetStream.Play.Start")
+	next := handOver(t, ts, nil)
+	if next.resumed.Sessions != 1 || next.resumed.Failed != 0 {
+		t.Fatalf("resumed %+v, want the one session", next.resumed)
 	}
 }

@@ -340,6 +340,75 @@ common_install_checks() {
 
 version_is() { [[ $(ctr /usr/bin/rtmp-server --version) == "rtmp-server $1" ]]; }
 
+# --- streaming through a restart and an upgrade --------------------------------
+# A publisher (ffmpeg), two players (ffmpeg and rtmpdump, writing FLV) and a
+# connect loop (one attempt every 20 ms, counting refusals) run across
+# `systemctl restart` and the package upgrade; afterwards the players'
+# files must decode without error and have no gap over 1 s.
+running_new() {
+	local pid
+	pid=$(prop rtmp-server.service MainPID)
+	[[ $pid != 0 && $pid != "$pid_before" ]] && is_active rtmp-server.service
+}
+ho_pids=()
+ho_url=rtmp://127.0.0.1:$port/ho/key
+ho_probe() {
+	[[ $(net timeout 8 ffprobe -v error -select_streams v:0 -show_entries stream=codec_name \
+		-of csv=p=0 "$ho_url" 2>>"$work/ffprobe.log") == h264 ]]
+}
+ho_start() {
+	local url=$ho_url
+	net ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=25 \
+		-f lavfi -i sine=frequency=440:sample_rate=44100 -c:v libx264 -preset ultrafast -tune zerolatency \
+		-g 25 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv "$url" >"$work/ho-publisher.log" 2>&1 &
+	ho_pub=$!
+	# Also waits for the reload that allows 127.0.0.1 to play.
+	wait_for 30 ho_probe || true
+	net ffmpeg -hide_banner -loglevel error -nostdin -i "$url" -c copy -f flv -y "$work/ho-ffmpeg.flv" \
+		>"$work/ho-ffmpeg.log" 2>&1 &
+	ho_ffmpeg=$!
+	net rtmpdump -q --live -r "$url" -o "$work/ho-rtmpdump.flv" >"$work/ho-rtmpdump.log" 2>&1 &
+	ho_rtmpdump=$!
+	: >"$work/ho-connects"
+	net bash -c 'while [[ ! -e '"$work"'/ho-stop ]]; do
+		if exec 3<>/dev/tcp/127.0.0.1/'"$port"'; then echo ok; exec 3>&-; else echo refused; fi
+		sleep 0.02
+	done' >>"$work/ho-connects" 2>/dev/null &
+	ho_loop=$!
+	ho_pids=("$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump" "$ho_loop")
+}
+ho_alive() {
+	local pid
+	for pid in "$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump"; do kill -0 "$pid" 2>/dev/null || return 1; done
+}
+ho_growing() { # FILE: it grows within 3 s
+	local before
+	before=$(stat -c %s "$1" 2>/dev/null || echo 0)
+	wait_for 3 test "$(stat -c %s "$1" 2>/dev/null || echo 0)" -gt "$before"
+}
+ho_file_has() { [[ $(stat -c %s "$1" 2>/dev/null || echo 0) -gt $2 ]]; }
+ho_stop() {
+	touch "$work/ho-stop"
+	local pid
+	for pid in "$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump"; do kill -INT "$pid" 2>/dev/null || true; done
+	for pid in "${ho_pids[@]}"; do
+		local deadline=$((SECONDS + 10))
+		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	ho_pids=()
+}
+# ho_max_gap FILE: the largest step between two video timestamps, in ms.
+ho_max_gap() {
+	{ ffprobe -v error -select_streams v:0 -show_entries packet=pts_time -of csv=p=0 "$1" 2>/dev/null || true; } |
+		awk 'NR > 1 { d = ($1 - last) * 1000; if (d > max) max = d } { last = $1 } END { printf "%d\n", max + 0 }'
+}
+ho_decodes() { [[ -z $(ffmpeg -hide_banner -nostdin -v error -i "$1" -f null - 2>&1) ]]; }
+resumed_count() {
+	ctr journalctl -u rtmp-server.service --no-pager -q -o cat | grep -c '^resumed [0-9]* sessions' || true
+}
+
 # --- .deb ------------------------------------------------------------------------------
 
 start=$SECONDS
@@ -408,26 +477,41 @@ ctr rm -rf /run/systemd/system/rtmp-server.service.d
 ctr systemctl daemon-reload
 ctr systemctl restart rtmp-server.service >>"$work/watchdog.log" 2>&1 || true
 
+log "deb: stream through systemctl restart"
+# Players from 127.0.0.1 again (the reload above allowed 10.0.0.0/8 only).
+ctr sed -i 's#^RTMP_PLAY_WHITELIST=10.0.0.0/8$#RTMP_PLAY_WHITELIST=10.0.0.0/8,127.0.0.1#' /etc/rtmp-server.env
+ctr systemctl reload rtmp-server.service >>"$work/reload.log" 2>&1 || true
+ho_start
+check "players receive the stream before the restart" wait_for 20 ho_file_has "$work/ho-ffmpeg.flv" 100000
+resumed_before=$(resumed_count)
+pid_before=$(prop rtmp-server.service MainPID)
+ctr systemctl restart rtmp-server.service >"$work/restart.log" 2>&1 || true
+resumed_once() { (($(resumed_count) > resumed_before)); }
+check "the new process resumed the sessions (journal: resumed N sessions)" wait_for 20 resumed_once
+check "the restart replaced the process (MainPID $pid_before -> new)" running_new
+check "the restart logged: handing over 3 sessions (1 publishers, 2 players)" \
+	ctr sh -c 'journalctl -u rtmp-server.service --no-pager -q -o cat | grep -q "^handing over 3 sessions (1 publishers, 2 players)"'
+check "STATUS= says what was resumed" ctr sh -c 'systemctl show -P StatusText rtmp-server.service | grep -q "^resumed 3 sessions (1 publishers, 2 players)"'
+check "after the restart, the ffmpeg player still receives" ho_growing "$work/ho-ffmpeg.flv"
+check "after the restart, the rtmpdump player still receives" ho_growing "$work/ho-rtmpdump.flv"
+check "publisher and players still run after the restart" ho_alive
+
 log "deb: upgrade to $version2"
 # Files of the admin's that no step may touch.
 ctr sh -c 'mkdir -p /etc/rtmp-server && echo mine >/etc/rtmp-server/fullchain.pem'
 wait_for 10 is_active rtmp-server.service || true
 pid_before=$(prop rtmp-server.service MainPID)
+resumed_before=$(resumed_count)
 sockets_since=$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)
 # As unattended-upgrades runs it: no terminal, nothing on stdin, the
 # configuration file edited. A conffile question would fail the step
 # ("end of file on stdin at conffile prompt").
 step "apt-get install $version2 (upgrade, non-interactive, edited env file)" \
 	env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "/pkgs/$(basename "$deb2")"
-check "the upgrade keeps the edited env file" ctr grep -qx 'RTMP_PLAY_WHITELIST=10.0.0.0/8' /etc/rtmp-server.env
+check "the upgrade keeps the edited env file" ctr grep -qx 'RTMP_PLAY_WHITELIST=10.0.0.0/8,127.0.0.1' /etc/rtmp-server.env
 check "no .dpkg-dist/.dpkg-new left beside it" no_dpkg_leftovers
 check "the env file is still root:rtmp-server 0640" env_file_is "root:rtmp-server 640"
 check "the binary is $version2" version_is "$version2"
-running_new() {
-	local pid
-	pid=$(prop rtmp-server.service MainPID)
-	[[ $pid != 0 && $pid != "$pid_before" ]] && is_active rtmp-server.service
-}
 if [[ $pid_before != 0 ]]; then
 	check "the upgrade restarted the running service (MainPID $pid_before -> new)" wait_for 10 running_new
 else
@@ -437,6 +521,21 @@ check "rtmp-server.socket is still enabled" enabled_state rtmp-server.socket ena
 check "rtmp-server.socket is still active" is_active rtmp-server.socket
 check "the upgrade did not restart rtmp-server.socket (its listening socket stayed open)" \
 	[ "$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)" = "$sockets_since" ]
+check "the upgraded process resumed the sessions" wait_for 20 resumed_once
+check "after the upgrade, the ffmpeg player still receives" ho_growing "$work/ho-ffmpeg.flv"
+check "after the upgrade, the rtmpdump player still receives" ho_growing "$work/ho-rtmpdump.flv"
+check "publisher and players ran through the restart and the upgrade" ho_alive
+check "systemd holds no stored descriptor afterwards (NFileDescriptorStore=0)" \
+	[ "$(prop rtmp-server.service NFileDescriptorStore)" = 0 ]
+ho_stop
+refused=$(grep -c refused "$work/ho-connects" || true)
+attempts=$(wc -l <"$work/ho-connects")
+check "the connect loop saw 0 refused of $attempts attempts" [ "$refused" = 0 -a "$attempts" -gt 50 ]
+for player in ffmpeg rtmpdump; do
+	gap=$(ho_max_gap "$work/ho-$player.flv")
+	check "$player player: largest gap between video frames ${gap} ms (at most 1000)" [ "$gap" -gt 0 -a "$gap" -le 1000 ]
+	check "$player player: the recording decodes without an error" ho_decodes "$work/ho-$player.flv"
+done
 
 log "deb: remove"
 step "dpkg -r" dpkg -r rtmp-server
