@@ -3,12 +3,14 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/amf"
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
+	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/handover"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/servertest"
@@ -312,4 +315,77 @@ func TestHandOverDualStack(t *testing.T) {
 	if next.resumed.Sessions != 1 || next.resumed.Failed != 0 {
 		t.Fatalf("resumed %+v, want the one session", next.resumed)
 	}
+}
+
+// readUntilClosed reads c until the server closes it, and fails the test
+// on anything but EOF.
+func readUntilClosed(t *testing.T, what string, c interface {
+	ReadMessage() (*chunk.Message, error)
+	SetDeadline(time.Time) error
+}) {
+	t.Helper()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("%s: %v, want the connection closed", what, err)
+		}
+		return
+	}
+}
+
+// TestHandOverEndsWhatCannotGo: an RTMPS session and a connection still in
+// its handshake are not handed over; they end as at a shutdown (an RTMPS
+// publisher's stop event is sent, its player is told the stream ended).
+func TestHandOverEndsWhatCannotGo(t *testing.T) {
+	t.Parallel()
+	auth := newRecordingAuthorizer()
+	ts := startTLSServer(t)
+	ts.SetAuthorizer(auth)
+	tlsConfig := &tls.Config{InsecureSkipVerify: true}
+	pub, err := client.Dial(ts.addr, tlsConfig, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if err := pub.Connect("live"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.CreateStream(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := pub.Publish("key")
+	expectStatus(t, st, err, "NetStream.Publish.Start")
+	half, err := tls.Dial("tcp", ts.addr, tlsConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	if _, err := half.Write([]byte{3}); err != nil { // C0 only
+		t.Fatal(err)
+	}
+
+	ho, err := ts.HandOver(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ho.Done()
+	if ho.Sessions != 0 || len(ho.Files) != 0 {
+		t.Fatalf("handed over %d sessions, want none", ho.Sessions)
+	}
+	readUntilClosed(t, "RTMPS publisher", pub)
+	if err := half.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// As at a shutdown: closed (a reset, when the server had not read all
+	// the peer sent), not left open.
+	if _, err := io.ReadAll(half); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("connection in its handshake: %v, want it closed", err)
+	}
+	waitFor(t, "the stop event", 10*time.Second, func() bool { _, stops, _ := auth.counts(); return stops == 1 })
 }
