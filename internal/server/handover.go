@@ -44,6 +44,10 @@ const (
 	// HandOverFlushTimeout bounds writing out what is queued for a
 	// connection; one whose peer does not take it ends.
 	HandOverFlushTimeout = time.Second
+	// handOverEndWait bounds waiting for what is not handed over to end
+	// (an RTMPS publisher's players are then told before they are saved)
+	// when it takes longer than the rest (a peer that does not read).
+	handOverEndWait = 300 * time.Millisecond
 )
 
 var (
@@ -152,13 +156,16 @@ func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
 		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 	}
 
+	begin := time.Now()
 	stopBy, cancel := context.WithTimeout(ctx, HandOverStopTimeout)
 	defer cancel()
 	for {
 		h.mu.Lock()
 		n, changed := len(h.parked), h.changed
 		h.mu.Unlock()
-		if n == len(keep) || s.allParkedOrGone(keep) {
+		// What is not handed over ends first, so that players of an RTMPS
+		// publisher are told the stream ended before they are saved.
+		if (n == len(keep) || s.allParkedOrGone(keep)) && (s.allParkedOrGone(end) || time.Since(begin) > handOverEndWait) {
 			break
 		}
 		select {
