@@ -113,6 +113,7 @@ type daemon struct {
 	fatal   chan error // accept loops that failed
 	serveWG sync.WaitGroup
 	stored  []*os.File // from the file descriptor store, until adopted (handover.go)
+	resumed resumedLine // what adopt resumed, shown in STATUS= for a while (handover.go)
 }
 
 // logConfig logs the effective settings, one line per group, secrets
@@ -298,7 +299,7 @@ func (d *daemon) reportStatus(ctx context.Context) {
 		st := d.srv.Hub().Stats()
 		now := time.Now()
 		secs := max(now.Sub(last).Seconds(), 1)
-		_ = d.notifier.Status(fmt.Sprintf("%d publishers, %d players; in %s/s, out %s/s",
+		_ = d.notifier.Status(d.resumedStatus(now) + fmt.Sprintf("%d publishers, %d players; in %s/s, out %s/s",
 			st.Publishers, st.Players, bytesText(float64(st.BytesIn-lastIn)/secs), bytesText(float64(st.BytesOut-lastOut)/secs)))
 		lastIn, lastOut, last = st.BytesIn, st.BytesOut, now
 		select {

@@ -135,6 +135,26 @@ func (d *daemon) adopt(stored []*os.File) {
 		"failed", res.Failed, "since_saved", res.Since.Round(time.Microsecond).String(),
 		"duration", time.Since(start).Round(time.Microsecond).String())
 	_ = d.notifier.Status(msg)
+	d.resumed = resumedLine{text: msg, at: time.Now()}
+}
+
+// resumedStatusFor is how long STATUS= starts with what adopt resumed.
+const resumedStatusFor = time.Minute
+
+// resumedLine is adopt's log line and when it was written; set before the
+// status reporter starts.
+type resumedLine struct {
+	text string
+	at   time.Time
+}
+
+// resumedStatus is the start of STATUS=: what adopt resumed, for
+// resumedStatusFor after it did.
+func (d *daemon) resumedStatus(now time.Time) string {
+	if d.resumed.text == "" || now.Sub(d.resumed.at) > resumedStatusFor {
+		return ""
+	}
+	return d.resumed.text + "; "
 }
 
 // eofReader is an empty state: Adopt refuses it and closes the connections.

@@ -381,22 +381,20 @@ ho_alive() {
 	local pid
 	for pid in "$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump"; do kill -0 "$pid" 2>/dev/null || return 1; done
 }
-ho_growing() { # FILE: it grows within 3 s
-	local before
-	before=$(stat -c %s "$1" 2>/dev/null || echo 0)
-	wait_for 3 test "$(stat -c %s "$1" 2>/dev/null || echo 0)" -gt "$before"
-}
 ho_file_has() { [[ $(stat -c %s "$1" 2>/dev/null || echo 0) -gt $2 ]]; }
+ho_growing() { # FILE: it grows within 3 s
+	wait_for 3 ho_file_has "$1" "$(stat -c %s "$1" 2>/dev/null || echo 0)"
+}
 ho_stop() {
 	touch "$work/ho-stop"
 	local pid
 	for pid in "$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump"; do kill -INT "$pid" 2>/dev/null || true; done
-	for pid in "${ho_pids[@]}"; do
-		local deadline=$((SECONDS + 10))
-		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	# ffmpeg writes its trailer on INT; whatever has not ended in 10 s is killed.
+	(sleep 10 && kill -KILL "${ho_pids[@]}" 2>/dev/null) &
+	local killer=$!
+	for pid in "${ho_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	kill "$killer" 2>/dev/null || true
+	wait "$killer" 2>/dev/null || true
 	ho_pids=()
 }
 # ho_max_gap FILE: the largest step between two video timestamps, in ms.
@@ -404,7 +402,11 @@ ho_max_gap() {
 	{ ffprobe -v error -select_streams v:0 -show_entries packet=pts_time -of csv=p=0 "$1" 2>/dev/null || true; } |
 		awk 'NR > 1 { d = ($1 - last) * 1000; if (d > max) max = d } { last = $1 } END { printf "%d\n", max + 0 }'
 }
-ho_decodes() { [[ -z $(ffmpeg -hide_banner -nostdin -v error -i "$1" -f null - 2>&1) ]]; }
+ho_decodes() { # FILE: ffmpeg decodes it without a message; any goes to checks.log
+	local out
+	out=$(ffmpeg -hide_banner -nostdin -v error -i "$1" -f null - 2>&1)
+	[[ -z $out ]] || { echo "$1: $out" >&2; return 1; }
+}
 resumed_count() {
 	ctr journalctl -u rtmp-server.service --no-pager -q -o cat | grep -c '^resumed [0-9]* sessions' || true
 }
@@ -480,7 +482,28 @@ ctr systemctl restart rtmp-server.service >>"$work/watchdog.log" 2>&1 || true
 log "deb: stream through systemctl restart"
 # Players from 127.0.0.1 again (the reload above allowed 10.0.0.0/8 only).
 ctr sed -i 's#^RTMP_PLAY_WHITELIST=10.0.0.0/8$#RTMP_PLAY_WHITELIST=10.0.0.0/8,127.0.0.1#' /etc/rtmp-server.env
-ctr systemctl reload rtmp-server.service >>"$work/reload.log" 2>&1 || true
+# RTMPS as well: its sessions cannot be handed over and must end cleanly.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+	-keyout "$work/pkgs/tls.key" -out "$work/pkgs/tls.crt" >/dev/null 2>&1
+ctr sh -c 'install -d -m 0755 /etc/rtmp-server && install -m 0640 -g rtmp-server /pkgs/tls.crt /pkgs/tls.key /etc/rtmp-server/'
+ctr sh -c 'printf "SSL_CERT=/etc/rtmp-server/tls.crt\nSSL_KEY=/etc/rtmp-server/tls.key\n" >>/etc/rtmp-server.env'
+ctr systemctl stop rtmp-server.service >>"$work/reload.log" 2>&1 || true
+ctr systemctl enable --now rtmp-server-rtmps.socket >>"$work/reload.log" 2>&1 || true
+ctr systemctl start rtmp-server.service >>"$work/reload.log" 2>&1 || true
+tls_url=rtmps://127.0.0.1:443/tls/key
+tls_publish() {
+	net ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=25 \
+		-c:v libx264 -preset ultrafast -tune zerolatency -g 25 -pix_fmt yuv420p -t "$1" -f flv "$tls_url" \
+		>>"$work/tls-publisher.log" 2>&1 &
+	tls_pub=$!
+}
+tls_probe() {
+	[[ $(net timeout 8 ffprobe -v error -select_streams v:0 -show_entries stream=codec_name \
+		-of csv=p=0 "$tls_url" 2>>"$work/ffprobe.log") == h264 ]]
+}
+tls_pub_ended() { ! kill -0 "$tls_pub" 2>/dev/null || [[ $(ps -o stat= -p "$tls_pub") == Z* ]]; }
+tls_publish 120
+check "an RTMPS publisher streams before the restart" wait_for 20 tls_probe
 ho_start
 check "players receive the stream before the restart" wait_for 20 ho_file_has "$work/ho-ffmpeg.flv" 100000
 resumed_before=$(resumed_count)
@@ -491,10 +514,22 @@ check "the new process resumed the sessions (journal: resumed N sessions)" wait_
 check "the restart replaced the process (MainPID $pid_before -> new)" running_new
 check "the restart logged: handing over 3 sessions (1 publishers, 2 players)" \
 	ctr sh -c 'journalctl -u rtmp-server.service --no-pager -q -o cat | grep -q "^handing over 3 sessions (1 publishers, 2 players)"'
-check "STATUS= says what was resumed" ctr sh -c 'systemctl show -P StatusText rtmp-server.service | grep -q "^resumed 3 sessions (1 publishers, 2 players)"'
+status_says_resumed() {
+	ctr systemctl show -P StatusText rtmp-server.service | grep -q "^resumed 3 sessions (1 publishers, 2 players)"
+}
+check "STATUS= says what was resumed" wait_for 5 status_says_resumed
 check "after the restart, the ffmpeg player still receives" ho_growing "$work/ho-ffmpeg.flv"
 check "after the restart, the rtmpdump player still receives" ho_growing "$work/ho-rtmpdump.flv"
 check "publisher and players still run after the restart" ho_alive
+check "the RTMPS publisher's session ended at the restart" wait_for 10 tls_pub_ended
+wait "$tls_pub" 2>/dev/null || true
+tls_ended_cleanly() {
+	ctr journalctl -u rtmp-server.service --no-pager -q -o cat |
+		grep -q '^unpublish .*channel=tls .*reason="server shutting down"'
+}
+check "the RTMPS publication ended as at a stop (unpublish, server shutting down)" tls_ended_cleanly
+tls_publish 60
+check "an RTMPS publisher connects again after the restart" wait_for 20 tls_probe
 
 log "deb: upgrade to $version2"
 # Files of the admin's that no step may touch.
@@ -528,6 +563,9 @@ check "publisher and players ran through the restart and the upgrade" ho_alive
 check "systemd holds no stored descriptor afterwards (NFileDescriptorStore=0)" \
 	[ "$(prop rtmp-server.service NFileDescriptorStore)" = 0 ]
 ho_stop
+kill -INT "$tls_pub" 2>/dev/null || true
+wait "$tls_pub" 2>/dev/null || true
+ctr systemctl disable --now rtmp-server-rtmps.socket >>"$work/reload.log" 2>&1 || true
 refused=$(grep -c refused "$work/ho-connects" || true)
 attempts=$(wc -l <"$work/ho-connects")
 check "the connect loop saw 0 refused of $attempts attempts" [ "$refused" = 0 -a "$attempts" -gt 50 ]
