@@ -112,7 +112,7 @@ type daemon struct {
 
 	fatal   chan error // accept loops that failed
 	serveWG sync.WaitGroup
-	stored  []*os.File // from the file descriptor store, until adopted (handover.go)
+	stored  []*os.File  // from the file descriptor store, until adopted (handover.go)
 	resumed resumedLine // what adopt resumed, shown in STATUS= for a while (handover.go)
 }
 
