@@ -351,6 +351,9 @@ running_new() {
 	[[ $pid != 0 && $pid != "$pid_before" ]] && is_active rtmp-server.service
 }
 ho_pids=()
+# netexec COMMAND...: net, but the command replaces the (background)
+# subshell, so that $! is its pid and a signal reaches it.
+netexec() { exec nsenter -t "$pid1" -n -- "$@"; }
 ho_url=rtmp://127.0.0.1:$port/ho/key
 ho_probe() {
 	[[ $(net timeout 8 ffprobe -v error -select_streams v:0 -show_entries stream=codec_name \
@@ -358,16 +361,16 @@ ho_probe() {
 }
 ho_start() {
 	local url=$ho_url
-	net ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=25 \
+	netexec ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=25 \
 		-f lavfi -i sine=frequency=440:sample_rate=44100 -c:v libx264 -preset ultrafast -tune zerolatency \
 		-g 25 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv "$url" >"$work/ho-publisher.log" 2>&1 &
 	ho_pub=$!
 	# Also waits for the reload that allows 127.0.0.1 to play.
 	wait_for 30 ho_probe || true
-	net ffmpeg -hide_banner -loglevel error -nostdin -i "$url" -c copy -f flv -y "$work/ho-ffmpeg.flv" \
+	netexec ffmpeg -hide_banner -loglevel error -nostdin -i "$url" -c copy -f flv -y "$work/ho-ffmpeg.flv" \
 		>"$work/ho-ffmpeg.log" 2>&1 &
 	ho_ffmpeg=$!
-	net rtmpdump -q --live -r "$url" -o "$work/ho-rtmpdump.flv" >"$work/ho-rtmpdump.log" 2>&1 &
+	netexec rtmpdump -q --live -r "$url" -o "$work/ho-rtmpdump.flv" >"$work/ho-rtmpdump.log" 2>&1 &
 	ho_rtmpdump=$!
 	: >"$work/ho-connects"
 	net bash -c 'while [[ ! -e '"$work"'/ho-stop ]]; do
@@ -388,8 +391,8 @@ ho_growing() { # FILE: it grows within 3 s
 ho_stop() {
 	touch "$work/ho-stop"
 	local pid
-	for pid in "$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump"; do kill -INT "$pid" 2>/dev/null || true; done
-	# ffmpeg writes its trailer on INT; whatever has not ended in 10 s is killed.
+	for pid in "$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump"; do kill -TERM "$pid" 2>/dev/null || true; done
+	# ffmpeg writes its trailer on TERM; whatever has not ended in 10 s is killed.
 	(sleep 10 && kill -KILL "${ho_pids[@]}" 2>/dev/null) &
 	local killer=$!
 	for pid in "${ho_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -481,7 +484,9 @@ ctr systemctl restart rtmp-server.service >>"$work/watchdog.log" 2>&1 || true
 
 log "deb: stream through systemctl restart"
 # Players from 127.0.0.1 again (the reload above allowed 10.0.0.0/8 only).
+# All the peers here come from 127.0.0.1: no per-address limit.
 ctr sed -i 's#^RTMP_PLAY_WHITELIST=10.0.0.0/8$#RTMP_PLAY_WHITELIST=10.0.0.0/8,127.0.0.1#' /etc/rtmp-server.env
+ctr sh -c 'echo MAX_IP_CONCURRENT_CONNECTIONS=0 >>/etc/rtmp-server.env'
 # RTMPS as well: its sessions cannot be handed over and must end cleanly.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
 	-keyout "$work/pkgs/tls.key" -out "$work/pkgs/tls.crt" >/dev/null 2>&1
@@ -492,7 +497,7 @@ ctr systemctl enable --now rtmp-server-rtmps.socket >>"$work/reload.log" 2>&1 ||
 ctr systemctl start rtmp-server.service >>"$work/reload.log" 2>&1 || true
 tls_url=rtmps://127.0.0.1:443/tls/key
 tls_publish() {
-	net ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=25 \
+	netexec ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=25 \
 		-c:v libx264 -preset ultrafast -tune zerolatency -g 25 -pix_fmt yuv420p -t "$1" -f flv "$tls_url" \
 		>>"$work/tls-publisher.log" 2>&1 &
 	tls_pub=$!
@@ -563,7 +568,7 @@ check "publisher and players ran through the restart and the upgrade" ho_alive
 check "systemd holds no stored descriptor afterwards (NFileDescriptorStore=0)" \
 	[ "$(prop rtmp-server.service NFileDescriptorStore)" = 0 ]
 ho_stop
-kill -INT "$tls_pub" 2>/dev/null || true
+kill -TERM "$tls_pub" 2>/dev/null || true
 wait "$tls_pub" 2>/dev/null || true
 ctr systemctl disable --now rtmp-server-rtmps.socket >>"$work/reload.log" 2>&1 || true
 refused=$(grep -c refused "$work/ho-connects" || true)
