@@ -190,7 +190,12 @@ func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
 	}
 	for _, c := range keep {
 		if !isParked[c] {
-			c.Kick(errShutdown) // busy (a publish waiting for its callback): ends as at a shutdown
+			// Busy (a publish waiting for its callback, say), or ended
+			// meanwhile: it ends as at a shutdown.
+			if !c.kicked.Load() {
+				c.log.Warn("session not handed over", "reason", fmt.Sprintf("did not stop reading within %v", HandOverStopTimeout))
+			}
+			c.Kick(errShutdown)
 		}
 	}
 

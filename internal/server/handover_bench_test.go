@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +33,10 @@ import (
 // The process start and systemd's round trip of a real restart are not in
 // it (see BENCHMARKS.md).
 func BenchmarkHandOver(b *testing.B) {
-	const publishers, playersPerStream = 50, 20
+	publishers, playersPerStream := 50, 20
+	if v, err := strconv.Atoi(os.Getenv("HANDOVER_BENCH_PUBLISHERS")); err == nil {
+		publishers = v
+	}
 	for range b.N {
 		r := benchHandOver(b, publishers, playersPerStream)
 		b.ReportMetric(ms(r.handOver), "handover-ms")
@@ -52,7 +56,8 @@ func benchHandOver(b *testing.B, publishers, playersPerStream int) handOverResul
 	b.StopTimer()
 	opts := DefaultOptions()
 	opts.MaxIPConnections = 0
-	first := mustNew(b, opts, nil)
+	logs := &syncBuffer{}
+	first := mustNew(b, opts, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ln := testpeer.Listen(b)
 	servertest.Serve(b, first, ln, ErrServerClosed)
 	addr := ln.Addr().String()
@@ -72,6 +77,7 @@ func benchHandOver(b *testing.B, publishers, playersPerStream int) handOverResul
 		if _, err := pub.Publish("key"); err != nil {
 			b.Fatal(err)
 		}
+		_ = pub.SetDeadline(time.Time{}) // DialStream's is for the set-up
 		if err := pub.SetChunkSize(4096); err != nil {
 			b.Fatal(err)
 		}
@@ -89,6 +95,7 @@ func benchHandOver(b *testing.B, publishers, playersPerStream int) handOverResul
 			if _, err := player.Play("key"); err != nil {
 				b.Fatal(err)
 			}
+			_ = player.SetDeadline(time.Time{})
 			wg.Add(1)
 			go readArrivals(&wg, player, &arrivals[i*playersPerStream+j], stop, errs)
 		}
@@ -113,14 +120,14 @@ func benchHandOver(b *testing.B, publishers, playersPerStream int) handOverResul
 		}
 		files = append(files, os.NewFile(uintptr(fd), "rtmp-handover"))
 	}
-	next := mustNew(b, opts, slog.New(slog.DiscardHandler))
+	next := mustNew(b, opts, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	adoptStart := time.Now()
 	res := next.Adopt(bytes.NewReader(ho.State), files)
 	adopt := time.Since(adoptStart)
 	b.StopTimer()
 	ho.Done()
 	if res.Sessions != publishers*(playersPerStream+1) || res.Failed != 0 {
-		b.Fatalf("resumed %+v, want %d sessions", res, publishers*(playersPerStream+1))
+		b.Fatalf("resumed %+v, want %d sessions; log:\n%s", res, publishers*(playersPerStream+1), logs.String())
 	}
 	servertest.Serve(b, next, testpeer.Listen(b), ErrServerClosed)
 	time.Sleep(2 * time.Second) // media after the hand-over, to measure the gap
