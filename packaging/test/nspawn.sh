@@ -367,7 +367,7 @@ ho_start() {
 	ho_pub=$!
 	# Also waits for the reload that allows 127.0.0.1 to play.
 	wait_for 30 ho_probe || true
-	netexec ffmpeg -hide_banner -loglevel error -nostdin -i "$url" -c copy -f flv -y "$work/ho-ffmpeg.flv" \
+	netexec ffmpeg -hide_banner -loglevel error -nostdin -i "$url" -c copy -flush_packets 1 -f flv -y "$work/ho-ffmpeg.flv" \
 		>"$work/ho-ffmpeg.log" 2>&1 &
 	ho_ffmpeg=$!
 	netexec rtmpdump -q --live -r "$url" -o "$work/ho-rtmpdump.flv" >"$work/ho-rtmpdump.log" 2>&1 &
@@ -378,7 +378,20 @@ ho_start() {
 		sleep 0.02
 	done' >>"$work/ho-connects" 2>/dev/null &
 	ho_loop=$!
-	ho_pids=("$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump" "$ho_loop")
+	# What the players receive, against the clock: every 50 ms, the time
+	# and the sizes of both recordings.
+	while [[ ! -e $work/ho-stop ]]; do
+		echo "$(date +%s%3N) $(stat -c %s "$work/ho-ffmpeg.flv" 2>/dev/null || echo 0) $(stat -c %s "$work/ho-rtmpdump.flv" 2>/dev/null || echo 0)"
+		sleep 0.05
+	done >"$work/ho-sizes" &
+	ho_sampler=$!
+	ho_pids=("$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump" "$ho_loop" "$ho_sampler")
+}
+# ho_max_stall COLUMN: the longest time, in ms, that a recording did not
+# grow (column 2: ffmpeg's, 3: rtmpdump's), from its first growth on.
+ho_max_stall() {
+	awk -v c="$1" '$c > 0 { if (last != "" && $c != size) { d = $1 - last; if (d > max) max = d } if ($c != size) { last = $1; size = $c } }
+		END { printf "%d\n", max + 0 }' "$work/ho-sizes"
 }
 ho_alive() {
 	local pid
@@ -574,7 +587,11 @@ ctr systemctl disable --now rtmp-server-rtmps.socket >>"$work/reload.log" 2>&1 |
 refused=$(grep -c refused "$work/ho-connects" || true)
 attempts=$(wc -l <"$work/ho-connects")
 check "the connect loop saw 0 refused of $attempts attempts" [ "$refused" = 0 -a "$attempts" -gt 50 ]
+column=2
 for player in ffmpeg rtmpdump; do
+	stall=$(ho_max_stall "$column")
+	column=3
+	check "$player player: longest time without data ${stall} ms (at most 1000)" [ "$stall" -gt 0 -a "$stall" -le 1000 ]
 	gap=$(ho_max_gap "$work/ho-$player.flv")
 	check "$player player: largest gap between video frames ${gap} ms (at most 1000)" [ "$gap" -gt 0 -a "$gap" -le 1000 ]
 	check "$player player: the recording decodes without an error" ho_decodes "$work/ho-$player.flv"
