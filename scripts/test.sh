@@ -87,6 +87,18 @@ require=1
 for what in "${!package_of[@]}"; do
   present "$what" || require=0
 done
+# nginx-rtmp, which the forwarding tests push to, is unpacked privately
+# (scripts/fetch-nginx.sh), not installed.
+if nginx_root=$(bash scripts/fetch-nginx.sh); then
+  export RTMP_TEST_NGINX_ROOT=$nginx_root
+elif [[ $(id -u) -eq 0 ]]; then
+  # As root everything a test needs can be had: a failed fetch is an error, not a reason to skip.
+  echo "== nginx-rtmp could not be fetched (scripts/fetch-nginx.sh above says why)" >&2
+  exit 1
+else
+  echo "== nginx-rtmp could not be fetched: the tests that need it will be skipped" >&2
+  require=0
+fi
 export RTMP_TEST_REQUIRE_PEERS=$require
 
 echo "== gofmt"

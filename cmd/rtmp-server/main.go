@@ -2,6 +2,7 @@
 //
 //	rtmp-server [--config /etc/rtmp-server.env] [--check-config] [--version] [--pprof ADDR]
 //	rtmp-server status [--config /etc/rtmp-server.env] [--admin ADDR]
+//	rtmp-server drain|undrain [--pid PID] [--unit rtmp-server.service]
 package main
 
 import (
@@ -75,6 +76,9 @@ const defaultConfigPath = "/etc/rtmp-server.env"
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "status" {
 		os.Exit(status(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && (os.Args[1] == "drain" || os.Args[1] == "undrain") {
+		os.Exit(drain(os.Args[1], os.Args[2:]))
 	}
 	configPath := flag.String("config", defaultConfigPath, "path of the environment file to read")
 	check := flag.Bool("check-config", false, "validate the configuration and exit")

@@ -242,30 +242,38 @@ func (c *Client) config() (Config, <-chan struct{}, error) {
 // Disable, or the context's error
 // when ctx ends first. Start does not log its errors; the caller does.
 func (c *Client) Start(ctx context.Context, ev Event) (string, error) {
+	id, _, err := c.StartForwards(ctx, ev)
+	return id, err
+}
+
+// StartForwards is Start, also returning the forward-url headers of the
+// answer: targets to forward this publish to (see ForwardURLHeader).
+func (c *Client) StartForwards(ctx context.Context, ev Event) (string, []string, error) {
 	cfg, _, err := c.config()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	resp, err := c.send(ctx, cfg, EventStart, ev)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if resp.status != http.StatusOK {
-		return "", fmt.Errorf("%w: status %d", ErrDenied, resp.status)
+		return "", nil, fmt.Errorf("%w: status %d", ErrDenied, resp.status)
 	}
 	if resp.streamID == "" {
-		return "", ErrNoStreamID
+		return "", nil, ErrNoStreamID
 	}
 	c.logger.Debug("callback start accepted",
 		"session", ev.Session, "client_ip", ev.ClientIP, "channel", ev.Channel,
 		"stream_id", logging.Clip(resp.streamID), "event", EventStart)
-	return resp.streamID, nil
+	return resp.streamID, resp.forwardURLs, nil
 }
 
 // response is what send keeps of an HTTP response.
 type response struct {
-	status   int
-	streamID string
+	status      int
+	streamID    string
+	forwardURLs []string // the forward-url headers, see StartForwards
 }
 
 // send posts one event signed with cfg. It returns a response for any HTTP
@@ -291,7 +299,7 @@ func (c *Client) send(ctx context.Context, cfg Config, event string, ev Event) (
 	// Drain a bounded amount so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxDrainBytes))
 	_ = res.Body.Close()
-	return response{status: res.StatusCode, streamID: res.Header.Get(StreamIDHeader)}, nil
+	return response{status: res.StatusCode, streamID: res.Header.Get(StreamIDHeader), forwardURLs: res.Header.Values(ForwardURLHeader)}, nil
 }
 
 // classify maps a transport error to the package's sentinel errors.

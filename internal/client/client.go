@@ -1,6 +1,8 @@
-// Package client is a small RTMP client: enough to publish and play, read
-// the server's status codes exactly, and drive load. Tests and the load
-// tool use it; the server does not.
+// Package client is the RTMP client of the project: it publishes (the
+// server's forwards to other servers, the load tool) and plays (tests),
+// reads a server's status codes exactly, and is built on the message and
+// session layers the server uses, so neither spells a message type, a
+// chunk stream or a command as a number or a literal of its own.
 package client
 
 import (
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/amf"
@@ -18,6 +21,11 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/session"
 )
+
+// FlashVer is the flashVer the client tells servers at connect: FMLE (the
+// encoders' convention, which some servers look for in a publisher) and
+// this project's name.
+const FlashVer = "FMLE/3.0 (compatible; rtmp-server client)"
 
 // ErrStatus is returned when the server answers with an error status.
 var ErrStatus = errors.New("client: error status")
@@ -29,13 +37,19 @@ type Status struct {
 
 func (s Status) Error() string { return s.Code + ": " + s.Description }
 
-// Conn is one client connection. It is not safe for concurrent use, except
-// that Close may be called from another goroutine.
+// Conn is one client connection. Reading (ReadMessage and the calls that
+// wait for an answer) is for one goroutine at a time; writing (WriteMessage,
+// WriteWire, WriteMedia, Call, SetChunkSize, and the session's own answers
+// to pings and windows) may happen on another goroutine, as a forward's
+// writer does while its reader watches the target's statuses. Close may be
+// called from any goroutine.
 type Conn struct {
-	nc  net.Conn
-	s   *session.Session
-	w   *chunk.Writer
-	txn float64
+	nc net.Conn
+	s  *session.Session
+
+	wmu sync.Mutex    // guards w, txn and every write to nc
+	w   *chunk.Writer // guarded by wmu
+	txn float64       // guarded by wmu
 	// Pending holds media and data messages read while waiting for a reply.
 	Pending []*chunk.Message
 }
@@ -72,7 +86,7 @@ func Handshake(nc net.Conn, timeout time.Duration) (*Conn, error) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	c := &Conn{nc: nc, w: chunk.NewWriter(nc)}
-	c.s = session.New(chunk.NewReader(br), c.w.WriteMessage)
+	c.s = session.New(chunk.NewReader(br), c.WriteMessage)
 	return c, nil
 }
 
@@ -82,20 +96,43 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // Close closes the connection.
 func (c *Conn) Close() error { return c.nc.Close() }
 
+// CloseWrite ends what this side sends (a TCP half-close, or TLS
+// close_notify), so that the peer reads to the end and closes.
+func (c *Conn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.nc.Close()
+}
+
 // SetDeadline sets the read and write deadline.
 func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
 
-// SetChunkSize tells the server and switches the writer.
+// SetChunkSize tells the server and switches the writer, in one step for
+// writers on other goroutines.
 func (c *Conn) SetChunkSize(n uint32) error {
-	if err := c.s.Send(message.SetChunkSize{Size: n}); err != nil {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.w.WriteMessage(message.SetChunkSize{Size: n}.Chunk()); err != nil {
 		return err
 	}
 	c.w.SetChunkSize(n)
 	return nil
 }
 
+// ChunkSize reports the chunk size of what this side sends.
+func (c *Conn) ChunkSize() uint32 {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.ChunkSize()
+}
+
 // Call sends a command with the next transaction id.
 func (c *Conn) Call(streamID uint32, name string, args ...any) (float64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.txn++
 	m, err := (&message.Command{StreamID: streamID, Name: name, Txn: c.txn, Values: args}).Encode()
 	if err != nil {
@@ -105,7 +142,23 @@ func (c *Conn) Call(streamID uint32, name string, args ...any) (float64, error) 
 }
 
 // WriteMessage sends a raw message.
-func (c *Conn) WriteMessage(m *chunk.Message) error { return c.w.WriteMessage(m) }
+func (c *Conn) WriteMessage(m *chunk.Message) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.WriteMessage(m)
+}
+
+// WriteWire writes messages already encoded into chunks (with this side's
+// chunk size, see SetChunkSize), in one writev, before deadline (none when
+// zero). bufs is consumed as net.Buffers consumes it.
+func (c *Conn) WriteWire(bufs *net.Buffers, deadline time.Time) (int64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(deadline)
+	n, err := bufs.WriteTo(c.nc)
+	_ = c.nc.SetWriteDeadline(time.Time{})
+	return n, err
+}
 
 // ReadMessage reads the next message. The session answers ping requests
 // (which are not returned) and acknowledges what the server's window asks.
@@ -165,23 +218,30 @@ func (c *Conn) waitResult(txn float64) (*Command, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cmd.Txn != txn || (cmd.Name != "_result" && cmd.Name != "_error") {
+		if cmd.Txn != txn || (cmd.Name != message.CommandResult && cmd.Name != message.CommandError) {
 			continue
 		}
-		if cmd.Name == "_error" {
+		if cmd.Name == message.CommandError {
 			return cmd, fmt.Errorf("%w: %w", ErrStatus, cmd.StatusOf())
 		}
 		return cmd, nil
 	}
 }
 
-// Connect sends connect for app and waits for the result.
+// Connect sends connect for app and waits for the result, with the tcUrl
+// a local server would have.
 func (c *Conn) Connect(app string) error {
-	txn, err := c.Call(0, "connect", amf.Object{
+	return c.ConnectURL(app, "rtmp://localhost/"+app)
+}
+
+// ConnectURL sends connect for app with tcURL (the URL of the application,
+// as the target knows itself) and waits for the result.
+func (c *Conn) ConnectURL(app, tcURL string) error {
+	txn, err := c.Call(0, message.CommandConnect, amf.Object{
 		{Key: "app", Value: app},
 		{Key: "type", Value: "nonprivate"},
-		{Key: "flashVer", Value: "FMLE/3.0 (compatible; rtmp-server client)"},
-		{Key: "tcUrl", Value: "rtmp://localhost/" + app},
+		{Key: "flashVer", Value: FlashVer},
+		{Key: "tcUrl", Value: tcURL},
 	})
 	if err != nil {
 		return err
@@ -195,7 +255,7 @@ func (c *Conn) Connect(app string) error {
 
 // CreateStream creates a stream and remembers its ID for Publish and Play.
 func (c *Conn) CreateStream() (uint32, error) {
-	txn, err := c.Call(0, "createStream", nil)
+	txn, err := c.Call(0, message.CommandCreateStream, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -219,11 +279,11 @@ func (c *Conn) waitStatus() (Status, error) {
 		if err != nil {
 			return Status{}, err
 		}
-		if cmd.Name != "onStatus" {
+		if cmd.Name != message.CommandOnStatus {
 			continue
 		}
 		st := cmd.StatusOf()
-		if st.Level == "error" {
+		if st.Level == message.LevelError {
 			return st, fmt.Errorf("%w: %w", ErrStatus, st)
 		}
 		return st, nil
@@ -232,7 +292,7 @@ func (c *Conn) waitStatus() (Status, error) {
 
 // Publish publishes key on the created stream and returns the status.
 func (c *Conn) Publish(key string) (Status, error) {
-	if _, err := c.Call(c.StreamID(), "publish", nil, key, "live"); err != nil {
+	if _, err := c.Call(c.StreamID(), message.CommandPublish, nil, key, message.PublishLive); err != nil {
 		return Status{}, err
 	}
 	st, err := c.waitStatus()
@@ -245,7 +305,7 @@ func (c *Conn) Publish(key string) (Status, error) {
 // Play plays name on the created stream and returns the first status that
 // is not Play.Reset (normally NetStream.Play.Start).
 func (c *Conn) Play(name string) (Status, error) {
-	if _, err := c.Call(c.StreamID(), "play", nil, name); err != nil {
+	if _, err := c.Call(c.StreamID(), message.CommandPlay, nil, name); err != nil {
 		return Status{}, err
 	}
 	for {
@@ -253,7 +313,7 @@ func (c *Conn) Play(name string) (Status, error) {
 		if err != nil {
 			return st, err
 		}
-		if st.Code != "NetStream.Play.Reset" {
+		if st.Code != message.CodePlayReset {
 			c.s.Play(c.StreamID(), name)
 			return st, nil
 		}
@@ -273,5 +333,5 @@ func (c *Conn) WriteMedia(typ uint8, timestamp uint32, payload []byte) error {
 	if typ == message.TypeVideo {
 		csid = message.CSIDVideo
 	}
-	return c.w.WriteMessage(&chunk.Message{ChunkStreamID: csid, Timestamp: timestamp, Type: typ, StreamID: c.StreamID(), Payload: payload})
+	return c.WriteMessage(&chunk.Message{ChunkStreamID: csid, Timestamp: timestamp, Type: typ, StreamID: c.StreamID(), Payload: payload})
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/access"
+	"github.com/rtmp-server/rtmp-server/internal/forward"
 )
 
 // ErrInvalid is wrapped by every error about a variable's value.
@@ -118,6 +119,20 @@ type Config struct {
 	// AdminToken, when set, is the bearer token the monitoring endpoints
 	// require. ADMIN_TOKEN, default "".
 	AdminToken Secret
+
+	// ForwardURLs are the targets every publish is forwarded to: rtmp://
+	// or rtmps:// URL templates with {channel}, {key} and {stream_id}.
+	// FORWARD_URLS, comma-separated, default none.
+	ForwardURLs []forward.Template
+	// ForwardTLSInsecure turns off certificate verification of rtmps
+	// forward targets, for lab use. FORWARD_TLS_INSECURE, default NO.
+	ForwardTLSInsecure bool
+
+	// Fleet configures the boxes sharing one Redis.
+	Fleet Fleet
+	// Drain refuses new publishes while the streams already live go on
+	// (maintenance). DRAIN, default NO.
+	Drain bool
 }
 
 // Redis configures the Redis Pub/Sub connection that commands such as
@@ -228,10 +243,15 @@ func (c Config) LogGroups() []LogGroup {
 			slog.String("admin_address", c.AdminAddress),
 			slog.Any("admin_token", c.AdminToken),
 		}},
+		{"forward", []slog.Attr{
+			slog.String("forward_urls", forwardURLsText(c.ForwardURLs)),
+			slog.Bool("forward_tls_insecure", c.ForwardTLSInsecure),
+		}},
 		{"log", []slog.Attr{
 			slog.Bool("log_requests", c.LogRequests),
 			slog.Bool("log_debug", c.LogDebug),
 		}},
+		{"fleet", append(c.Fleet.logAttrs(), slog.Bool("drain", c.Drain))},
 	}
 }
 

@@ -45,6 +45,7 @@ func TestDefault(t *testing.T) {
 			Channel: "rtmp_commands",
 		},
 		AdminAddress: "127.0.0.1:9935",
+		Fleet:        Fleet{ClaimTTL: 10 * time.Second, KeyPrefix: "rtmp:"},
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {

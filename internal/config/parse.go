@@ -70,6 +70,9 @@ func parse(lookup func(string) (string, bool)) (Config, []error) {
 
 		AdminAddress: p.adminAddress("ADMIN_ADDRESS"),
 		AdminToken:   p.secret("ADMIN_TOKEN"),
+
+		ForwardURLs:        p.forwardURLs("FORWARD_URLS"),
+		ForwardTLSInsecure: p.boolean("FORWARD_TLS_INSECURE"),
 	}
 
 	if (c.SSLCert == "") != (c.SSLKey == "") {
@@ -82,6 +85,7 @@ func parse(lookup func(string) (string, bool)) (Config, []error) {
 	if c.CallbackURL != "" && c.JWTSecret == "" {
 		p.fail("JWT_SECRET", "required when CALLBACK_URL is set")
 	}
+	p.parseFleet(&c)
 	return c, p.errs
 }
 

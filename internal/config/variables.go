@@ -51,6 +51,10 @@ var variables = []Variable{
 	{Name: "ADMIN_ADDRESS", Default: "127.0.0.1:9935", Description: "host:port of the monitoring HTTP listener (metrics, streams API, status page); set to empty or OFF to turn it off; changing it needs a restart."},
 	{Name: "ADMIN_TOKEN", Default: "", Description: "When set, every monitoring endpoint but the status page itself requires Authorization: Bearer ADMIN_TOKEN; changing it needs a restart.", Secret: true},
 
+	// Forwarding.
+	{Name: "FORWARD_URLS", Default: "", Description: "Comma-separated rtmp:// or rtmps:// URL templates that every publish is forwarded to; {channel}, {key} and {stream_id} are replaced by the publish's."},
+	{Name: "FORWARD_TLS_INSECURE", Default: "NO", Description: "YES to skip certificate verification of rtmps:// forward targets (lab use only; logged as a warning)."},
+
 	// Logging.
 	{Name: "LOG_REQUESTS", Default: "YES", Description: "YES to log each connection and each publish and play request."},
 	{Name: "LOG_DEBUG", Default: "NO", Description: "YES to log debug messages."},
@@ -59,6 +63,13 @@ var variables = []Variable{
 	{Name: "ID_MAX_LENGTH", Default: "128", Description: "Maximum length of a channel name and of a stream key (1..4096)."},
 	{Name: "GOP_CACHE_SIZE_MB", Default: "256", Description: "Size limit in MiB of the cache that lets players start at the last keyframe (0..65536); 0 disables it."},
 	{Name: "GOP_CACHE_TOTAL_MB", Default: "2048", Description: "Limit in MiB of all streams' GOP caches together (0..1048576); a stream that would pass it keeps nothing until its next keyframe; 0 means no limit."},
+
+	// Fleet.
+	{Name: "FLEET", Default: "NO", Description: "YES to share one Redis with the other boxes of a fleet: one publisher per channel across them, and a registry of boxes and streams; requires REDIS_USE=YES and RTMP_HOST, different on every box."},
+	{Name: "FLEET_CLAIM_TTL_SECONDS", Default: "10", Description: "Life in seconds (1..3600) of a stream's claim and of the box's registry entry without a refresh: how soon the channels of a box that died are free."},
+	{Name: "FLEET_KEY_PREFIX", Default: "rtmp:", Description: "Prefix of the fleet's Redis keys (up to 64 printable characters, no spaces)."},
+	{Name: "FLEET_REDIS_DOWN", Default: "accept", Description: "What a fleet box does with publishes while Redis is unreachable: accept (unclaimed, claimed when Redis returns) or refuse."},
+	{Name: "DRAIN", Default: "NO", Description: "YES to refuse new publishes (\"server draining\") while the streams already live go on; applies on reload."},
 }
 
 // Variables returns every variable the server reads, with its default and

@@ -5,10 +5,13 @@
 //
 //	kill-session>CHANNEL            close the publisher of CHANNEL
 //	close-stream>CHANNEL|STREAM_ID  close it only if its stream id is STREAM_ID
+//	drain>HOST                      the server named HOST (RTMP_HOST) drains
+//	undrain>HOST                    it takes new publishes again
 //
 // Commands are broadcast: every server subscribed to the channel receives
 // each one, and acts on it only if it holds the stream, or a publish of
-// that channel still waiting to go live (see Target).
+// that channel still waiting to go live (see Target), or, for drain and
+// undrain, if HOST names it.
 package control
 
 import (
@@ -26,6 +29,8 @@ import (
 const (
 	KillSession = "kill-session"
 	CloseStream = "close-stream"
+	Drain       = "drain"
+	Undrain     = "undrain"
 )
 
 // MaxMessageSize is the longest message ParseCommand accepts, in bytes,
@@ -37,17 +42,22 @@ var (
 	ErrUnknownCommand = errors.New("control: unknown command")
 )
 
-// Command is a parsed control message. StreamID is set only for CloseStream.
+// Command is a parsed control message. StreamID is set only for
+// CloseStream; Host, instead of Channel, only for Drain and Undrain.
 type Command struct {
 	Name     string
 	Channel  string
 	StreamID string
+	Host     string
 }
 
 // String formats c as the message that ParseCommand reads back into c.
 func (c Command) String() string {
-	if c.Name == CloseStream {
+	switch c.Name {
+	case CloseStream:
 		return c.Name + ">" + c.Channel + "|" + c.StreamID
+	case Drain, Undrain:
+		return c.Name + ">" + c.Host
 	}
 	return c.Name + ">" + c.Channel
 }
@@ -74,7 +84,7 @@ func ParseCommand(msg string) (Command, error) {
 
 	var want int
 	switch name {
-	case KillSession:
+	case KillSession, Drain, Undrain:
 		want = 1
 	case CloseStream:
 		want = 2
@@ -87,6 +97,12 @@ func ParseCommand(msg string) (Command, error) {
 			ErrMalformed, name, want, countArgs(rest), logging.Quote(msg))
 	}
 
+	if name == Drain || name == Undrain {
+		if err := checkHost(args[0]); err != nil {
+			return Command{}, fmt.Errorf("%w: %s: %v: %s", ErrMalformed, name, err, logging.Quote(msg))
+		}
+		return Command{Name: name, Host: args[0]}, nil
+	}
 	cmd := Command{Name: name, Channel: args[0]}
 	if err := checkChannel(cmd.Channel); err != nil {
 		return Command{}, fmt.Errorf("%w: %s: %v: %s", ErrMalformed, name, err, logging.Quote(msg))
@@ -113,6 +129,27 @@ func checkChannel(ch string) error {
 		c := ch[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
 			return errors.New("channel may hold only letters, digits, '-' and '_'")
+		}
+	}
+	return nil
+}
+
+// maxHost bounds the HOST of drain and undrain (a DNS name's length).
+const maxHost = 253
+
+// checkHost checks the HOST of drain and undrain: what RTMP_HOST may be in
+// a fleet.
+func checkHost(h string) error {
+	if h == "" {
+		return errors.New("empty host")
+	}
+	if len(h) > maxHost {
+		return fmt.Errorf("host longer than %d bytes", maxHost)
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return errors.New("host may hold only letters, digits, '.', ':', '-' and '_'")
 		}
 	}
 	return nil

@@ -44,6 +44,12 @@ var parseTests = []struct {
 	{name: "stream id invalid UTF-8", input: "close-stream>ch|\xff\xfe", wantErr: ErrMalformed, errHas: "UTF-8"},
 	{name: "garbage bytes", input: "\x00\x01\x02\xff>\x1b[2J", wantErr: ErrUnknownCommand, errHas: `"???`},
 	{name: "too long", input: "kill-session>" + strings.Repeat("a", MaxMessageSize), wantErr: ErrMalformed, errHas: "longer than 4096"},
+	{name: "drain", input: "drain>box-1.example.net", want: Command{Name: Drain, Host: "box-1.example.net"}},
+	{name: "undrain", input: "undrain>10.0.0.7:1935", want: Command{Name: Undrain, Host: "10.0.0.7:1935"}},
+	{name: "drain empty host", input: "drain>", wantErr: ErrMalformed, errHas: "empty host"},
+	{name: "drain host with a space", input: "drain>a b", wantErr: ErrMalformed, errHas: "host may hold only"},
+	{name: "drain extra argument", input: "drain>a|b", wantErr: ErrMalformed, errHas: "takes 1 argument(s), got 2"},
+	{name: "drain host too long", input: "drain>" + strings.Repeat("h", 254), wantErr: ErrMalformed, errHas: "longer than 253"},
 	{name: "too long counting whitespace", input: "kill-session>ch" + strings.Repeat(" ", MaxMessageSize), wantErr: ErrMalformed, errHas: "longer than"},
 }
 
@@ -144,10 +150,14 @@ func FuzzParseCommand(f *testing.F) {
 		if len(msg) > MaxMessageSize {
 			t.Fatalf("accepted a %d-byte message", len(msg))
 		}
-		if checkChannel(cmd.Channel) != nil {
+		if (cmd.Name == Drain || cmd.Name == Undrain) != (cmd.Channel == "") || cmd.Channel != "" && checkChannel(cmd.Channel) != nil {
 			t.Fatalf("accepted channel %q", cmd.Channel)
 		}
 		switch cmd.Name {
+		case Drain, Undrain:
+			if checkHost(cmd.Host) != nil || cmd.StreamID != "" {
+				t.Fatalf("accepted %+v", cmd)
+			}
 		case KillSession:
 			if cmd.StreamID != "" {
 				t.Fatalf("kill-session with stream id %q", cmd.StreamID)

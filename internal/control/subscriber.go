@@ -66,6 +66,11 @@ type Subscriber struct {
 	Target Target
 	Logger *slog.Logger // nil discards
 
+	// Host names this server (RTMP_HOST) for drain and undrain; OnDrain
+	// applies them (true: drain). Without both, they are not for it.
+	Host    string
+	OnDrain func(drain bool)
+
 	connected atomic.Bool // true while the subscription is live
 
 	// Timing, the package constants unless a test shortens them. Read by
@@ -234,6 +239,15 @@ func (s *Subscriber) apply(logger *slog.Logger, payload string) {
 	cmd, err := ParseCommand(payload)
 	if err != nil {
 		logger.Warn("control message ignored", "error", err)
+		return
+	}
+	if cmd.Name == Drain || cmd.Name == Undrain {
+		result := "not for this server"
+		if s.OnDrain != nil && cmd.Host == s.Host {
+			s.OnDrain(cmd.Name == Drain)
+			result = "acted"
+		}
+		logger.Info("control command", "command", cmd.Name, "host", cmd.Host, "outcome", result)
 		return
 	}
 	var live bool

@@ -13,6 +13,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/callback"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/control"
+	"github.com/rtmp-server/rtmp-server/internal/server"
 )
 
 // socketAdmin is the name of the monitoring socket from systemd
@@ -51,12 +52,13 @@ func (d *daemon) startAdmin(cfg config.Config) error {
 	}
 	m.metrics = admin.NewMetrics(d.srv.Hub())
 	d.addDaemonMetrics(m.metrics)
+	addForwardMetrics(m.metrics.Registry(), d.forwards)
 	d.srv.Observer = m.metrics.Observe // before any Serve
 	m.srv = &admin.Server{
 		Source:  d.srv.Hub(),
 		Metrics: m.metrics,
 		Healthy: d.healthy,
-		Ready:   m.ready.Load,
+		Ready:   func() bool { return m.ready.Load() && d.srv.Draining() == server.DrainOff },
 		Token:   cfg.AdminToken.Reveal(),
 		Logger:  d.log.With("listener", "admin"),
 	}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/rtmp-server/rtmp-server/internal/certs"
 	"github.com/rtmp-server/rtmp-server/internal/config"
+	"github.com/rtmp-server/rtmp-server/internal/fleet"
+	"github.com/rtmp-server/rtmp-server/internal/forward"
 	"github.com/rtmp-server/rtmp-server/internal/logging"
 	"github.com/rtmp-server/rtmp-server/internal/sd"
 	"github.com/rtmp-server/rtmp-server/internal/server"
@@ -92,6 +94,10 @@ func Run(opts Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	drainSig := make(chan os.Signal, 1)
+	signal.Notify(drainSig, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(drainSig)
+	d.drainSig = drainSig
 	return d.run(ctx, cfg, hup)
 }
 
@@ -109,11 +115,16 @@ type daemon struct {
 	callbacks callbacks
 	redis     redisControl
 	admin     monitor
+	forwards  *forward.Manager
 
 	fatal   chan error // accept loops that failed
 	serveWG sync.WaitGroup
 	stored  []*os.File  // from the file descriptor store, until adopted (handover.go)
 	resumed resumedLine // what adopt resumed, shown in STATUS= for a while (handover.go)
+
+	fleet    *fleet.Fleet     // nil unless FLEET=YES
+	drainMu  sync.Mutex       // serialises drain changes
+	drainSig <-chan os.Signal // SIGUSR1 (drain), SIGUSR2 (undrain)
 }
 
 // logConfig logs the effective settings, one line per group, secrets
@@ -139,6 +150,7 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		closeAll(lns)
 		return err
 	}
+	d.forwards = startForwards(cfg, d.srv, d.log)
 	if err := d.startAdmin(cfg); err != nil {
 		closeAll(lns)
 		return err
@@ -150,6 +162,15 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		return err
 	}
 
+	if err := d.startFleet(cfg); err != nil {
+		d.stopAdmin()
+		closeAll(lns)
+		return err
+	}
+	if cfg.Drain {
+		d.setDrain(true, "DRAIN=YES")
+	}
+	d.redis.onDrain = func(on bool) { d.setDrain(on, "redis") }
 	if len(d.stored) > 0 {
 		d.adopt(d.stored)
 		d.stored = nil
@@ -191,6 +212,9 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		select {
 		case <-hup:
 			d.reload()
+			continue
+		case sig := <-d.drainSig:
+			d.setDrain(sig == syscall.SIGUSR1, "signal "+sig.String())
 			continue
 		case <-ctx.Done():
 			d.handOver()
@@ -299,8 +323,8 @@ func (d *daemon) reportStatus(ctx context.Context) {
 		st := d.srv.Hub().Stats()
 		now := time.Now()
 		secs := max(now.Sub(last).Seconds(), 1)
-		_ = d.notifier.Status(d.resumedStatus(now) + fmt.Sprintf("%d publishers, %d players; in %s/s, out %s/s",
-			st.Publishers, st.Players, bytesText(float64(st.BytesIn-lastIn)/secs), bytesText(float64(st.BytesOut-lastOut)/secs)))
+		_ = d.notifier.Status(d.resumedStatus(now) + fmt.Sprintf("%d publishers, %d players; in %s/s, out %s/s%s",
+			st.Publishers, st.Players, bytesText(float64(st.BytesIn-lastIn)/secs), bytesText(float64(st.BytesOut-lastOut)/secs), d.drainStatus()))
 		lastIn, lastOut, last = st.BytesIn, st.BytesOut, now
 		select {
 		case <-ctx.Done():
@@ -344,6 +368,8 @@ func (d *daemon) shutdown() error {
 		d.log.Warn("sessions did not end in time; closed them", "timeout", ShutdownTimeout)
 	}
 	d.serveWG.Wait()
+	d.forwards.Close()
+	d.stopFleet()
 	ctx, cancel = context.WithTimeout(context.Background(), StopDeliveryTimeout)
 	defer cancel()
 	if err := d.callbacks.close(ctx); err != nil {

@@ -17,6 +17,7 @@ type redisControl struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	current  atomic.Pointer[control.Subscriber] // the running subscriber, for the metrics
+	onDrain  func(drain bool)                   // applies drain>RTMP_HOST and undrain>RTMP_HOST
 }
 
 func (r *redisControl) start(parent context.Context, cfg config.Config, target control.Target, log *slog.Logger) {
@@ -33,6 +34,8 @@ func (r *redisControl) start(parent context.Context, cfg config.Config, target c
 		TLS:      cfg.Redis.TLS,
 		Target:   target,
 		Logger:   log,
+		Host:     cfg.RTMPHost,
+		OnDrain:  r.onDrain,
 	}
 	r.current.Store(sub)
 	r.wg.Add(1)

@@ -25,9 +25,10 @@ func (d *daemon) reload() {
 		d.log.Warn("configuration: " + warn)
 	}
 	old := d.cfg
-	for _, name := range restartOnly(old, cfg) {
+	for _, name := range append(restartOnly(old, cfg), fleetRestartOnly(old, cfg)...) {
 		d.log.Warn("reload: setting changed but needs restart", "variable", name)
 	}
+	cfg.Fleet = old.Fleet
 	// The listeners stay as they are; keep reporting what is in use.
 	cfg.RTMPPort, cfg.BindAddress, cfg.SSLPort, cfg.SSLCheckReload = old.RTMPPort, old.BindAddress, old.SSLPort, old.SSLCheckReload
 	if old.TLSEnabled() != cfg.TLSEnabled() {
@@ -45,6 +46,7 @@ func (d *daemon) reload() {
 		return
 	}
 	_ = d.srv.SetOptions(opts) // validated above
+	applyForwards(d.forwards, old, cfg, d.log)
 	d.applyLogLevel(cfg)
 	if d.redis.restartIfChanged(context.Background(), cfg, d.controlTarget(), d.log) {
 		d.log.Info("reload: Redis subscriber restarted with new settings")
@@ -60,6 +62,9 @@ func (d *daemon) reload() {
 			d.log.Error("reload: certificate not replaced; still serving the previous one", "err", err)
 			d.admin.metrics.CertificateReloadFailed()
 		}
+	}
+	if cfg.Drain != old.Drain {
+		d.setDrain(cfg.Drain, drainSource(cfg.Drain))
 	}
 	d.cfg = cfg
 	d.log.Info("configuration reloaded")

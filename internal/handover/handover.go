@@ -18,7 +18,8 @@
 //	    "flash_ver": "FMLE/3.0",
 //	    "protocol": {...},                 // session.State (chunk.ReaderState in "in")
 //	    "unread": "base64",                // read from the socket, not parsed
-//	    "publisher": {"stream_id": "...", "started": "..."},  // or
+//	    "publisher": {"stream_id": "...", "started": "...",
+//	                  "forward_urls": ["rtmp://..."]},     // or
 //	    "player": {"chunk_size": 4096, "skip_to_keyframe": false,
 //	               "paused": false, "no_audio": false, "no_video": false}
 //	  }],
@@ -66,8 +67,10 @@ const (
 	// (one metadata and hub.MaxCodecHeaders).
 	MaxStreamPackets = 1 + 64
 	// MaxText bounds the strings of a session (channel, key, stream id,
-	// flashVer, addresses) before the server's own checks.
+	// flashVer, addresses, forward URLs) before the server's own checks.
 	MaxText = 4096
+	// MaxForwardURLs bounds the forward targets of one publish.
+	MaxForwardURLs = 64
 )
 
 // ErrBadState is a state that Decode refuses.
@@ -105,6 +108,9 @@ type Session struct {
 type Publisher struct {
 	StreamID string    `json:"stream_id"`
 	Started  time.Time `json:"started"`
+	// ForwardURLs are the start callback's forward targets for this
+	// publish; the next process forwards to them again.
+	ForwardURLs []string `json:"forward_urls,omitempty"`
 }
 
 // Player is a playing connection. Everything queued for it was written
@@ -254,8 +260,17 @@ func (s *Session) check() ([2]netip.AddrPort, error) {
 		return pair, errors.New("playing stream key of a bad length")
 	case s.Publisher != nil && len(s.Publisher.StreamID) > MaxText:
 		return pair, errors.New("stream id too long")
+	case s.Publisher != nil && len(s.Publisher.ForwardURLs) > MaxForwardURLs:
+		return pair, fmt.Errorf("%d forward URLs (at most %d)", len(s.Publisher.ForwardURLs), MaxForwardURLs)
 	case s.Player != nil && (s.Player.ChunkSize < 1 || s.Player.ChunkSize > chunk.MaxChunkSize):
 		return pair, fmt.Errorf("player chunk size %d (want 1..%d)", s.Player.ChunkSize, chunk.MaxChunkSize)
+	}
+	if s.Publisher != nil {
+		for _, u := range s.Publisher.ForwardURLs {
+			if u == "" || len(u) > MaxText {
+				return pair, fmt.Errorf("forward URL of %d bytes (want 1..%d)", len(u), MaxText)
+			}
+		}
 	}
 	return pair, nil
 }

@@ -30,8 +30,9 @@ func sample() *State {
 						{ID: 6, Timestamp: 40, Delta: 40, Length: 9000, Type: 9, MessageStreamID: 1, Partial: []byte("half")},
 					}, Cut: &chunk.CutChunk{ID: 6, Left: 100}},
 				},
-				Unread:    []byte{0xc4},
-				Publisher: &Publisher{StreamID: "abc", Started: time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)},
+				Unread: []byte{0xc4},
+				Publisher: &Publisher{StreamID: "abc", Started: time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC),
+					ForwardURLs: []string{"rtmp://origin.example/live/key"}},
 			},
 			{
 				ID: 8, Local: "[::1]:1935", Remote: "[::1]:50001",
@@ -95,6 +96,10 @@ func TestDecodeRefuses(t *testing.T) {
 		}, want: "key"},
 		{name: "stream twice", change: func(st *State) { st.Streams = append(st.Streams, st.Streams[0]) }, want: "twice"},
 		{name: "stream packet type", change: func(st *State) { st.Streams[0].Packets[0].Type = 20 }, want: "message type 20"},
+		{name: "too many forward URLs", change: func(st *State) {
+			st.Sessions[0].Publisher.ForwardURLs = make([]string, MaxForwardURLs+1)
+		}, want: "forward URLs"},
+		{name: "empty forward URL", change: func(st *State) { st.Sessions[0].Publisher.ForwardURLs = []string{""} }, want: "forward URL"},
 		{name: "too many packets", change: func(st *State) {
 			st.Streams[0].Packets = make([]Packet, MaxStreamPackets+1)
 		}, want: "packets"},

@@ -201,6 +201,7 @@ func (c *conn) onConnect(cmd *message.Command) error {
 	}
 	c.srv.connected(c)
 	c.channel, c.flashVer = channel, obj.String("flashVer")
+	c.noteCapsEx(obj)
 	c.log = c.log.With("channel", channel)
 
 	var info amf.Object

@@ -82,6 +82,8 @@ type conn struct {
 	flashVer string   // the client's connect flashVer; written at connect, before any publish or play
 	release  func()
 
+	capsEx atomic.Uint32 // the client's connect capsEx (Enhanced RTMP): written at connect
+
 	pendingElem *list.Element // guarded by srv.mu: place in srv.pending until connected
 
 	queue      *hub.Queue

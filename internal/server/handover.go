@@ -57,6 +57,10 @@ var (
 	errHandedOver = errors.New("handed over to the next process")
 	// ErrHandOverBusy is a second HandOver.
 	ErrHandOverBusy = errors.New("server: hand-over already started")
+	// ErrHandOverAdmission is HandOver on a server with an Admission (a
+	// fleet): the next process could not take the publications' claims
+	// over, so the sessions end as at a shutdown.
+	ErrHandOverAdmission = errors.New("server: no hand-over with an Admission (fleet): its claims cannot be carried over")
 )
 
 // handoverState is the Server's side of a hand-over.
@@ -123,6 +127,9 @@ type HandedOver struct {
 // afterwards: the caller calls HandedOver.Done once the next process has
 // what it needs (or Abort), then Shutdown for anything left.
 func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
+	if s.Admission != nil {
+		return nil, ErrHandOverAdmission
+	}
 	h := &s.handover
 	h.mu.Lock()
 	if h.started {
@@ -282,7 +289,7 @@ func (c *conn) saveForHandOver() (handover.Session, error) {
 		Unread:   c.reader.Unread(),
 	}
 	if c.pub != nil {
-		saved.Publisher = &handover.Publisher{StreamID: c.pub.streamID, Started: c.pub.started}
+		saved.Publisher = &handover.Publisher{StreamID: c.pub.streamID, Started: c.pub.started, ForwardURLs: c.pub.forwardURLs}
 	}
 	if c.play != nil {
 		p := c.play.player
@@ -585,7 +592,10 @@ func (s *Server) adoptPublisher(c *conn, saved *handover.Session, str handover.S
 		pub.Write(pkt.Type, pkt.Timestamp, pkt.Payload, pkt.Metadata)
 	}
 	c.pub = &publisher{streamMsgID: p.ID, key: p.Name, streamID: saved.Publisher.StreamID, pub: pub,
-		auth: s.authorizer(), started: saved.Publisher.Started}
+		auth: s.authorizer(), started: saved.Publisher.Started, forwardURLs: saved.Publisher.ForwardURLs}
+	// Forwards are outgoing connections of the previous process, which
+	// ended with it: they start again.
+	s.forwardStarted(pub, nil, saved.Publisher.ForwardURLs)
 	return nil
 }
 

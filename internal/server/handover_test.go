@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
 	"github.com/rtmp-server/rtmp-server/internal/client"
 	"github.com/rtmp-server/rtmp-server/internal/handover"
+	"github.com/rtmp-server/rtmp-server/internal/hub"
 	"github.com/rtmp-server/rtmp-server/internal/message"
 	"github.com/rtmp-server/rtmp-server/internal/servertest"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
@@ -57,7 +60,7 @@ func (ts *testServer) unreadBytes() int {
 
 // handOver hands ts's sessions to a new server with the same options and
 // authorizer and returns it, serving on a new listener.
-func handOver(t *testing.T, ts *testServer, auth Authorizer) *nextServer {
+func handOver(t *testing.T, ts *testServer, auth Authorizer, setup ...func(*Server)) *nextServer {
 	t.Helper()
 	ho, err := ts.HandOver(context.Background())
 	if err != nil {
@@ -77,6 +80,9 @@ func handOver(t *testing.T, ts *testServer, auth Authorizer) *nextServer {
 	next.Observer = next.events.observe
 	if auth != nil {
 		next.SetAuthorizer(auth)
+	}
+	for _, f := range setup {
+		f(next.Server)
 	}
 	if saved, err := handover.Decode(bytes.NewReader(ho.State)); err == nil {
 		for _, s := range saved.Sessions {
@@ -388,4 +394,64 @@ func TestHandOverEndsWhatCannotGo(t *testing.T) {
 		t.Fatalf("connection in its handshake: %v, want it closed", err)
 	}
 	waitFor(t, "the stop event", 10*time.Second, func() bool { _, stops, _ := auth.counts(); return stops == 1 })
+}
+
+// forwardAuthorizer approves every publish with forward targets.
+type forwardAuthorizer struct{ urls []string }
+
+func (a forwardAuthorizer) Start(ctx context.Context, ev PublishEvent) (string, error) {
+	return "fwd-id", nil
+}
+func (a forwardAuthorizer) Stop(PublishEvent) {}
+func (a forwardAuthorizer) StartForwards(ctx context.Context, ev PublishEvent) (string, []string, error) {
+	return "fwd-id", a.urls, nil
+}
+
+// recordingForwarder records the Forward calls.
+type recordingForwarder struct {
+	mu    sync.Mutex
+	calls [][]string // guarded by mu: extra of each Forward
+}
+
+func (f *recordingForwarder) Forward(pub, replaced *hub.Publication, extra []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, extra)
+}
+func (f *recordingForwarder) Ended(*hub.Publication, bool) {}
+
+// TestHandOverForwards: the next process forwards a resumed publication
+// again, to the start callback's targets as well.
+func TestHandOverForwards(t *testing.T) {
+	t.Parallel()
+	auth := forwardAuthorizer{urls: []string{"rtmp://target.example/app/k"}}
+	ts := startServer(t, nil, func(s *Server) { s.SetAuthorizer(auth); s.Forwarder = &recordingForwarder{} })
+	pub := ts.dial(t, "live")
+	st, err := pub.Publish("key")
+	expectStatus(t, st, err, "NetStream.Publish.Start")
+	fwd := &recordingForwarder{}
+	next := handOver(t, ts, auth, func(s *Server) { s.Forwarder = fwd })
+	if next.resumed.Publishers != 1 {
+		t.Fatalf("resumed %+v, want the publisher", next.resumed)
+	}
+	fwd.mu.Lock()
+	defer fwd.mu.Unlock()
+	if len(fwd.calls) != 1 || !slices.Equal(fwd.calls[0], auth.urls) {
+		t.Fatalf("Forward calls %q, want one with %q", fwd.calls, auth.urls)
+	}
+}
+
+// admitAll is an Admission that admits everything.
+type admitAll struct{}
+
+func (admitAll) Admit(context.Context, PublishEvent) (func(), error) { return func() {}, nil }
+
+// TestHandOverRefusedWithAdmission: a fleet's claims cannot be carried
+// over, so a server with an Admission does not hand over.
+func TestHandOverRefusedWithAdmission(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, func(s *Server) { s.Admission = admitAll{} })
+	if _, err := ts.HandOver(context.Background()); !errors.Is(err, ErrHandOverAdmission) {
+		t.Fatalf("HandOver = %v, want ErrHandOverAdmission", err)
+	}
 }

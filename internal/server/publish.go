@@ -36,7 +36,9 @@ type publisher struct {
 	streamID    string
 	pub         *hub.Publication
 	auth        Authorizer // the authorizer that approved it, told at the end
+	release     func()     // the Admission's, called at the end
 	started     time.Time
+	forwardURLs []string // the start callback's forward targets (kept for a hand-over)
 }
 
 func (p *publisher) write(typ uint8, ts uint32, payload []byte, metadata bool) {
@@ -95,23 +97,28 @@ func (c *conn) onPublish(cmd *message.Command) error {
 	}
 
 	streamID := ""
+	var forwardURLs []string
 	auth := c.srv.authorizer()
 	if auth != nil {
-		id, err := auth.Start(c.ctx, c.event(key, ""))
+		id, urls, err := startPublish(c.ctx, auth, c.event(key, ""))
 		if err != nil {
 			return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided", "callback refused", "err", err)
 		}
-		streamID = id
+		streamID, forwardURLs = id, urls
 	} else {
 		streamID = rand.Text()
 	}
+	release, err := c.admit(msgID, key, streamID, auth)
+	if err != nil {
+		return err
+	}
 
 	var pub, replaced *hub.Publication
-	var err error
 	refusedBy := c.srv.waiting.goLive(waiting, streamID, func() {
 		pub, replaced, err = h.Publish(c.channel, key, streamID, c, opts)
 	})
 	if refusedBy != "" {
+		release()
 		if auth != nil {
 			// Approved, then refused: the callback server saw a start.
 			auth.Stop(c.event(key, streamID))
@@ -120,6 +127,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 			errKilled.Error()+" before going live", "command", refusedBy, "stream_id", streamID)
 	}
 	if err != nil {
+		release()
 		if auth != nil {
 			// Approved but lost the race: the callback server saw a start.
 			auth.Stop(c.event(key, streamID))
@@ -131,8 +139,9 @@ func (c *conn) onPublish(cmd *message.Command) error {
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", reason, "stream_id", logging.Clip(streamID))
 	}
 	c.reader.Rebuffer(c.nc, publishBufferSize)
-	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, started: time.Now()}
+	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, release: release, started: time.Now(), forwardURLs: forwardURLs}
 	c.session.Publish(msgID, key)
+	c.srv.forwardStarted(pub, replaced, forwardURLs)
 	c.send(message.UserControl{Event: message.EventStreamBegin, Value: msgID})
 	c.send(message.Status(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
 	args := []any{"stream_id", logging.Clip(streamID)}
@@ -170,7 +179,10 @@ func (c *conn) endPublish(reason string) {
 	p := c.pub
 	c.pub = nil
 	c.session.EndPublish()
-	c.srv.hub.Unpublish(p.pub)
+	c.srv.forwardEnded(p.pub, !c.srv.hub.Unpublish(p.pub) && p.pub.Ended())
+	if p.release != nil {
+		p.release()
+	}
 	if p.auth != nil {
 		p.auth.Stop(c.event(p.key, p.streamID))
 	}

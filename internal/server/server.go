@@ -65,6 +65,12 @@ type Server struct {
 	// event at a time per connection; it must be quick and safe for
 	// concurrent use.
 	Observer func(Event)
+	// Forwarder, if set, is told of each publication that starts and
+	// ends, to push it to other servers. Set before Serve.
+	Forwarder Forwarder
+	// Admission, if set, is asked before each approved publish goes live
+	// (a fleet of servers; see Admission).
+	Admission Admission
 
 	hub     *hub.Hub
 	log     *slog.Logger

@@ -25,6 +25,8 @@ const (
 	callbackEventHeader = "rtmp-event"
 	// callbackStreamIDHeader carries the stream id of an approved start.
 	callbackStreamIDHeader = "stream-id"
+	// callbackForwardURLHeader names a target to forward the publish to.
+	callbackForwardURLHeader = "forward-url"
 	// callbackExpSlack is how far past Want.TokenLifetime an exp claim may
 	// lie, for clock steps between signing and checking.
 	callbackExpSlack = 5 * time.Second
@@ -38,6 +40,9 @@ type CallbackWant struct {
 	Secret   string // HS256 key the token must be signed with
 	Subject  string // sub claim
 	RTMPHost string // rtmp_host claim
+	// OtherRTMPHosts are more rtmp_host claims accepted (several servers
+	// posting to one callback server).
+	OtherRTMPHosts []string
 	// ClientIP is the client_ip claim; "" accepts any IP address.
 	ClientIP string
 	// TokenLifetime is the longest time from now to the exp claim.
@@ -68,6 +73,8 @@ type CallbackRequest struct {
 type CallbackReply struct {
 	Status   int    // HTTP status; 200 when zero
 	StreamID string // sent in the stream-id header when not empty
+	// ForwardURLs are sent as forward-url headers, one each.
+	ForwardURLs []string
 	// Hold, when not nil, delays the answer until it is closed. The
 	// request is abandoned instead if the client gives up first or the
 	// test ends.
@@ -283,6 +290,9 @@ func (c *Callback) handle(w http.ResponseWriter, r *http.Request) {
 	if reply.StreamID != "" {
 		w.Header().Set(callbackStreamIDHeader, reply.StreamID)
 	}
+	for _, u := range reply.ForwardURLs {
+		w.Header().Add(callbackForwardURLHeader, u)
+	}
 	w.WriteHeader(reply.status())
 	c.finish(i, true)
 }
@@ -371,7 +381,7 @@ func (c *Callback) verify(r *http.Request) (CallbackRequest, error) {
 	} else if c.want.ClientIP != "" && ip.String() != c.want.ClientIP {
 		errs = append(errs, fmt.Errorf("client_ip %q, want %q", req.ClientIP, c.want.ClientIP))
 	}
-	if req.RTMPHost != c.want.RTMPHost {
+	if req.RTMPHost != c.want.RTMPHost && !slices.Contains(c.want.OtherRTMPHosts, req.RTMPHost) {
 		errs = append(errs, fmt.Errorf("rtmp_host %q, want %q", req.RTMPHost, c.want.RTMPHost))
 	}
 
