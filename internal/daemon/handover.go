@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rtmp-server/rtmp-server/internal/sd"
+	"github.com/rtmp-server/rtmp-server/internal/server"
 )
 
 // Names of what a process stores in systemd's file descriptor store for
@@ -45,6 +47,10 @@ func (d *daemon) handOver() {
 	}
 	start := time.Now()
 	ho, err := d.srv.HandOver(context.Background())
+	if errors.Is(err, server.ErrHandOverAdmission) {
+		d.log.Info("sessions not handed over", "reason", err)
+		return
+	}
 	if err != nil {
 		d.log.Error("sessions not handed over", "err", err)
 		return
