@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -134,7 +135,9 @@ func TestHTTPRules(t *testing.T) {
 		{"healthz", "GET", "/healthz", token, nil, 200},
 		{"readyz", "GET", "/readyz", token, nil, 200},
 		{"healthz without token", "GET", "/healthz", "", nil, 401},
-		{"status page without token", "GET", "/", "", nil, 200},
+		{"status page", "GET", "/", token, nil, 200},
+		{"status page without token", "GET", "/", "", nil, 401},
+		{"status page with a wrong token", "GET", "/", "x" + token, nil, 401},
 		{"head", "HEAD", "/healthz", token, nil, 200},
 		{"unknown path", "GET", "/nope", token, nil, 404},
 		{"unknown path under the page", "GET", "/index.html", token, nil, 404},
@@ -150,6 +153,45 @@ func TestHTTPRules(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("authorization forms", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, path, header string
+			want               int
+		}{
+			{"basic, the token as password", "/", "Basic " + base64.StdEncoding.EncodeToString([]byte("anyone:"+token)), 200},
+			{"basic, no user name", "/metrics", "Basic " + base64.StdEncoding.EncodeToString([]byte(":"+token)), 200},
+			{"basic, a wrong password", "/", "Basic " + base64.StdEncoding.EncodeToString([]byte(token+":x")), 401},
+			{"basic, malformed", "/", "Basic " + token, 401},
+			{"bearer, any case", "/v1/streams", "bearer " + token, 200},
+			{"bearer, empty", "/", "Bearer ", 401},
+			{"the token alone", "/", token, 401},
+			{"the token in the URL", "/?token=" + token, "", 401},
+			{"the token in the URL of the API", "/v1/streams?access_token=" + token, "", 401},
+		} {
+			req, err := http.NewRequest("GET", base+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tc.want {
+				t.Errorf("%s: %d, want %d", tc.name, res.StatusCode, tc.want)
+			}
+			if res.StatusCode == 401 {
+				challenges := strings.Join(res.Header.Values("WWW-Authenticate"), "\n")
+				if !strings.Contains(challenges, "Bearer ") || !strings.Contains(challenges, "Basic ") {
+					t.Errorf("%s: challenges %q, want Bearer and Basic", tc.name, challenges)
+				}
+			}
+		}
+	})
 
 	t.Run("chunked body", func(t *testing.T) {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
@@ -214,6 +256,9 @@ func TestMetricsSeriesFollowTheStream(t *testing.T) {
 	fams = scrape(t, base, "")
 	if v, ok := value(fams, "rtmp_stream_received_bytes_total", map[string]string{"channel": "live", "track": "video"}); !ok || v != 8 {
 		t.Errorf("video bytes of live: %v %v, want 8", v, ok)
+	}
+	if v, _ := value(fams, "rtmp_received_messages_total", nil); v != 2 {
+		t.Errorf("rtmp_received_messages_total %v, want 2", v)
 	}
 	if v, _ := value(fams, "rtmp_publishers", nil); v != 1 {
 		t.Errorf("rtmp_publishers %v, want 1", v)

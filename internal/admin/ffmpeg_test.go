@@ -125,6 +125,16 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 	default:
 	}
 
+	// A player with the wrong key is refused, and counted.
+	wrong := startProcess(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-rw_timeout", "20000000",
+		"-i", "rtmp://"+rtmpAddr+"/live/wrongKey77", "-t", "1", "-f", "null", "-")
+	<-wrong.Done()
+	playRefused := map[string]string{"result": "refused", "reason": "stream key does not match the publisher's"}
+	testpeer.WaitFor(t, "the refused play counted", 10*time.Second, func() bool {
+		v, ok := value(scrape(t, base, token), "rtmp_plays_total", playRefused)
+		return ok && v == 1
+	})
+
 	// Rates move by a frame or two between readings: take a few.
 	var fps, vbps, abps, keyint []float64
 	for range 3 {
@@ -175,7 +185,7 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 
 	// Metrics parse, counters moved, per-stream series are there.
 	during := scrape(t, base, token)
-	for _, name := range []string{"rtmp_received_bytes_total", "rtmp_sent_bytes_total"} {
+	for _, name := range []string{"rtmp_received_bytes_total", "rtmp_sent_bytes_total", "rtmp_received_messages_total"} {
 		b, _ := value(before, name, nil)
 		d, _ := value(during, name, nil)
 		if d <= b {
@@ -199,7 +209,7 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 		{"rtmp_plays_total", map[string]string{"result": "accepted"}, 1},
 		{"rtmp_connections", map[string]string{"role": "publisher", "state": "publishing"}, 1},
 		{"rtmp_connections", map[string]string{"role": "player", "state": "playing"}, 1},
-		{"rtmp_connections_opened_total", nil, 3},
+		{"rtmp_connections_opened_total", nil, 4}, // the refused publisher and player, the publisher, the player
 	} {
 		if v, ok := value(during, c.name, c.labels); !ok || v != c.want {
 			t.Errorf("%s%v = %v (%v), want %v", c.name, c.labels, v, ok, c.want)
@@ -245,13 +255,18 @@ func TestMeasuredFiguresWithFFmpeg(t *testing.T) {
 }
 
 // TestStatusPageInChromium loads the status page in headless Chromium while
-// ffmpeg publishes, checks the rendered page shows the stream, and saves a
-// screenshot in the test's directory.
+// ffmpeg publishes, with ADMIN_TOKEN set: without credentials it gets the
+// 401 page; signed in with the token as the Basic password (as a person
+// does when the browser asks), it renders the stream, read from
+// /v1/streams with the same credentials. The test checks the rendered DOM
+// and saves a screenshot in the test's directory.
 func TestStatusPageInChromium(t *testing.T) {
 	testpeer.Need(t, "ffmpeg")
 	chromium := testpeer.Need(t, "chromium")
 	srv, rtmpAddr, _ := rtmpServer(t)
-	base := startAdmin(t, &Server{Source: srv.Hub()})
+	const token = "chromium-admin-token-8"
+	base := startAdmin(t, &Server{Source: srv.Hub(), Token: token})
+	signedIn := strings.Replace(base, "http://", "http://admin:"+token+"@", 1)
 	const key = "chromiumKey77"
 	pub := publishCBR(t, "rtmp://"+rtmpAddr+"/studio/"+key)
 	testpeer.WaitFor(t, "the publication", 20*time.Second, func() bool {
@@ -278,7 +293,11 @@ func TestStatusPageInChromium(t *testing.T) {
 		}
 		return out
 	}
-	dom := string(run("--dump-dom", base+"/"))
+	// Headless, nobody answers the browser's sign-in prompt: no page.
+	if dom := string(run("--dump-dom", base+"/")); strings.Contains(dom, "rtmp-server status") || strings.Contains(dom, "studio") {
+		t.Errorf("without credentials, the page rendered:\n%s", dom)
+	}
+	dom := string(run("--dump-dom", signedIn+"/"))
 	for _, want := range []string{`data-channel="studio"`, "avc1", "mp4a", "fps", "keyframe interval", "live stream(s)"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %q:\n%s", want, dom)
@@ -288,7 +307,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Error("the page shows the stream key")
 	}
 	shot := filepath.Join(dir, "status.png")
-	run("--screenshot="+shot, base+"/")
+	run("--screenshot="+shot, signedIn+"/")
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
 		t.Errorf("no screenshot: %v", err)
 	} else {

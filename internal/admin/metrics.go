@@ -8,12 +8,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/rtmp-server/rtmp-server/internal/hub"
+	"github.com/rtmp-server/rtmp-server/internal/server"
 )
 
 // Source is what the admin server reads about the streams: *hub.Hub.
 type Source interface {
 	Stats() hub.Stats
 	StreamStats() []hub.StreamStats
+	StreamTotals() []hub.StreamStats
 	StreamStatsOf(channel string) (hub.StreamStats, bool)
 }
 
@@ -40,6 +42,7 @@ type Metrics struct {
 	handshakeFails  *prometheus.CounterVec
 	callbacks       *prometheus.CounterVec
 	callbackLatency *prometheus.HistogramVec
+	stopsLost       *prometheus.CounterVec
 	redisCommands   *prometheus.CounterVec
 	certReloadFails *prometheus.CounterVec
 
@@ -71,8 +74,9 @@ func NewMetrics(src Source) *Metrics {
 		Help: "Players that fell behind: skip (queued media dropped, skipped to a keyframe), slow_disconnect (disconnected).",
 	}, []string{"event"})
 	m.handshakeFails = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rtmp_handshake_failures_total", Help: "RTMP or TLS handshakes that failed.",
-	}, []string{"proto"})
+		Name: "rtmp_handshake_failures_total",
+		Help: "RTMP or TLS handshakes that failed, by protocol (rtmp, tls) and reason (timeout, closed, bad_version, invalid).",
+	}, []string{"proto", "reason"})
 	m.callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rtmp_callback_requests_total", Help: "Event callback requests by event and outcome.",
 	}, []string{"event", "outcome"})
@@ -80,18 +84,28 @@ func NewMetrics(src Source) *Metrics {
 		Name: "rtmp_callback_duration_seconds", Help: "Time an event callback request took.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"event"})
+	m.stopsLost = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtmp_callback_stop_events_lost_total",
+		Help: "Stop events given up, by reason (retry_window, closed, queue_full).",
+	}, []string{"reason"})
 	m.redisCommands = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rtmp_redis_commands_total", Help: "Redis control commands applied, by command.",
-	}, []string{"command"})
+		Name: "rtmp_redis_commands_total",
+		Help: "Redis control commands applied, by command and outcome (acted: a publisher of this server was ended or refused; not_held).",
+	}, []string{"command", "outcome"})
 	m.certReloadFails = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rtmp_certificate_reload_failures_total", Help: "Certificate reloads that failed (the old pair stays in use).",
 	}, nil)
+	// The plain RTMP handshake failures show from the start, at 0.
+	for _, reason := range []string{server.HandshakeReasonTimeout, server.HandshakeReasonClosed,
+		server.HandshakeReasonBadVersion, server.HandshakeReasonInvalid} {
+		m.handshakeFails.WithLabelValues(m.bounded("proto", "rtmp"), m.bounded("handshake_reason", reason))
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		hubCollector{src: src},
 		m.publishes, m.plays, m.connections, m.connectionsOpen, m.playerEvents, m.handshakeFails,
-		m.callbacks, m.callbackLatency, m.redisCommands, m.certReloadFails,
+		m.callbacks, m.callbackLatency, m.stopsLost, m.redisCommands, m.certReloadFails,
 	)
 	return m
 }
@@ -185,10 +199,11 @@ func (m *Metrics) SlowPlayerDisconnected() {
 	}
 }
 
-// HandshakeFailed counts a failed handshake; proto is "rtmp" or "tls".
-func (m *Metrics) HandshakeFailed(proto string) {
+// HandshakeFailed counts a failed handshake; proto is "rtmp" or "tls",
+// reason one of server's HandshakeReason constants.
+func (m *Metrics) HandshakeFailed(proto, reason string) {
 	if m != nil {
-		m.handshakeFails.WithLabelValues(m.bounded("proto", proto)).Inc()
+		m.handshakeFails.WithLabelValues(m.bounded("proto", proto), m.bounded("handshake_reason", reason)).Inc()
 	}
 }
 
@@ -202,10 +217,25 @@ func (m *Metrics) CallbackDone(event, outcome string, took time.Duration) {
 	m.callbackLatency.WithLabelValues(event).Observe(took.Seconds())
 }
 
-// RedisCommandApplied counts a control command applied.
-func (m *Metrics) RedisCommandApplied(command string) {
+// CallbackStopLost counts a stop event given up, with the reason.
+func (m *Metrics) CallbackStopLost(reason string) {
 	if m != nil {
-		m.redisCommands.WithLabelValues(m.bounded("command", command)).Inc()
+		m.stopsLost.WithLabelValues(m.bounded("lost_reason", reason)).Inc()
+	}
+}
+
+// CertificatesServed shows the reload failure counter, at 0 until a
+// reload fails, for a server that serves RTMPS.
+func (m *Metrics) CertificatesServed() {
+	if m != nil {
+		m.certReloadFails.WithLabelValues()
+	}
+}
+
+// RedisCommandApplied counts a control command applied, with its outcome.
+func (m *Metrics) RedisCommandApplied(command, outcome string) {
+	if m != nil {
+		m.redisCommands.WithLabelValues(m.bounded("command", command), m.bounded("command_outcome", outcome)).Inc()
 	}
 }
 
@@ -227,6 +257,7 @@ var (
 	descPlayers     = prometheus.NewDesc("rtmp_players", "Players, playing or waiting for a publisher.", nil, nil)
 	descBytesIn     = prometheus.NewDesc("rtmp_received_bytes_total", "Media and data bytes received from publishers.", nil, nil)
 	descBytesOut    = prometheus.NewDesc("rtmp_sent_bytes_total", "Bytes written to players.", nil, nil)
+	descMessagesIn  = prometheus.NewDesc("rtmp_received_messages_total", "Media and data messages received from publishers.", nil, nil)
 	channelLabel    = []string{"channel"}
 	descSBytesIn    = prometheus.NewDesc("rtmp_stream_received_bytes_total", "Bytes received for the live stream.", []string{"channel", "track"}, nil)
 	descSMessages   = prometheus.NewDesc("rtmp_stream_received_messages_total", "Messages received for the live stream.", channelLabel, nil)
@@ -244,7 +275,7 @@ var (
 )
 
 func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStreams, descPublishers, descPlayers, descBytesIn, descBytesOut,
+	for _, d := range []*prometheus.Desc{descStreams, descPublishers, descPlayers, descBytesIn, descBytesOut, descMessagesIn,
 		descSBytesIn, descSMessages, descSBitrate, descSFrameRate, descSKeyframe, descSFrames, descSKeyframes,
 		descSAnomalies, descSDrift, descSGOP, descSPlayers, descSStarted, descSPlayerSent} {
 		ch <- d
@@ -264,7 +295,8 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPlayers, float64(st.Players))
 	counter(descBytesIn, float64(st.BytesIn))
 	counter(descBytesOut, float64(st.BytesOut))
-	for _, s := range c.src.StreamStats() {
+	counter(descMessagesIn, float64(st.MessagesIn))
+	for _, s := range c.src.StreamTotals() {
 		if !s.Published {
 			continue
 		}
@@ -283,12 +315,8 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSAnomalies, float64(s.TimestampJumps), name, "jump")
 		gauge(descSDrift, s.AVDrift.Seconds(), name)
 		gauge(descSGOP, float64(s.GOPCacheBytes), name)
-		gauge(descSPlayers, float64(len(s.Players)), name)
+		gauge(descSPlayers, float64(s.PlayerCount), name)
 		gauge(descSStarted, float64(s.Started.UnixNano())/1e9, name)
-		var sent uint64
-		for _, p := range s.Players {
-			sent += p.BytesSent
-		}
-		gauge(descSPlayerSent, float64(sent), name)
+		gauge(descSPlayerSent, float64(s.PlayerBytesSent), name)
 	}
 }

@@ -17,7 +17,7 @@ type observer struct {
 
 // Observe counts a server event (use it as server.Server.Observer):
 // publishes and plays accepted or refused (by reason), connections by role
-// and state, player skips and slow-player disconnects.
+// and state, failed handshakes, player skips and slow-player disconnects.
 func (m *Metrics) Observe(ev server.Event) {
 	if m == nil {
 		return
@@ -47,6 +47,12 @@ func (m *Metrics) Observe(ev server.Event) {
 		m.SlowPlayerDisconnected()
 	case server.ConnClosed:
 		m.move(ev.Session, "", "", false)
+	case server.HandshakeFailed:
+		proto := "rtmp"
+		if ev.TLS {
+			proto = "tls"
+		}
+		m.HandshakeFailed(proto, ev.Reason)
 	}
 }
 

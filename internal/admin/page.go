@@ -6,8 +6,8 @@ import (
 )
 
 // statusHTML is the status page: one self-contained file with no external
-// assets. It carries no data; it reads /v1/streams (with the token the
-// person enters, when one is set).
+// assets. It carries no data; it reads /v1/streams with the credentials the
+// browser was let in with (see Server.Token).
 //
 //go:embed status.html
 var statusHTML []byte

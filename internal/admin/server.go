@@ -51,7 +51,11 @@ type Server struct {
 	Healthy func(context.Context) error
 	// Ready reports whether publishes are accepted, for /readyz; nil means yes.
 	Ready func() bool
-	// Token, when not empty, is required as "Authorization: Bearer TOKEN".
+	// Token, when not empty, is required by every endpoint, the status
+	// page included: "Authorization: Bearer TOKEN", as Prometheus and the
+	// status command send it, or HTTP Basic authentication with TOKEN as
+	// the password (any user name), which is how a browser asks for it.
+	// It is compared in constant time, and never taken from the URL.
 	Token string
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
@@ -129,17 +133,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		// The status page itself carries no data (it asks for the token
-		// and sends it with its API requests): a browser cannot add a
-		// header to a page it navigates to.
-		if s.Token != "" && r.URL.Path != "/" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			sum := sha256.Sum256([]byte(got))
-			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="rtmp-server"`)
-				http.Error(w, "401 unauthorized: send Authorization: Bearer ADMIN_TOKEN", http.StatusUnauthorized)
-				return
-			}
+		if s.Token != "" && !authorized(r, want) {
+			// Two challenges: Bearer for programs; Basic makes a browser
+			// ask the person for the token.
+			w.Header().Add("WWW-Authenticate", `Bearer realm="rtmp-server"`)
+			w.Header().Add("WWW-Authenticate", `Basic realm="rtmp-server admin (user: any, password: ADMIN_TOKEN)", charset="UTF-8"`)
+			http.Error(w, "401 unauthorized: send Authorization: Bearer ADMIN_TOKEN", http.StatusUnauthorized)
+			return
 		}
 		switch {
 		case r.ContentLength > 0:
@@ -159,6 +159,23 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// authorized reports whether r carries the token whose SHA-256 is want, as
+// a bearer token or as a Basic password. Hashing first makes the
+// comparison constant-time whatever the lengths.
+func authorized(r *http.Request, want [sha256.Size]byte) bool {
+	auth := r.Header.Get("Authorization")
+	var got string
+	if scheme, rest, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		got = rest
+	} else if _, password, ok := r.BasicAuth(); ok {
+		got = password
+	} else {
+		return false
+	}
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -143,6 +143,9 @@ type Client struct {
 	retryInitial time.Duration
 	retryMax     time.Duration
 	retryWindow  time.Duration
+	// maxPending bounds the stops queued or in flight: maxPendingStops,
+	// lowered by tests. Immutable after New.
+	maxPending int
 
 	mu       sync.Mutex
 	cfg      Config        // guarded by mu
@@ -150,6 +153,7 @@ type Client struct {
 	changed  chan struct{} // guarded by mu: closed and replaced by SetConfig and Disable
 	pending  int           // guarded by mu: stops queued or in flight
 	closed   bool          // guarded by mu
+	reporter Reporter      // guarded by mu: nil, or set by SetReporter
 }
 
 // New validates cfg and returns a client with its own connection pool.
@@ -186,6 +190,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		retryInitial: stopRetryInitial,
 		retryMax:     stopRetryMax,
 		retryWindow:  StopRetryWindow,
+		maxPending:   maxPendingStops,
 		cfg:          cfg,
 		changed:      make(chan struct{}),
 	}, nil
@@ -248,7 +253,9 @@ func (c *Client) Start(ctx context.Context, ev Event) (string, error) {
 
 // StartForwards is Start, also returning the forward-url headers of the
 // answer: targets to forward this publish to (see ForwardURLHeader).
-func (c *Client) StartForwards(ctx context.Context, ev Event) (string, []string, error) {
+func (c *Client) StartForwards(ctx context.Context, ev Event) (id string, forwards []string, err error) {
+	started := time.Now()
+	defer func() { c.reportRequest(EventStart, err, started) }()
 	cfg, _, err := c.config()
 	if err != nil {
 		return "", nil, err

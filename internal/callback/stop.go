@@ -30,10 +30,12 @@ func (c *Client) Stop(ev Event) {
 	case c.closed:
 		c.mu.Unlock()
 		log.Error("callback stop dropped: client closed")
+		c.reportLost(LostClosed)
 		return
-	case c.pending >= maxPendingStops:
+	case c.pending >= c.maxPending:
 		c.mu.Unlock()
-		log.Error("callback stop dropped: too many pending stop events", "pending", maxPendingStops)
+		log.Error("callback stop dropped: too many pending stop events", "pending", c.maxPending)
+		c.reportLost(LostQueueFull)
 		return
 	}
 	c.pending++
@@ -60,10 +62,12 @@ func (c *Client) deliverStop(ev Event, log *slog.Logger) {
 	backoff := c.retryInitial
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {
+		started := time.Now()
 		cfg, changed, err := c.config()
 		if err == nil {
 			err = c.sendStop(cfg, ev)
 		}
+		c.reportRequest(EventStop, err, started)
 		if err == nil {
 			if attempt > 1 {
 				log.Info("callback stop delivered", "attempts", attempt)
@@ -74,6 +78,7 @@ func (c *Client) deliverStop(ev Event, log *slog.Logger) {
 		}
 		if c.life.Err() != nil {
 			log.Error("callback stop lost: client closed before delivery", "attempts", attempt, "error", err)
+			c.reportLost(LostClosed)
 			return
 		}
 		// While disabled, wait for the rest of the window to be turned
@@ -87,6 +92,7 @@ func (c *Client) deliverStop(ev Event, log *slog.Logger) {
 		if (disabled && remaining <= 0) || (!disabled && backoff > remaining) {
 			log.Error("callback stop lost: retry window over", "attempts", attempt,
 				"window", c.retryWindow, "error", err)
+			c.reportLost(LostRetryWindow)
 			return
 		}
 		if attempt == 1 {
@@ -110,6 +116,7 @@ func (c *Client) deliverStop(ev Event, log *slog.Logger) {
 			backoff = c.retryInitial
 		case <-c.life.Done():
 			log.Error("callback stop lost: client closed before delivery", "attempts", attempt, "error", err)
+			c.reportLost(LostClosed)
 			return
 		}
 	}
@@ -122,7 +129,7 @@ func (c *Client) sendStop(cfg Config, ev Event) error {
 		return err
 	}
 	if resp.status != http.StatusOK {
-		return fmt.Errorf("callback: stop answered with status %d", resp.status)
+		return fmt.Errorf("%w: status %d", ErrRejected, resp.status)
 	}
 	return nil
 }

@@ -43,6 +43,7 @@ type Reloader struct {
 	keyFile  string            // guarded by mu
 	loaded   [sha256.Size]byte // guarded by mu; hash of the pair being served
 	lastErr  error             // guarded by mu; the last failure, nil after a success
+	failed   func(error)       // guarded by mu; set by OnFailure
 }
 
 // Load reads and checks the pair once. An error here is a start-up error:
@@ -142,6 +143,21 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// OnFailure makes f hear every failed load of Reload, SetFiles and Watch,
+// repeated ones included (the log shows a repeated failure once), with the
+// error Reload returns. f runs with the Reloader's lock held: it must be
+// quick and must not call the Reloader.
+func (r *Reloader) OnFailure(f func(error)) {
+	r.mu.Lock()
+	r.failed = f
+	r.mu.Unlock()
+}
+
+// NotAfter returns the end of validity of the certificate being served.
+func (r *Reloader) NotAfter() time.Time {
+	return r.current.Load().Leaf.NotAfter
+}
+
 // Serial returns the serial number of the leaf certificate being served.
 func (r *Reloader) Serial() *big.Int {
 	return new(big.Int).Set(r.current.Load().Leaf.SerialNumber)
@@ -178,6 +194,9 @@ func (r *Reloader) failLocked(err error, force bool) error {
 			"cert_file", r.certFile, "key_file", r.keyFile, "err", err)
 	}
 	r.lastErr = err
+	if r.failed != nil {
+		r.failed(err)
+	}
 	return err
 }
 

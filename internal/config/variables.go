@@ -49,7 +49,7 @@ var variables = []Variable{
 
 	// Monitoring.
 	{Name: "ADMIN_ADDRESS", Default: "127.0.0.1:9935", Description: "host:port of the monitoring HTTP listener (metrics, streams API, status page); set to empty or OFF to turn it off; changing it needs a restart."},
-	{Name: "ADMIN_TOKEN", Default: "", Description: "When set, every monitoring endpoint but the status page itself requires Authorization: Bearer ADMIN_TOKEN; changing it needs a restart.", Secret: true},
+	{Name: "ADMIN_TOKEN", Default: "", Description: "When set, every monitoring endpoint, the status page included, requires Authorization: Bearer ADMIN_TOKEN (or, from a browser, HTTP Basic with the token as password); changing it needs a restart.", Secret: true},
 
 	// Forwarding.
 	{Name: "FORWARD_URLS", Default: "", Description: "Comma-separated rtmp:// or rtmps:// URL templates that every publish is forwarded to; {channel}, {key} and {stream_id} are replaced by the publish's."},

@@ -109,12 +109,12 @@ func (d *daemon) addDaemonMetrics(m *admin.Metrics) {
 	if d.certs != nil {
 		rl := d.certs
 		m.AddGauge("rtmp_certificate_expiry_timestamp_seconds", "notAfter of the RTMPS certificate being served, as a Unix timestamp.", func() float64 {
-			cert, _ := rl.GetCertificate(nil)
-			if cert == nil || cert.Leaf == nil {
-				return 0
-			}
-			return float64(cert.Leaf.NotAfter.Unix())
+			return float64(rl.NotAfter().Unix())
 		})
+		// Before the watcher starts and before any SIGHUP: every failed
+		// reload is counted.
+		rl.OnFailure(func(error) { m.CertificateReloadFailed() })
+		m.CertificatesServed()
 	}
 }
 
@@ -123,7 +123,7 @@ func callbackOutcome(err error) string {
 	switch {
 	case err == nil:
 		return "accepted"
-	case errors.Is(err, callback.ErrDenied):
+	case errors.Is(err, callback.ErrDenied), errors.Is(err, callback.ErrRejected):
 		return "denied"
 	case errors.Is(err, callback.ErrTimeout):
 		return "timeout"
@@ -139,20 +139,32 @@ func callbackOutcome(err error) string {
 	return "error"
 }
 
-// countingTarget counts the control commands applied.
+// countingTarget counts the control commands applied, by whether they
+// reached a publisher of this server.
 type countingTarget struct {
 	control.Target
 	metrics *admin.Metrics
 }
 
 func (t countingTarget) KillSession(channel string) (bool, int) {
-	t.metrics.RedisCommandApplied("kill-session")
-	return t.Target.KillSession(channel)
+	live, pending := t.Target.KillSession(channel)
+	t.metrics.RedisCommandApplied("kill-session", commandOutcome(live, pending))
+	return live, pending
 }
 
 func (t countingTarget) CloseStream(channel, streamID string) (bool, int) {
-	t.metrics.RedisCommandApplied("close-stream")
-	return t.Target.CloseStream(channel, streamID)
+	live, pending := t.Target.CloseStream(channel, streamID)
+	t.metrics.RedisCommandApplied("close-stream", commandOutcome(live, pending))
+	return live, pending
+}
+
+// commandOutcome names what a control command did for metrics: "acted" on
+// a live or waiting publish, or "not_held" by this server.
+func commandOutcome(live bool, pending int) string {
+	if live || pending > 0 {
+		return "acted"
+	}
+	return "not_held"
 }
 
 // controlTarget is what Redis commands act on.

@@ -55,10 +55,13 @@ func (c *callbacks) apply(cfg config.Config, srv *server.Server) error {
 		if err != nil {
 			return err
 		}
+		if c.metrics != nil {
+			client.SetReporter(callbackMetrics{c.metrics})
+		}
 		c.client = client
 		c.current.Store(client)
 	}
-	srv.SetAuthorizer(authorizer{c.client, c.metrics})
+	srv.SetAuthorizer(authorizer{c.client})
 	return nil
 }
 
@@ -72,8 +75,7 @@ func (c *callbacks) close(ctx context.Context) error {
 
 // authorizer adapts a callback client to the server's Authorizer.
 type authorizer struct {
-	c       *callback.Client
-	metrics *admin.Metrics
+	c *callback.Client
 }
 
 func event(ev server.PublishEvent) callback.Event {
@@ -81,10 +83,17 @@ func event(ev server.PublishEvent) callback.Event {
 }
 
 func (a authorizer) Start(ctx context.Context, ev server.PublishEvent) (string, error) {
-	start := time.Now()
-	id, err := a.c.Start(ctx, event(ev))
-	a.metrics.CallbackDone("start", callbackOutcome(err), time.Since(start))
-	return id, err
+	return a.c.Start(ctx, event(ev))
 }
 
 func (a authorizer) Stop(ev server.PublishEvent) { a.c.Stop(event(ev)) }
+
+// callbackMetrics counts the callback client's requests (start, and each
+// attempt of a stop) by outcome, and the stop events it gives up.
+type callbackMetrics struct{ m *admin.Metrics }
+
+func (r callbackMetrics) Request(event string, err error, took time.Duration) {
+	r.m.CallbackDone(event, callbackOutcome(err), took)
+}
+
+func (r callbackMetrics) StopLost(reason string) { r.m.CallbackStopLost(reason) }

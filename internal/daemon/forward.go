@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,10 +42,7 @@ func warnInsecureForwards(cfg config.Config, log *slog.Logger) {
 // StartForwards is Start, also returning the start callback's forward-url
 // headers.
 func (a authorizer) StartForwards(ctx context.Context, ev server.PublishEvent) (string, []string, error) {
-	start := time.Now()
-	id, urls, err := a.c.StartForwards(ctx, event(ev))
-	a.metrics.CallbackDone("start", callbackOutcome(err), time.Since(start))
-	return id, urls, err
+	return a.c.StartForwards(ctx, event(ev))
 }
 
 // forwardCollector shows the forwards in the metrics: how many are in each

@@ -60,7 +60,6 @@ func (d *daemon) reload() {
 		}
 		if err != nil {
 			d.log.Error("reload: certificate not replaced; still serving the previous one", "err", err)
-			d.admin.metrics.CertificateReloadFailed()
 		}
 	}
 	if cfg.Drain != old.Drain {

@@ -110,6 +110,7 @@ type Stats struct {
 	Players    int
 	BytesIn    uint64
 	BytesOut   uint64
+	MessagesIn uint64 // media and data messages received from publishers
 }
 
 // Hub is the registry of streams. The zero value is not usable; call New.
@@ -127,6 +128,7 @@ type Hub struct {
 	players    atomic.Int64
 	bytesIn    atomic.Uint64
 	bytesOut   atomic.Uint64
+	messagesIn atomic.Uint64
 }
 
 // New returns an empty hub.
@@ -167,6 +169,7 @@ func (h *Hub) Stats() Stats {
 		Players:    int(h.players.Load()),
 		BytesIn:    h.bytesIn.Load(),
 		BytesOut:   h.bytesOut.Load(),
+		MessagesIn: h.messagesIn.Load(),
 	}
 }
 

@@ -264,11 +264,23 @@ type StreamStats struct {
 	GOPCacheBytes   int64
 	GOPCachePackets int
 
+	// PlayerCount and PlayerBytesSent sum up the players, and are set
+	// even when Players is not (StreamTotals).
+	PlayerCount     int
+	PlayerBytesSent uint64
+	// Players, sorted by the time they joined; nil from StreamTotals.
 	Players []PlayerStats
 }
 
 // StreamStats returns a snapshot of every channel, sorted by channel.
-func (h *Hub) StreamStats() []StreamStats {
+func (h *Hub) StreamStats() []StreamStats { return h.streamStats(true) }
+
+// StreamTotals is StreamStats without the list of players (only their
+// count and the bytes sent to them), for a scrape of the metrics: with
+// many players it costs a fraction of StreamStats.
+func (h *Hub) StreamTotals() []StreamStats { return h.streamStats(false) }
+
+func (h *Hub) streamStats(withPlayers bool) []StreamStats {
 	h.mu.Lock()
 	streams := make([]*Stream, 0, len(h.streams))
 	for _, s := range h.streams {
@@ -278,7 +290,7 @@ func (h *Hub) StreamStats() []StreamStats {
 	out := make([]StreamStats, 0, len(streams))
 	now := time.Now()
 	for _, s := range streams {
-		out = append(out, s.snapshot(now))
+		out = append(out, s.snapshot(now, withPlayers))
 	}
 	slices.SortFunc(out, func(a, b StreamStats) int { return strings.Compare(a.Channel, b.Channel) })
 	return out
@@ -292,19 +304,26 @@ func (h *Hub) StreamStatsOf(channel string) (StreamStats, bool) {
 	if s == nil {
 		return StreamStats{}, false
 	}
-	return s.snapshot(time.Now()), true
+	return s.snapshot(time.Now(), true), true
 }
 
-func (s *Stream) snapshot(now time.Time) StreamStats {
+// snapshot reads the stream; withPlayers lists its players too.
+func (s *Stream) snapshot(now time.Time, withPlayers bool) StreamStats {
 	out := StreamStats{Channel: s.channel}
 	s.mu.Lock()
 	players := make([]*Player, 0, len(s.players))
-	playing := make([]bool, 0, len(s.players))
-	since := make([]time.Time, 0, len(s.players))
+	var playing []bool
+	var since []time.Time
+	if withPlayers {
+		playing = make([]bool, 0, len(s.players))
+		since = make([]time.Time, 0, len(s.players))
+	}
 	for p := range s.players {
 		players = append(players, p)
-		playing = append(playing, p.playing)
-		since = append(since, p.since)
+		if withPlayers {
+			playing = append(playing, p.playing)
+			since = append(since, p.since)
+		}
 	}
 	pub := s.pub
 	var st streamStats
@@ -330,9 +349,18 @@ func (s *Stream) snapshot(now time.Time) StreamStats {
 			out.Metadata = parseMetadata(meta.payload)
 		}
 	}
+	out.PlayerCount = len(players)
+	if !withPlayers {
+		for _, p := range players {
+			sent, _ := p.Queue.Counters()
+			out.PlayerBytesSent += sent
+		}
+		return out
+	}
 	out.Players = make([]PlayerStats, len(players))
 	for i, p := range players {
 		sent, skips := p.Queue.Counters()
+		out.PlayerBytesSent += sent
 		out.Players[i] = PlayerStats{
 			SessionID: p.SessionID, Addr: p.Addr, Since: since[i], Playing: playing[i],
 			BytesSent: sent, Skips: skips,

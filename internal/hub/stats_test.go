@@ -226,6 +226,15 @@ func TestStreamStatsSnapshot(t *testing.T) {
 	if strings.Contains(fmt.Sprintf("%+v", all), secret) {
 		t.Errorf("a snapshot shows the stream key")
 	}
+	// The totals a scrape reads: the same figures, the players summed.
+	if s.PlayerCount != 1 || s.PlayerBytesSent != s.Players[0].BytesSent {
+		t.Errorf("%d players, %d bytes sent; want 1 and %d", s.PlayerCount, s.PlayerBytesSent, s.Players[0].BytesSent)
+	}
+	totals := h.StreamTotals()
+	if len(totals) != 2 || totals[0].Channel != "live" || totals[0].Players != nil || totals[0].PlayerCount != 1 ||
+		totals[0].PlayerBytesSent != s.PlayerBytesSent || totals[0].BytesIn != s.BytesIn || totals[1].PlayerCount != 1 {
+		t.Errorf("totals %+v, want those of %+v without the player list", totals, all)
+	}
 
 	h.Unpublish(pub)
 	if s, _ := h.StreamStatsOf("live"); s.Published || s.BytesIn != 0 {

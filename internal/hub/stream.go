@@ -260,6 +260,7 @@ func (p *Player) wants(pkt *Packet) bool {
 func (pub *Publication) Write(typ uint8, timestamp uint32, payload []byte, isMetadata bool) bool {
 	s := pub.stream
 	s.hub.bytesIn.Add(uint64(len(payload)))
+	s.hub.messagesIn.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pub != pub {

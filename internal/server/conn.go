@@ -186,6 +186,7 @@ func (c *conn) serve() {
 	if err := handshake.Server(rw, nil); err != nil {
 		c.log.Debug("handshake failed", "err", err)
 		c.logRequest("connection closed", "reason", "handshake failed")
+		c.observeHandshakeFailure(err)
 		_ = c.nc.Close()
 		reason := "handshake failed"
 		if r := c.reason(); r != nil {

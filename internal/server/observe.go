@@ -1,8 +1,15 @@
 package server
 
 import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
 	"net/netip"
+	"syscall"
 	"time"
+
+	"github.com/rtmp-server/rtmp-server/internal/handshake"
 )
 
 // EventKind is what an Event reports.
@@ -50,6 +57,20 @@ const (
 	// ConnClosed: the connection ended; Reason says why. It is the last
 	// event of a connection that got ConnAccepted.
 	ConnClosed
+	// HandshakeFailed: the TLS or RTMP handshake failed (TLS says which);
+	// Reason is one of the HandshakeReason constants. It comes before the
+	// connection's ConnClosed. A connection ended by the server during its
+	// handshake (shutdown, too many pending) does not report it.
+	HandshakeFailed
+)
+
+// The reasons of a HandshakeFailed event: a short, fixed set, so that
+// they can label a metric.
+const (
+	HandshakeReasonTimeout    = "timeout"     // the peer did not finish in HandshakeTimeout
+	HandshakeReasonClosed     = "closed"      // the peer closed or reset the connection
+	HandshakeReasonBadVersion = "bad_version" // not RTMP: C0 is not version 3
+	HandshakeReasonInvalid    = "invalid"     // anything else the peer got wrong
 )
 
 var eventNames = [...]string{
@@ -67,6 +88,7 @@ var eventNames = [...]string{
 	PlayerSkipped:   "player-skipped",
 	PlayerDropped:   "player-dropped",
 	ConnClosed:      "conn-closed",
+	HandshakeFailed: "handshake-failed",
 }
 
 func (k EventKind) String() string {
@@ -89,6 +111,7 @@ type Event struct {
 	Waiting  bool          // PlayAccepted: no publisher yet; the player waits for one
 	Skips    uint64        // PlayerSkipped: skips to a keyframe since the last report
 	Duration time.Duration // StreamEnded: how long the publication lasted
+	TLS      bool          // HandshakeFailed: the TLS handshake failed, before the RTMP one
 }
 
 // observe reports ev for c to the server's Observer, if there is one,
@@ -104,4 +127,27 @@ func (c *conn) observe(ev Event) {
 		ev.Channel = c.channel
 	}
 	o(ev)
+}
+
+// observeHandshakeFailure reports the failed handshake of c (err is what
+// the handshake returned), unless the server itself ended the connection.
+func (c *conn) observeHandshakeFailure(err error) {
+	if c.srv.Observer == nil || c.reason() != nil {
+		return
+	}
+	ev := Event{Kind: HandshakeFailed, Reason: HandshakeReasonInvalid}
+	if tc, ok := c.nc.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete {
+		ev.TLS = true
+	}
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		ev.Reason = HandshakeReasonTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, net.ErrClosed):
+		ev.Reason = HandshakeReasonClosed
+	case errors.Is(err, handshake.ErrVersion):
+		ev.Reason = HandshakeReasonBadVersion
+	}
+	c.observe(ev)
 }
