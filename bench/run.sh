@@ -9,7 +9,7 @@
 #   BENCH_SCENARIOS   scenarios to run, in order (default: all, see below)
 #   BENCH_DURATION    measurement window of the player scenarios (20s)
 #   BENCH_INGEST_DURATION  measurement window of the ingest scenario (10s)
-#   BENCH_PUBLISHERS  publishers of the ingest scenario (200)
+#   BENCH_PUBLISHERS  publishers of the ingest200 scenario (200; ingest50 has 50)
 #   BENCH_OUT         directory for the JSON reports and logs (a new temporary one)
 #   BENCH_SERVERS     which servers to run: "ours nginx" (default), "ours" or "nginx"
 #   BENCH_SERVER_BIN  a prebuilt rtmp-server to test instead of building ./cmd/rtmp-server
@@ -33,7 +33,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-SCENARIOS=${BENCH_SCENARIOS:-"players100 players500 players1000 stalled5 idle1000 ingest200"}
+SCENARIOS=${BENCH_SCENARIOS:-"players100 players500 players1000 stalled5 idle1000 ingest50 ingest200"}
 DURATION=${BENCH_DURATION:-20s}
 INGEST_DURATION=${BENCH_INGEST_DURATION:-10s}
 PUBLISHERS=${BENCH_PUBLISHERS:-200}
@@ -231,6 +231,7 @@ scenario_args() {
 	stalled5) echo "-players 100 -stalled 5 -duration $DURATION" ;;
 	idle1000) echo "-players 0 -idle 1000 -warmup 5s" ;;
 	ingest200) echo "-publishers $PUBLISHERS -bitrate 2M -duration $INGEST_DURATION" ;;
+	ingest50) echo "-publishers 50 -bitrate 2M -duration $INGEST_DURATION" ;;
 	*)
 		log "unknown scenario $1"
 		exit 1

@@ -53,7 +53,7 @@ func (d *daemon) startAdmin(cfg config.Config) error {
 	m.metrics = admin.NewMetrics(d.srv.Hub())
 	d.addDaemonMetrics(m.metrics)
 	addForwardMetrics(m.metrics.Registry(), d.forwards)
-	d.srv.Observer = m.metrics.Observe // before any Serve
+	d.srv.Observer = server.Observers(d.srv.Observer, m.metrics.Observe) // before any Serve; after the request log
 	m.srv = &admin.Server{
 		Source:  d.srv.Hub(),
 		Metrics: m.metrics,

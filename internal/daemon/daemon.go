@@ -151,6 +151,8 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		return err
 	}
 	d.forwards = startForwards(cfg, d.srv, d.log)
+	srv := d.srv
+	d.srv.Observer = server.RequestLog(d.log, func() bool { return srv.Options().LogRequests })
 	if err := d.startAdmin(cfg); err != nil {
 		closeAll(lns)
 		return err

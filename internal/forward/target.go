@@ -172,7 +172,8 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * f)
 }
 
-// events hears the hub's player events; called under the stream's lock.
+// events hears the hub's player events (called in order with the media,
+// outside the hub's locks; they must not block).
 type events struct{ rejected chan error }
 
 func (e *events) Accepted()       {}

@@ -4,10 +4,14 @@
 //
 // Locking: Hub.mu guards membership (which streams exist, who publishes,
 // who plays); Stream.mu guards a stream's media state and is the only lock
-// taken per media packet. A stream's fan-out delivers batches of packets
-// under Stream.fanMu. The order is always Hub.mu, then Stream.mu, then
-// Stream.fanMu. Delivery never blocks: it appends to queues, or writes to
-// sockets without blocking (see NewDirectQueue).
+// taken per media packet. The order is Hub.mu, then Stream.mu. Nothing
+// reaches a player under either: what players get (packets, a joining
+// player's start, the stream events of PlayerEvents) is decided under them
+// as a list of jobs, carried out in order once they are released, under
+// Stream.fanMu, which is taken with no other lock held (Stream.mu may be
+// taken under it). Delivery never blocks: it appends to queues, or writes
+// to sockets without blocking (see NewDirectQueue). Kicking a publisher
+// happens after the locks are released, too.
 package hub
 
 import (
@@ -38,8 +42,11 @@ type Publisher interface {
 	Kick(reason error)
 }
 
-// PlayerEvents receives a player's stream events. Methods are called with
-// the stream's lock held and must only queue messages, never block.
+// PlayerEvents receives a player's stream events. They are called in order
+// with the media the player gets, with no lock of the hub held, on the
+// goroutine carrying out the stream's jobs (the caller of Play, Publish,
+// Unpublish or StopPlaying, or the stream's fan-out); they must not block
+// and must not call the hub.
 type PlayerEvents interface {
 	// Accepted is called when Play accepts the player, before any media is queued.
 	Accepted()
@@ -275,13 +282,14 @@ func replaceable(old *Publication, key string, opts PublishOptions) bool {
 // same key start; those with another key are rejected.
 func (h *Hub) Publish(channel, key, streamID string, conn Publisher, opts PublishOptions) (pub, replaced *Publication, err error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return nil, nil, ErrClosed
 	}
 	s := h.streamLocked(channel)
 	if s.pub != nil {
 		if !replaceable(s.pub, key, opts) {
+			h.mu.Unlock()
 			return nil, nil, ErrStreamBusy
 		}
 		replaced = s.pub
@@ -292,17 +300,20 @@ func (h *Hub) Publish(channel, key, streamID string, conn Publisher, opts Publis
 		// Hand over: players keep playing and resume at the new
 		// publisher's first keyframe.
 		replaced.ended.Store(true)
-		s.flushLocked()
+		s.sealLocked()
 		for p := range s.players {
 			if p.playing {
-				p.Queue.SkipToKeyframe()
+				s.addJobLocked(job{kind: jobSkip, player: p})
 			}
 		}
 		h.publishers.Add(-1)
 	}
 	s.startLocked(pub, opts)
-	s.mu.Unlock()
 	h.publishers.Add(1)
+	h.mu.Unlock()
+	s.startWaitingLocked()
+	s.mu.Unlock()
+	s.runJobs()
 	if replaced != nil {
 		replaced.conn.Kick(ErrReplaced)
 	}
@@ -314,7 +325,6 @@ func (h *Hub) Publish(channel, key, streamID string, conn Publisher, opts Publis
 // whether this call ended the publication.
 func (h *Hub) Unpublish(pub *Publication) bool {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	s := pub.stream
 	s.mu.Lock()
 	ended := s.pub == pub
@@ -326,6 +336,8 @@ func (h *Hub) Unpublish(pub *Publication) bool {
 		h.publishers.Add(-1)
 		h.removeIfEmptyLocked(s)
 	}
+	h.mu.Unlock()
+	s.runJobs() // the last packets, then the players are told
 	return ended
 }
 
@@ -386,26 +398,30 @@ func (h *Hub) IsPublisher(conn Publisher) bool {
 // for a publisher. A key that does not match the publisher's is ErrBadKey.
 func (h *Hub) Play(channel string, p *Player) (waiting bool, err error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return false, ErrClosed
 	}
 	s := h.streamLocked(channel)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.pub != nil && !keysEqual(s.pub.Key, p.Key) {
+		s.mu.Unlock()
 		h.removeIfEmptyLocked(s)
+		h.mu.Unlock()
 		return false, ErrBadKey
 	}
 	s.players[p] = struct{}{}
 	p.stream, p.since = s, time.Now()
 	h.players.Add(1)
-	p.Events.Accepted()
-	if s.pub == nil {
-		return true, nil
+	s.addJobLocked(job{kind: jobAccepted, player: p})
+	waiting = s.pub == nil
+	if !waiting {
+		s.startPlayerLocked(p)
 	}
-	s.startPlayerLocked(p)
-	return false, nil
+	s.mu.Unlock()
+	h.mu.Unlock()
+	s.runJobs() // Accepted, then the start (its GOP, written directly if it can be)
+	return waiting, nil
 }
 
 // StopPlaying removes p from its stream. It is safe to call more than once.
@@ -425,12 +441,10 @@ func (h *Hub) StopPlaying(p *Player) {
 	p.stream = nil
 	h.removeIfEmptyLocked(s)
 	h.mu.Unlock()
-	// A batch in flight may still include p: wait for it (an empty
-	// critical section), so that nothing of this stream reaches p after
-	// StopPlaying returns.
-	s.fanMu.Lock()
-	//lint:ignore SA2001 the empty critical section waits for the batch in flight
-	s.fanMu.Unlock()
+	// Jobs decided before may still include p: carry them out (or wait
+	// for the batch in flight), so that nothing of this stream reaches p
+	// after StopPlaying returns.
+	s.runJobs()
 }
 
 // Close refuses new publications and players. Existing ones are ended by

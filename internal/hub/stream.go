@@ -48,14 +48,42 @@ type Stream struct {
 	pending []*Packet // guarded by mu; not yet delivered to players
 	fanning bool      // guarded by mu; a fan-out goroutine runs or is due
 
-	// fanMu is held while a batch is delivered, so that batches reach each
-	// player in order and membership changes can wait for the one in
-	// flight. It is taken after mu, and its holder may release mu.
-	fanMu    sync.Mutex
-	batch    []*Packet // guarded by fanMu
-	targets  []target  // guarded by fanMu
-	picked   []*Packet // guarded by fanMu
-	batchVid bool      // guarded by fanMu; hasVideo when the batch was taken
+	// Everything that reaches players (batches of packets, a joining
+	// player's start, stream events) is decided under mu and appended to
+	// jobs, in order; it is carried out after mu is released, by whoever
+	// holds fanMu (see runJobs). So no write to a player, and no player
+	// event, happens under Hub.mu or mu, and each player still gets
+	// everything in order. fanMu is taken with no other lock of the hub
+	// held; mu may be taken while holding it.
+	jobs     []job // guarded by mu; from jobsDone on: decided, not yet carried out
+	jobsDone int   // guarded by mu
+	spare    []job // guarded by mu; carried-out batch jobs whose slices are reused
+
+	fanMu  sync.Mutex
+	picked []*Packet // guarded by fanMu
+}
+
+// jobKind is what a job does.
+type jobKind uint8
+
+const (
+	jobBatch       jobKind = iota + 1 // deliver pkts to targets
+	jobStart                          // give player its first packets (pkts), then skip to a keyframe if skip
+	jobAccepted                       // player.Events.Accepted
+	jobStarted                        // player.Events.PublishStarted
+	jobUnpublished                    // player.Events.Unpublished
+	jobRejected                       // player.Events.Rejected
+	jobSkip                           // player.Queue.SkipToKeyframe
+)
+
+// job is one step of what reaches players; see Stream.jobs.
+type job struct {
+	kind     jobKind
+	player   *Player
+	pkts     []*Packet
+	targets  []target
+	hasVideo bool // whether the stream had video when the job was decided
+	skip     bool
 }
 
 // target is a player a batch is delivered to.
@@ -90,7 +118,8 @@ func newStream(h *Hub, channel string) *Stream {
 	return &Stream{hub: h, channel: channel, players: make(map[*Player]struct{})}
 }
 
-// startLocked installs pub and starts the waiting players. Both locks held.
+// startLocked installs pub and removes the waiting players whose key is
+// not pub's. Both locks held; startWaitingLocked goes on with mu alone.
 func (s *Stream) startLocked(pub *Publication, opts PublishOptions) {
 	s.pub = pub
 	s.chunkSize = opts.ChunkSize
@@ -100,31 +129,36 @@ func (s *Stream) startLocked(pub *Publication, opts PublishOptions) {
 	s.gopLimit = max(opts.GOPCacheBytes, 0)
 	s.clearMediaStateLocked()
 	for p := range s.players {
-		if p.playing {
-			continue
-		}
-		if !keysEqual(p.Key, pub.Key) {
+		if !p.playing && !keysEqual(p.Key, pub.Key) {
 			delete(s.players, p)
 			s.hub.players.Add(-1)
 			p.stream = nil
-			p.Events.Rejected(ErrBadKey)
-			continue
+			s.addJobLocked(job{kind: jobRejected, player: p})
 		}
-		p.Events.PublishStarted()
-		s.startPlayerLocked(p)
+	}
+}
+
+// startWaitingLocked starts the players that waited for a publisher. mu
+// held (Hub.mu need not be: membership does not change).
+func (s *Stream) startWaitingLocked() {
+	for p := range s.players {
+		if !p.playing {
+			s.addJobLocked(job{kind: jobStarted, player: p})
+			s.startPlayerLocked(p)
+		}
 	}
 }
 
 // endLocked detaches pub; players are told and wait for the next publisher.
 func (s *Stream) endLocked(pub *Publication) {
 	pub.ended.Store(true)
-	s.flushLocked()
+	s.sealLocked()
 	s.pub = nil
 	s.clearMediaStateLocked()
 	for p := range s.players {
 		if p.playing {
 			p.playing = false
-			p.Events.Unpublished()
+			s.addJobLocked(job{kind: jobUnpublished, player: p})
 		}
 	}
 }
@@ -148,9 +182,9 @@ func (s *Stream) resetGOPLocked() {
 	s.gopBytes = 0
 }
 
-// startPlayerLocked queues what a joining player needs, then marks it
-// playing. It all goes in one push: a player that keeps up gets it in one
-// write.
+// startPlayerLocked decides what a joining player gets first, then marks
+// it playing. It all goes in one push (a job carried out after the locks
+// are released): a player that keeps up gets it in one write.
 //
 // Metadata and codec headers come first, stamped with the timestamp of
 // the media that follows them (see replayTimestampLocked), whatever
@@ -177,11 +211,8 @@ func (s *Stream) startPlayerLocked(p *Player) {
 	headers := s.headersAtLocked(ts)
 	start := make([]*Packet, 0, len(headers)+len(cached))
 	start = append(append(start, headers...), cached...)
-	p.Queue.PushMediaBatch(start, s.hasVideo, time.Now())
-	if !fromCache && s.hasVideo {
-		// Headers first; then media from the next keyframe on.
-		p.Queue.SkipToKeyframe()
-	}
+	// Without the cache: headers first, then media from the next keyframe on.
+	s.addJobLocked(job{kind: jobStart, player: p, pkts: start, hasVideo: s.hasVideo, skip: !fromCache && s.hasVideo})
 }
 
 // replayTimestampLocked is the timestamp a joining player's headers are
@@ -289,8 +320,9 @@ func (pub *Publication) Write(typ uint8, timestamp uint32, payload []byte, isMet
 func (pub *Publication) Sync() {
 	s := pub.stream
 	s.mu.Lock()
-	s.flushLocked()
+	s.sealLocked()
 	s.mu.Unlock()
+	s.runJobs()
 }
 
 // fanOut delivers pending packets, after waiting delay for more to
@@ -309,37 +341,103 @@ func (s *Stream) fanOut(delay time.Duration) {
 		}
 		interval := coalesceDelay(len(s.players))
 		taken := time.Now()
-		s.fanMu.Lock()
-		s.takeBatchLocked()
+		s.sealLocked()
 		s.mu.Unlock()
-		s.deliverBatch()
-		s.fanMu.Unlock()
+		s.runJobs()
 		delay = interval - time.Since(taken)
 	}
 }
 
-// flushLocked delivers pending packets now, after the batch in flight: the
-// publication is about to end or change hands, and what it sent must reach
-// players before they are told.
-func (s *Stream) flushLocked() {
-	s.fanMu.Lock()
-	if len(s.pending) > 0 {
-		s.takeBatchLocked()
-		s.deliverBatch()
-	}
-	s.fanMu.Unlock()
+// addJobLocked appends j to the jobs. mu held.
+func (s *Stream) addJobLocked(j job) {
+	s.jobs = append(s.jobs, j)
 }
 
-// takeBatchLocked moves pending packets and the playing players into the
-// batch. mu and fanMu held.
-func (s *Stream) takeBatchLocked() {
-	s.batch, s.pending = s.pending, s.batch[:0]
+// sealLocked turns the pending packets into a batch job for the players
+// playing now. mu held.
+func (s *Stream) sealLocked() {
+	if len(s.pending) == 0 {
+		return
+	}
+	j := job{kind: jobBatch, hasVideo: s.hasVideo}
+	if n := len(s.spare); n > 0 {
+		j.pkts, j.targets = s.spare[n-1].pkts, s.spare[n-1].targets
+		s.spare = s.spare[:n-1]
+	}
+	j.pkts = append(j.pkts, s.pending...)
+	clear(s.pending)
+	s.pending = s.pending[:0]
 	for p := range s.players {
 		if p.playing {
-			s.targets = append(s.targets, target{p: p, from: p.from})
+			j.targets = append(j.targets, target{p: p, from: p.from})
 		}
 	}
-	s.batchVid = s.hasVideo
+	s.addJobLocked(j)
+}
+
+// maxSpareJobs bounds the batch buffers a stream keeps for reuse, and
+// maxKeptJobs the job list it keeps once drained.
+const (
+	maxSpareJobs = 2
+	maxKeptJobs  = 64
+)
+
+// runJobs carries out the stream's jobs in order until none is left, with
+// no lock but fanMu held (and mu only to take the next job). When it
+// returns, every job decided before the call has been carried out, by
+// this goroutine or by the one that held fanMu before it.
+func (s *Stream) runJobs() {
+	s.fanMu.Lock()
+	defer s.fanMu.Unlock()
+	for {
+		s.mu.Lock()
+		if s.jobsDone == len(s.jobs) {
+			s.jobs, s.jobsDone = s.jobs[:0], 0
+			if cap(s.jobs) > maxKeptJobs {
+				s.jobs = nil // after a burst (an end with many players)
+			}
+			s.mu.Unlock()
+			return
+		}
+		j := s.jobs[s.jobsDone]
+		s.jobs[s.jobsDone] = job{}
+		s.jobsDone++
+		s.mu.Unlock()
+		s.runJob(&j)
+		if j.kind == jobBatch {
+			clear(j.pkts)
+			clear(j.targets)
+			s.mu.Lock()
+			if len(s.spare) < maxSpareJobs {
+				s.spare = append(s.spare, job{pkts: j.pkts[:0], targets: j.targets[:0]})
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// runJob carries out one job. fanMu held, no other lock of the hub.
+func (s *Stream) runJob(j *job) {
+	p := j.player
+	switch j.kind {
+	case jobBatch:
+		s.deliverBatch(j)
+	case jobStart:
+		p.Queue.PushMediaBatch(j.pkts, j.hasVideo, time.Now())
+		if j.skip {
+			p.Queue.SkipToKeyframe()
+		}
+	case jobAccepted:
+		p.Events.Accepted()
+	case jobStarted:
+		p.Events.PublishStarted()
+	case jobUnpublished:
+		p.Events.Unpublished()
+	case jobRejected:
+		p.Events.Rejected(ErrBadKey)
+	case jobSkip:
+		p.Queue.SkipToKeyframe()
+	}
 }
 
 // deliverBatch gives each target the packets of the batch it wants, in
@@ -347,24 +445,22 @@ func (s *Stream) takeBatchLocked() {
 // gets them queued. (Splitting a large fan-out among goroutines was
 // measured and did not help: on a loaded machine the players' own reads
 // need the other cores.)
-func (s *Stream) deliverBatch() {
+func (s *Stream) deliverBatch(j *job) {
 	now := time.Now()
-	for _, t := range s.targets {
+	for _, t := range j.targets {
 		picked := s.picked[:0]
-		for _, pkt := range s.batch {
+		for _, pkt := range j.pkts {
 			if pkt.seq >= t.from && t.p.wants(pkt) {
 				picked = append(picked, pkt)
 			}
 		}
 		if len(picked) > 0 {
-			t.p.Queue.PushMediaBatch(picked, s.batchVid, now)
+			t.p.Queue.PushMediaBatch(picked, j.hasVideo, now)
 		}
 		s.picked = picked
 	}
-	clear(s.batch)
-	clear(s.targets)
 	clear(s.picked)
-	s.batch, s.targets, s.picked = s.batch[:0], s.targets[:0], s.picked[:0]
+	s.picked = s.picked[:0]
 }
 
 // cacheLocked records pkt in the stream state a joining player receives.

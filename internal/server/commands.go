@@ -19,6 +19,12 @@ const (
 		"put the stream key in the stream key field, not in the server URL (rtmp://host/CHANNEL, key KEY; or rtmp://host/CHANNEL/KEY)."
 )
 
+// Reasons of connect refusals.
+const (
+	reasonOverIPLimit    = "too many connections from this address"
+	reasonInvalidChannel = "invalid channel"
+)
+
 // errRejected ends a connection after a refusal was sent to the peer.
 type errRejected struct{ reason string }
 
@@ -174,12 +180,10 @@ func (c *conn) onConnect(cmd *message.Command) error {
 	opts := c.srv.options()
 	switch {
 	case c.overIP:
-		c.logRequest("rejected", "reason", "too many connections from this address", "limit", opts.MaxIPConnections)
 		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", "Too many connections from your address."))
-		c.observe(Event{Kind: ConnectRefused, Reason: "too many connections from this address"})
-		return errRejected{"too many connections from this address"}
+		c.observe(Event{Kind: ConnectRefused, Reason: reasonOverIPLimit, Limit: opts.MaxIPConnections})
+		return errRejected{reasonOverIPLimit}
 	case c.srv.Draining() == DrainConnections:
-		c.logRequest("rejected", "reason", drainReason)
 		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", drainConnectDescription))
 		c.observe(Event{Kind: ConnectRefused, Reason: drainReason})
 		return errRejected{drainReason}
@@ -187,17 +191,15 @@ func (c *conn) onConnect(cmd *message.Command) error {
 		// Most likely an encoder with the stream key in its server URL
 		// (rtmp://host/live/KEY): what follows the first '/' is never logged.
 		first, _, _ := strings.Cut(channel, "/")
-		c.logRequest("rejected", "reason", "invalid channel", "hint", multiSegmentHint,
-			"app", logging.Clip(first)+"/...", "app_hidden_bytes", len(app)-len(first)-1)
 		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", multiSegmentDescription))
-		c.observe(Event{Kind: ConnectRefused, Reason: "invalid channel: " + multiSegmentHint})
-		return errRejected{"invalid channel"}
+		c.observe(Event{Kind: ConnectRefused, Reason: reasonInvalidChannel + ": " + multiSegmentHint, Hint: multiSegmentHint,
+			App: logging.Clip(first) + "/...", AppHiddenBytes: len(app) - len(first) - 1})
+		return errRejected{reasonInvalidChannel}
 	case !validID(channel, opts.IDMaxLength):
 		// The query (app?a=b) may hold a token: only the channel is logged.
-		c.logRequest("rejected", "reason", "invalid channel", "app", logging.Clip(channel))
 		c.send(message.Error(cmd.Txn, "NetConnection.Connect.Rejected", "Invalid channel."))
-		c.observe(Event{Kind: ConnectRefused, Reason: "invalid channel"})
-		return errRejected{"invalid channel"}
+		c.observe(Event{Kind: ConnectRefused, Reason: reasonInvalidChannel, App: logging.Clip(channel)})
+		return errRejected{reasonInvalidChannel}
 	}
 	c.srv.connected(c)
 	c.channel, c.flashVer = channel, obj.String("flashVer")
@@ -213,7 +215,6 @@ func (c *conn) onConnect(cmd *message.Command) error {
 		{Key: "capabilities", Value: float64(serverCapabilites)},
 	}, enhancedRTMPProperties()...)
 	_ = c.session.AcceptConnect(channel, cmd.Txn, uint32(c.opts.ChunkSize), properties, info) // connected, and the sender does not fail
-	c.logRequest("connect")
 	c.observe(Event{Kind: Connected})
 	return nil
 }

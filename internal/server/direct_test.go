@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
@@ -71,4 +73,54 @@ func readVideo(c *client.Conn) (*chunk.Message, error) {
 			return m, err
 		}
 	}
+}
+
+// TestDirectWritePanicEndsOnlyThatConnection: a panic in a direct write,
+// which runs on the stream's fan-out goroutine, ends the connection it
+// was writing to; the process, the fan-out and the stream's other player
+// go on.
+func TestDirectWritePanicEndsOnlyThatConnection(t *testing.T) {
+	ts := startServer(t, nil)
+	pub := publish(t, ts, "live", "k")
+	doomed, other := ts.dial(t, "live"), ts.dial(t, "live")
+	for _, p := range []*client.Conn{doomed, other} {
+		st, err := p.Play("k")
+		expectStatus(t, st, err, "NetStream.Play.Start")
+	}
+	var doomedID atomic.Uint64
+	ts.events.wait(t, "both players playing", 2, func(ev Event) bool { return ev.Kind == PlayAccepted })
+	// The two PlayAccepted events may come in either order; sessions are
+	// numbered as accepted, and doomed was dialled (and connected) first.
+	played := ts.events.matching(func(ev Event) bool { return ev.Kind == PlayAccepted })
+	doomedID.Store(min(played[0].Session, played[1].Session))
+	hook := func(c *conn) {
+		if c.id == doomedID.Load() {
+			panic("test: direct write")
+		}
+	}
+	testHookDirectWrite.Store(&hook)
+	t.Cleanup(func() { testHookDirectWrite.Store(nil) })
+	before := recoveredPanics.Load()
+
+	for i, payload := range [][]byte{videoHeader, keyframe(1), interFrame(2), interFrame(3)} {
+		if err := pub.WriteMedia(message.TypeVideo, uint32(i*40), payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := ts.events.wait(t, "the doomed player's connection closed", 1, func(ev Event) bool {
+		return ev.Kind == ConnClosed && ev.Session == doomedID.Load()
+	})
+	if !strings.Contains(closed[0].Reason, "internal error") {
+		t.Errorf("doomed player closed with %q, want an internal error", closed[0].Reason)
+	}
+	if n := recoveredPanics.Load() - before; n != 1 {
+		t.Errorf("%d panics recovered, want 1", n)
+	}
+	// The other player (accepted second: Play returns once accepted) still
+	// gets every frame, and what follows.
+	readMedia(t, other, 4)
+	if err := pub.WriteMedia(message.TypeVideo, 200, interFrame(4)); err != nil {
+		t.Fatal(err)
+	}
+	readMedia(t, other, 1)
 }

@@ -41,7 +41,7 @@ func (c *conn) admit(msgID uint32, key, streamID string, auth Authorizer) (relea
 	if errors.Is(err, context.Canceled) {
 		reason = "connection closed while the fleet was asked"
 	}
-	return nil, c.rejectPublish(msgID, "NetStream.Publish.BadName", reason, reason, "stream_id", logging.Clip(streamID))
+	return nil, c.rejectPublish(msgID, "NetStream.Publish.BadName", reason, reason, Event{StreamID: logging.Clip(streamID)})
 }
 
 // capsExReconnect is CapsExMask.Reconnect (enhanced-rtmp-v2): the client
@@ -80,7 +80,7 @@ func (s *Server) RequestReconnect() int {
 			continue
 		}
 		c.send(message.Status(0, "status", reconnectRequestCode, reconnectRequestDescription))
-		c.logRequest("reconnect requested", "reason", drainReason)
+		c.observe(Event{Kind: ReconnectRequested, Reason: drainReason})
 		n++
 	}
 	return n

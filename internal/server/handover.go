@@ -25,7 +25,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/chunk"
@@ -324,8 +323,10 @@ func (ho *HandedOver) Done() {
 	for _, c := range ho.conns {
 		c.Kick(errHandedOver)
 		c.queue.Close()
+		if c.ingest != nil {
+			c.ingest.Close()
+		}
 		_ = c.nc.Close()
-		c.logRequest("connection closed", "reason", errHandedOver.Error())
 		c.observe(Event{Kind: ConnClosed, Reason: errHandedOver.Error()})
 		c.release()
 		c.srv.forget(c)
@@ -499,23 +500,6 @@ func (s *Server) adoptConn(nc net.Conn, saved *handover.Session, streams map[str
 			return nil, fmt.Errorf("stream key not valid under ID_MAX_LENGTH=%d", opts.IDMaxLength)
 		}
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil, errors.New("not a socket")
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	size := readBufferSize
-	if saved.Publisher != nil {
-		size = publishBufferSize
-	}
-	var src io.Reader = nc
-	if len(saved.Unread) > 0 {
-		src = io.MultiReader(bytes.NewReader(saved.Unread), nc)
-	}
-	reader := chunk.NewReader(bufio.NewReaderSize(src, size))
 	release, ok := s.limiter.Acquire(ip)
 	if !ok {
 		release = func() {}
@@ -523,21 +507,49 @@ func (s *Server) adoptConn(nc net.Conn, saved *handover.Session, streams map[str
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		srv: s, nc: nc, id: saved.ID, clientIP: ip, ip: ip.String(), opts: opts,
-		release: release, ctx: ctx, cancel: cancel, raw: raw, reader: reader,
+		release: release, ctx: ctx, cancel: cancel,
 		channel: p.App, flashVer: saved.FlashVer,
 	}
-	c.queue = hub.NewDirectQueue(c.startWriter, c.writeDirect)
+	c.initOutput()
+	if c.raw == nil {
+		release()
+		cancel()
+		return nil, errors.New("not a plain TCP socket")
+	}
+	// A publisher reads through its ingest reader, as after its publish.
+	var src io.Reader = nc
+	size := readBufferSize
+	if saved.Publisher != nil {
+		c.ingest = newIngestReader(c.raw, &s.ingest)
+		src, size = c.ingest, publishBufferSize
+	}
+	if len(saved.Unread) > 0 {
+		src = io.MultiReader(bytes.NewReader(saved.Unread), src)
+	}
+	reader := chunk.NewReader(bufio.NewReaderSize(src, size))
+	c.reader = reader
+	fail := func(err error) (*conn, error) {
+		if c.ingest != nil {
+			c.ingest.Close()
+		}
+		release()
+		cancel()
+		return nil, err
+	}
 	c.log = s.log.With("session", c.id, "client_ip", c.ip)
+	var err error
 	c.session, err = session.Restore(reader, func(m *chunk.Message) error {
 		c.sendEncoded(m)
 		return nil
 	}, *p)
 	if err != nil {
-		release()
-		cancel()
-		return nil, err
+		return fail(err)
 	}
-	c.wire = wireWriter{conn: c, chunkSize: p.OutChunkSize}
+	wireSize := p.WireChunkSize
+	if wireSize == 0 {
+		wireSize = chunk.DefaultChunkSize
+	}
+	c.wire = wireWriter{conn: c, chunkSize: wireSize}
 	c.lastRead.Store(time.Now().UnixNano())
 	c.live.Store(true)
 
@@ -548,9 +560,7 @@ func (s *Server) adoptConn(nc net.Conn, saved *handover.Session, streams map[str
 		err = s.adoptPlayer(c, saved)
 	}
 	if err != nil {
-		release()
-		cancel()
-		return nil, err
+		return fail(err)
 	}
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -572,7 +582,7 @@ func (s *Server) adoptConn(nc net.Conn, saved *handover.Session, streams map[str
 	case c.play != nil:
 		c.observe(Event{Kind: PlayAccepted})
 	}
-	c.logRequest("session resumed")
+	c.log.Debug("session resumed")
 	return c, nil
 }
 

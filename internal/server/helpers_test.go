@@ -85,7 +85,7 @@ func startServerWrapped(t testing.TB, wrap func(net.Listener) net.Listener, mod 
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := mustNew(t, cfg, logger)
 	events := &eventLog{}
-	srv.Observer = events.observe
+	srv.Observer = Observers(RequestLog(logger, func() bool { return srv.Options().LogRequests }), events.observe)
 	for _, f := range setup {
 		f(srv)
 	}

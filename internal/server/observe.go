@@ -62,6 +62,10 @@ const (
 	// connection's ConnClosed. A connection ended by the server during its
 	// handshake (shutdown, too many pending) does not report it.
 	HandshakeFailed
+	// ReconnectRequested: a draining server asked the connection, a
+	// publisher that announced the capability, to reconnect elsewhere
+	// (NetConnection.Connect.ReconnectRequest); Reason says why.
+	ReconnectRequested
 )
 
 // The reasons of a HandshakeFailed event: a short, fixed set, so that
@@ -74,21 +78,22 @@ const (
 )
 
 var eventNames = [...]string{
-	ConnAccepted:    "conn-accepted",
-	ConnRefused:     "conn-refused",
-	HandshakeDone:   "handshake-done",
-	Connected:       "connected",
-	ConnectRefused:  "connect-refused",
-	PublishAccepted: "publish-accepted",
-	PublishRefused:  "publish-refused",
-	StreamEnded:     "stream-ended",
-	PlayAccepted:    "play-accepted",
-	PlayRefused:     "play-refused",
-	PlayStopped:     "play-stopped",
-	PlayerSkipped:   "player-skipped",
-	PlayerDropped:   "player-dropped",
-	ConnClosed:      "conn-closed",
-	HandshakeFailed: "handshake-failed",
+	ConnAccepted:       "conn-accepted",
+	ConnRefused:        "conn-refused",
+	HandshakeDone:      "handshake-done",
+	Connected:          "connected",
+	ConnectRefused:     "connect-refused",
+	PublishAccepted:    "publish-accepted",
+	PublishRefused:     "publish-refused",
+	StreamEnded:        "stream-ended",
+	PlayAccepted:       "play-accepted",
+	PlayRefused:        "play-refused",
+	PlayStopped:        "play-stopped",
+	PlayerSkipped:      "player-skipped",
+	PlayerDropped:      "player-dropped",
+	ConnClosed:         "conn-closed",
+	HandshakeFailed:    "handshake-failed",
+	ReconnectRequested: "reconnect-requested",
 }
 
 func (k EventKind) String() string {
@@ -106,12 +111,22 @@ type Event struct {
 	Session  uint64        // the connection's session id
 	ClientIP netip.Addr    // the peer's address
 	Channel  string        // from Connected on; validated, so short and plain
-	StreamID string        // PublishAccepted, StreamEnded: the publication's stream id, clipped
+	StreamID string        // PublishAccepted, StreamEnded (and PublishRefused once approved): the publication's stream id, clipped
 	Reason   string        // refusals, StreamEnded, PlayerDropped, ConnClosed: why, clipped
 	Waiting  bool          // PlayAccepted: no publisher yet; the player waits for one
 	Skips    uint64        // PlayerSkipped: skips to a keyframe since the last report
 	Duration time.Duration // StreamEnded: how long the publication lasted
 	TLS      bool          // HandshakeFailed: the TLS handshake failed, before the RTMP one
+
+	// Details of a refusal or an end, for the request log (RequestLog).
+	Limit           int    // ConnectRefused for too many connections from the address: the bound
+	Hint            string // ConnectRefused: what the client should change (Reason ends with ": "+Hint)
+	App             string // ConnectRefused for an invalid channel: the app, clipped (with a Hint: its first segment, then "/...")
+	AppHiddenBytes  int    // ConnectRefused with a Hint: the app's bytes not shown in App
+	Command         string // PublishRefused: the control command that refused it (kill-session, close-stream)
+	Err             error  // PublishRefused by the start callback: its error
+	ReplacedSession uint64 // PublishAccepted: the session of the silent publisher it replaced, if any
+	HandshakeFailed bool   // ConnClosed: the RTMP handshake failed (Reason says what cut it short, if something did)
 }
 
 // observe reports ev for c to the server's Observer, if there is one,

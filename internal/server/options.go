@@ -49,7 +49,9 @@ type Options struct {
 	// GOPCacheTotalBytes bounds the GOP caches of all streams together; 0
 	// means no bound.
 	GOPCacheTotalBytes int64
-	// LogRequests logs each connection and each publish or play request.
+	// LogRequests turns on the request log: a line for each connection
+	// and each publish or play request. The lines are written by an
+	// observer (RequestLog) that reads this option per event.
 	LogRequests bool
 }
 

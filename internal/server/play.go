@@ -39,7 +39,6 @@ func (p *player) Rejected(err error) {
 }
 
 func (c *conn) rejectPlay(msgStreamID uint32, description, reason string) error {
-	c.logRequest("rejected", "action", "play", "reason", reason)
 	c.send(message.Status(msgStreamID, "error", "NetStream.Play.BadName", description))
 	c.observe(Event{Kind: PlayRefused, Reason: reason})
 	return errRejected{reason}
@@ -79,11 +78,6 @@ func (c *conn) onPlay(cmd *message.Command) error {
 	}
 	c.play = p
 	c.session.Play(msgID, key)
-	if waiting {
-		c.logRequest("play", "state", "waiting for publisher")
-	} else {
-		c.logRequest("play", "state", "playing")
-	}
 	c.observe(Event{Kind: PlayAccepted, Waiting: waiting})
 	return nil
 }
@@ -93,7 +87,6 @@ func (c *conn) stopPlaying() {
 	c.play = nil
 	c.session.EndPlay()
 	c.playing.Store(false)
-	c.logRequest("play stopped")
 	c.observe(Event{Kind: PlayStopped})
 }
 

@@ -55,11 +55,16 @@ func keyFormat(max int) string {
 	return fmt.Sprintf("1 to %d characters a-z A-Z 0-9 - _", max)
 }
 
-// rejectPublish tells the peer and ends the connection.
-func (c *conn) rejectPublish(msgStreamID uint32, code, description, reason string, args ...any) error {
-	c.logRequest("rejected", append([]any{"action", "publish", "reason", reason}, args...)...)
+// rejectPublish tells the peer and ends the connection. detail, if given,
+// carries what the request log says besides the reason.
+func (c *conn) rejectPublish(msgStreamID uint32, code, description, reason string, detail ...Event) error {
 	c.send(message.Status(msgStreamID, "error", code, description))
-	c.observe(Event{Kind: PublishRefused, Reason: reason})
+	ev := Event{}
+	if len(detail) > 0 {
+		ev = detail[0]
+	}
+	ev.Kind, ev.Reason = PublishRefused, reason
+	c.observe(ev)
 	return errRejected{reason}
 }
 
@@ -93,7 +98,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 	if c.srv.waiting.killed(waiting) {
 		// Killed while it waited for a stale publisher: no start to send.
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream closed by a control command",
-			errKilled.Error()+" before going live", "command", "kill-session")
+			errKilled.Error()+" before going live", Event{Command: "kill-session"})
 	}
 
 	streamID := ""
@@ -102,7 +107,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 	if auth != nil {
 		id, urls, err := startPublish(c.ctx, auth, c.event(key, ""))
 		if err != nil {
-			return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided", "callback refused", "err", err)
+			return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Invalid stream key provided", "callback refused", Event{Err: err})
 		}
 		streamID, forwardURLs = id, urls
 	} else {
@@ -124,7 +129,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 			auth.Stop(c.event(key, streamID))
 		}
 		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream closed by a control command",
-			errKilled.Error()+" before going live", "command", refusedBy, "stream_id", streamID)
+			errKilled.Error()+" before going live", Event{Command: refusedBy, StreamID: logging.Clip(streamID)})
 	}
 	if err != nil {
 		release()
@@ -136,20 +141,24 @@ func (c *conn) onPublish(cmd *message.Command) error {
 		if errors.Is(err, hub.ErrClosed) {
 			reason = "server shutting down"
 		}
-		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", reason, "stream_id", logging.Clip(streamID))
+		return c.rejectPublish(msgID, "NetStream.Publish.BadName", "Stream already publishing", reason, Event{StreamID: logging.Clip(streamID)})
 	}
-	c.reader.Rebuffer(c.nc, publishBufferSize)
+	if c.raw != nil && c.ingest == nil {
+		c.ingest = newIngestReader(c.raw, &c.srv.ingest)
+		c.reader.Rebuffer(c.ingest, publishBufferSize)
+	} else if c.raw == nil {
+		c.reader.Rebuffer(c.nc, publishBufferSize)
+	}
 	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, release: release, started: time.Now(), forwardURLs: forwardURLs}
 	c.session.Publish(msgID, key)
 	c.srv.forwardStarted(pub, replaced, forwardURLs)
 	c.send(message.UserControl{Event: message.EventStreamBegin, Value: msgID})
 	c.send(message.Status(msgID, "status", "NetStream.Publish.Start", "/"+c.channel+"/"+key+" is now published."))
-	args := []any{"stream_id", logging.Clip(streamID)}
+	ev := Event{Kind: PublishAccepted, StreamID: logging.Clip(streamID)}
 	if replaced != nil {
-		args = append(args, "replaced_session", replaced.SessionID())
+		ev.ReplacedSession = replaced.SessionID()
 	}
-	c.logRequest("publish", args...)
-	c.observe(Event{Kind: PublishAccepted, StreamID: logging.Clip(streamID)})
+	c.observe(ev)
 	return nil
 }
 
@@ -187,6 +196,5 @@ func (c *conn) endPublish(reason string) {
 		p.auth.Stop(c.event(p.key, p.streamID))
 	}
 	c.send(message.Status(p.streamMsgID, "status", "NetStream.Unpublish.Success", "/"+c.channel+"/"+p.key+" is now unpublished."))
-	c.logRequest("unpublish", "stream_id", logging.Clip(p.streamID), "reason", reason, "duration", time.Since(p.started).Round(time.Millisecond).String())
 	c.observe(Event{Kind: StreamEnded, StreamID: logging.Clip(p.streamID), Reason: logging.ClipN(reason, maxReasonText), Duration: time.Since(p.started)})
 }

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rtmp-server/rtmp-server/internal/access"
@@ -81,6 +80,7 @@ type Server struct {
 	auth     atomic.Pointer[authHolder]
 	waiting  pendingPublishes // publishes not yet live, for kill-session and close-stream
 	handover handoverState    // HandOver's (handover.go)
+	ingest   ingestWatch      // the backstop of publishers' readers (ingest.go)
 
 	nextID atomic.Uint64
 	drain  atomic.Uint32 // a DrainMode
@@ -266,15 +266,7 @@ func (s *Server) track(nc net.Conn) bool {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
-	c.queue = hub.NewQueue(c.startWriter)
-	if sc, ok := nc.(syscall.Conn); ok {
-		// Plain TCP: packets for a player that keeps up are written
-		// directly by the fan-out (TLS connections go through the writer).
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
-			c.queue = hub.NewDirectQueue(c.startWriter, c.writeDirect)
-		}
-	}
+	c.initOutput()
 	c.log = s.log.With("session", id, "client_ip", c.ip)
 	s.mu.Lock()
 	if s.closed {
@@ -505,6 +497,7 @@ func (s *Server) closeLocked() {
 func (s *Server) wait() {
 	s.serveWG.Wait()
 	s.connWG.Wait()
+	s.ingest.wait()
 	s.hub.Wait()
 }
 

@@ -61,16 +61,22 @@ type stressLog struct {
 	mu    sync.Mutex
 	tail  []byte // guarded by mu
 	lines int    // guarded by mu
-	slow  int    // guarded by mu: connections closed as "player stopped reading"
+	slow  int    // guarded by mu: players dropped for not reading (PlayerDropped)
+}
+
+// observe counts the players dropped for not reading.
+func (l *stressLog) observe(ev Event) {
+	if ev.Kind == PlayerDropped {
+		l.mu.Lock()
+		l.slow++
+		l.mu.Unlock()
+	}
 }
 
 func (l *stressLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines++
-	if bytes.Contains(p, []byte(`reason="player stopped reading"`)) {
-		l.slow++
-	}
 	l.tail = append(l.tail, p...)
 	if over := len(l.tail) - stressLogTail; over > 0 {
 		l.tail = append(l.tail[:0], l.tail[over:]...)
@@ -165,7 +171,9 @@ func startStressServer(t *testing.T) *stressServer {
 	cfg := DefaultOptions()
 	cfg.MaxIPConnections = 0 // every client comes from 127.0.0.1
 	logs := &stressLog{}
-	srv := mustNew(t, cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	srv := mustNew(t, cfg, logger)
+	srv.Observer = Observers(RequestLog(logger, nil), logs.observe)
 	srv.WriteTimeout = stressWriteTimeout
 	auth := newRecordingAuthorizer()
 	srv.SetAuthorizer(auth)

@@ -39,9 +39,10 @@ var (
 
 // State is the protocol state of one connection. It does not hold bytes
 // the chunk reader buffered and did not consume yet (chunk.Reader.Buffered:
-// save a state when it is 0), nor what the owner keeps: on the server, the
-// roles' hub state and a player's wire writer, which may announce another
-// chunk size before media of a stream with another chunk size.
+// save a state when it is 0), nor what the owner keeps (on the server, the
+// roles' hub state). The chunk size the peer was last told by the owner's
+// writer, which may announce another one before media of a stream with
+// another chunk size, is WireChunkSize (see WroteChunkSize).
 type State struct {
 	// Connected is set once connect succeeded; App is its app (for the
 	// server, the channel).
@@ -61,6 +62,12 @@ type State struct {
 	WindowAckSize uint32 `json:"window_ack_size,omitempty"`
 	// OutChunkSize is the chunk size this side announced for its messages.
 	OutChunkSize uint32 `json:"out_chunk_size"`
+	// WireChunkSize is the chunk size of the last Set Chunk Size the
+	// owner's writer put on the wire (0: none yet, so the peer assumes
+	// the default), whoever queued it: the session (OutChunkSize) or the
+	// writer itself, before media of a stream with another chunk size.
+	// The next message written is chunked with it.
+	WireChunkSize uint32 `json:"wire_chunk_size,omitempty"`
 	// In is the incoming chunk stream: chunk size, bytes read and each
 	// chunk stream's header state.
 	In chunk.ReaderState `json:"in"`
@@ -103,6 +110,8 @@ func Restore(in *chunk.Reader, send Sender, st State) (*Session, error) {
 		return nil, fmt.Errorf("%w: out chunk size %d (want 1..%d)", ErrBadState, st.OutChunkSize, chunk.MaxChunkSize)
 	case !st.Connected && (st.App != "" || st.LastStreamID != 0 || st.Publishing != nil || st.Playing != nil):
 		return nil, fmt.Errorf("%w: streams before connect", ErrBadState)
+	case st.WireChunkSize > chunk.MaxChunkSize:
+		return nil, fmt.Errorf("%w: wire chunk size %d (want 0..%d)", ErrBadState, st.WireChunkSize, chunk.MaxChunkSize)
 	case st.LastAck > st.In.BytesRead:
 		return nil, fmt.Errorf("%w: %d bytes acknowledged of %d read", ErrBadState, st.LastAck, st.In.BytesRead)
 	}
@@ -147,6 +156,13 @@ func (s *Session) update(f func(st *State)) {
 	s.mu.Lock()
 	f(&s.st)
 	s.mu.Unlock()
+}
+
+// WroteChunkSize records that the owner's writer put a Set Chunk Size of
+// size on the wire (see State.WireChunkSize). Unlike the other methods
+// but Snapshot, the writer may call it from its own goroutine.
+func (s *Session) WroteChunkSize(size uint32) {
+	s.update(func(st *State) { st.WireChunkSize = size })
 }
 
 // Connected reports whether connect succeeded.

@@ -259,6 +259,7 @@ func TestRestoreRefusesBadStates(t *testing.T) {
 	}{
 		{"out chunk size 0", func(s *State) { s.OutChunkSize = 0 }, ErrBadState},
 		{"out chunk size too big", func(s *State) { s.OutChunkSize = chunk.MaxChunkSize + 1 }, ErrBadState},
+		{"wire chunk size too big", func(s *State) { s.WireChunkSize = chunk.MaxChunkSize + 1 }, ErrBadState},
 		{"streams before connect", func(s *State) { s.Publishing = &Stream{ID: 1, Name: "k"} }, ErrBadState},
 		{"more acknowledged than read", func(s *State) { s.LastAck = 10 }, ErrBadState},
 		{"bad reader state", func(s *State) { s.In.ChunkSize = 0 }, chunk.ErrChunkSize},
