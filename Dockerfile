@@ -7,7 +7,7 @@
 #
 # Configure it with environment variables, which take precedence over the
 # (absent) /etc/rtmp-server.env; every variable is listed in rtmp-server(8)
-# and etc/rtmp-server.env. For example:
+# and etc/rtmp-server.env.example. For example:
 #
 #   docker run -d --name rtmp -p 1935:1935 \
 #     -e RTMP_PLAY_WHITELIST=10.0.0.0/8 \

@@ -46,6 +46,14 @@ type Reader struct {
 	partial   int                  // payload bytes read into partial messages
 	bytesRead uint64               // bytes consumed, for acknowledgements
 	hdr       [16]byte
+	// A chunk whose payload a read error cut short: the next call goes on
+	// with its rest (left bytes into cont's message) instead of a header.
+	cont     *inStream
+	contCSID uint32
+	contLeft int
+	// held is what Rebuffer took over from the previous buffer and the
+	// new one has not read yet (see Unread).
+	held *bytes.Reader
 }
 
 // NewReader returns a Reader reading from r with the default chunk size. A
@@ -70,9 +78,29 @@ func (r *Reader) Rebuffer(src io.Reader, size int) {
 	var from io.Reader = src
 	if n := r.r.Buffered(); n > 0 {
 		held, _ := r.r.Peek(n)
-		from = io.MultiReader(bytes.NewReader(bytes.Clone(held)), src)
+		r.held = bytes.NewReader(bytes.Clone(held))
+		from = io.MultiReader(r.held, src)
 	}
 	r.r = bufio.NewReaderSize(from, size)
+}
+
+// Unread returns a copy of the bytes the Reader has taken from its source
+// and not consumed: a resumed Reader reads them first. Between chunks
+// (after a message, or after ReadMessage failed on its source) they are
+// the start of the next chunk.
+func (r *Reader) Unread() []byte {
+	n := r.r.Buffered()
+	buffered, _ := r.r.Peek(n)
+	out := bytes.Clone(buffered)
+	if r.held != nil && r.held.Len() > 0 {
+		rest := make([]byte, r.held.Len())
+		_, _ = io.ReadFull(io.NewSectionReader(r.held, r.held.Size()-int64(r.held.Len()), int64(r.held.Len())), rest)
+		out = append(out, rest...)
+	}
+	if out == nil {
+		out = []byte{}
+	}
+	return out
 }
 
 // ChunkSize reports the current incoming chunk size.
@@ -144,7 +172,17 @@ func (r *Reader) apply(m *Message) error {
 // header of the chunk's format), the reservation of a new message's
 // payload, and the payload bytes the chunk carries.
 func (r *Reader) readChunk() (*Message, error) {
-	format, csid, err := r.readBasicHeader()
+	if r.contLeft > 0 {
+		return r.readPayload(r.cont, r.contCSID, r.contLeft)
+	}
+	// The whole header is buffered before any of it is consumed: a read
+	// error (a deadline) in the middle of a header leaves the Reader at
+	// the chunk's start, as a state to save.
+	csid, err := r.peekHeader()
+	if err != nil {
+		return nil, err
+	}
+	format, _, err := r.readBasicHeader()
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +213,77 @@ func (r *Reader) readChunk() (*Message, error) {
 			return nil, err
 		}
 	}
-	return r.readPayload(s, csid)
+	return r.readPayload(s, csid, min(int(s.length)-len(s.payload), int(r.chunkSize)))
+}
+
+// messageHeaderLen is the length of the message header of each chunk
+// format.
+var messageHeaderLen = [4]int{11, 7, 3, 0}
+
+// peekHeader waits until the next chunk's whole header (basic header,
+// message header and extended timestamp) is buffered, without consuming
+// anything, and returns its chunk stream ID. An error at the chunk's
+// start is io.EOF, within the header io.ErrUnexpectedEOF or the source's.
+func (r *Reader) peekHeader() (uint32, error) {
+	b, err := r.peek(1)
+	if err != nil {
+		return 0, err
+	}
+	format := b[0] >> 6
+	basic := 1
+	switch b[0] & 0x3F {
+	case 0:
+		basic = 2
+	case 1:
+		basic = 3
+	}
+	n := basic + messageHeaderLen[format]
+	if b, err = r.peek(n); err != nil {
+		return 0, err
+	}
+	csid := uint32(b[0] & 0x3F)
+	switch basic {
+	case 2:
+		csid = 64 + uint32(b[1])
+	case 3:
+		csid = 64 + uint32(b[1]) + uint32(b[2])<<8
+	}
+	extended := false
+	if format < 3 {
+		extended = uint24(b[basic:basic+3]) == extendedTimestamp
+	} else if s := r.lookup(csid); s != nil {
+		extended = s.extended
+	}
+	if extended {
+		if _, err := r.peek(n + 4); err != nil {
+			return 0, err
+		}
+	}
+	return csid, nil
+}
+
+// peek returns the next n buffered bytes, reading more from the source if
+// needed, without consuming them.
+func (r *Reader) peek(n int) ([]byte, error) {
+	b, err := r.r.Peek(n)
+	if err == nil {
+		return b, nil
+	}
+	if err == io.EOF {
+		if r.r.Buffered() == 0 {
+			return nil, io.EOF
+		}
+		return nil, io.ErrUnexpectedEOF
+	}
+	return nil, err
+}
+
+// lookup returns the state of chunk stream csid, or nil.
+func (r *Reader) lookup(csid uint32) *inStream {
+	if csid < uint32(len(r.low)) {
+		return r.low[csid]
+	}
+	return r.streams[csid]
 }
 
 // readBasicHeader reads the chunk's format and chunk stream ID (1 to 3 bytes).
@@ -329,11 +437,12 @@ func (r *Reader) startMessage(s *inStream, absolute bool, tsField uint32) error 
 	return nil
 }
 
-// readPayload reads the chunk's payload (at most the chunk size) into s's
-// message and returns the message when it is complete.
-func (r *Reader) readPayload(s *inStream, csid uint32) (*Message, error) {
-	remaining := int(s.length) - len(s.payload)
-	if n := min(remaining, int(r.chunkSize)); n > 0 {
+// readPayload reads the chunk's n payload bytes into s's message and
+// returns the message when it is complete. When the source fails midway,
+// what was read is kept and the next call reads the rest of the chunk.
+func (r *Reader) readPayload(s *inStream, csid uint32, n int) (*Message, error) {
+	r.contLeft = 0
+	if n > 0 {
 		if r.partial+n > MaxPartialBytes {
 			return nil, fmt.Errorf("%w (%d bytes)", ErrTooMuchPartial, MaxPartialBytes)
 		}
@@ -349,9 +458,17 @@ func (r *Reader) readPayload(s *inStream, csid uint32) (*Message, error) {
 			copy(grown, s.payload)
 			s.payload = grown
 		}
-		if err := r.readFull(s.payload[start:]); err != nil {
+		if got, err := io.ReadFull(r.r, s.payload[start:]); err != nil {
+			r.bytesRead += uint64(got)
+			s.payload = s.payload[:start+got]
+			r.partial -= n - got
+			r.cont, r.contCSID, r.contLeft = s, csid, n-got
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return nil, err
 		}
+		r.bytesRead += uint64(n)
 	}
 	if len(s.payload) < int(s.length) {
 		return nil, nil

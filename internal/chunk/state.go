@@ -14,6 +14,18 @@ type ReaderState struct {
 	BytesRead uint64 `json:"bytes_read"`
 	// Streams are the chunk streams that have had a header, by ID.
 	Streams []StreamState `json:"streams,omitempty"`
+	// Cut is the chunk whose payload the source's last read cut short
+	// (a deadline in the middle of it): the Reader reads the rest of its
+	// payload before the next header. Nil between chunks.
+	Cut *CutChunk `json:"cut,omitempty"`
+}
+
+// CutChunk is a chunk read up to the middle of its payload.
+type CutChunk struct {
+	// ID is its chunk stream, whose Partial holds the payload read so far.
+	ID uint32 `json:"id"`
+	// Left is how many payload bytes of the chunk are still to come.
+	Left uint32 `json:"left"`
 }
 
 // StreamState is the header state of one incoming chunk stream: what a
@@ -50,6 +62,9 @@ func (r *Reader) State() ReaderState {
 		})
 	}
 	slices.SortFunc(st.Streams, func(a, b StreamState) int { return int(a.ID) - int(b.ID) })
+	if r.contLeft > 0 {
+		st.Cut = &CutChunk{ID: r.contCSID, Left: uint32(r.contLeft)}
+	}
 	return st
 }
 
@@ -98,15 +113,35 @@ func (r *Reader) Restore(st ReaderState) error {
 			streamID: ss.MessageStreamID, extended: ss.Extended, hasHeader: true,
 		}
 	}
+	var cut *inStream
+	if st.Cut != nil {
+		cut = streams[st.Cut.ID]
+		switch {
+		case cut == nil:
+			return fmt.Errorf("%w: cut chunk on chunk stream %d, which has no header", ErrBadState, st.Cut.ID)
+		case st.Cut.Left == 0 || st.Cut.Left > st.ChunkSize:
+			return fmt.Errorf("%w: %d bytes left of a cut chunk (want 1..%d, the chunk size)", ErrBadState, st.Cut.Left, st.ChunkSize)
+		}
+		read := 0
+		for _, ss := range st.Streams {
+			if ss.ID == st.Cut.ID {
+				read = len(ss.Partial)
+			}
+		}
+		if int64(st.Cut.Left) > int64(cut.length)-int64(read) {
+			return fmt.Errorf("%w: %d bytes left of a cut chunk, %d of a %d-byte message read", ErrBadState, st.Cut.Left, read, cut.length)
+		}
+	}
 	r.chunkSize, r.bytesRead = st.ChunkSize, st.BytesRead
 	r.streams, r.low = streams, [64]*inStream{}
 	r.inFlight, r.reserved, r.partial = 0, 0, 0
+	r.cont, r.contCSID, r.contLeft, r.held = nil, 0, 0, nil
 	for _, ss := range st.Streams {
 		s := streams[ss.ID]
 		if ss.ID < uint32(len(r.low)) {
 			r.low[ss.ID] = s
 		}
-		if len(ss.Partial) > 0 {
+		if len(ss.Partial) > 0 || s == cut {
 			// The rest is reserved and grown as for a message read here.
 			s.payload = append(make([]byte, 0, len(ss.Partial)), ss.Partial...)
 			s.reserved = len(ss.Partial)
@@ -114,6 +149,9 @@ func (r *Reader) Restore(st ReaderState) error {
 			r.partial += len(ss.Partial)
 			r.inFlight++
 		}
+	}
+	if cut != nil {
+		r.cont, r.contCSID, r.contLeft = cut, st.Cut.ID, int(st.Cut.Left)
 	}
 	return nil
 }

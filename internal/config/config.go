@@ -1,12 +1,13 @@
 // Package config holds the server's typed configuration and reads it, once,
 // from environment variables and an optional env file.
 //
-// Every variable has a default (see Variables and etc/rtmp-server.env), so
-// an empty environment is a working configuration. A variable that is unset,
-// empty or only spaces takes its default; values are trimmed of surrounding
-// spaces, except secrets, which are taken as given. Booleans accept YES or
-// NO in any case, and also true/false, 1/0 and on/off. Numbers are whole
-// decimal numbers unless a variable says otherwise.
+// Every variable has a default (see Variables and
+// etc/rtmp-server.env.example), so an empty environment is a working
+// configuration. A variable that is unset, empty or only spaces takes its
+// default; values are trimmed of surrounding spaces, except secrets, which
+// are taken as given. Booleans accept YES or NO in any case, and also
+// true/false, 1/0 and on/off. Numbers are whole decimal numbers unless a
+// variable says otherwise.
 //
 // Parse checks every value and reports all problems at once, each naming
 // the variable, the value (never for a secret) and what it accepts.

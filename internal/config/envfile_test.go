@@ -278,12 +278,40 @@ func TestEditDistance(t *testing.T) {
 	}
 }
 
-// shippedEnvFile is the example configuration installed with the server.
-const shippedEnvFile = "../../etc/rtmp-server.env"
+// shippedEnvFile is the example configuration installed with the server's
+// documentation (/usr/share/doc/rtmp-server/rtmp-server.env.example).
+const shippedEnvFile = "../../etc/rtmp-server.env.example"
 
-// TestShippedEnvFile checks etc/rtmp-server.env: as shipped it gives the
-// defaults; it shows every variable, commented out, with its default; and
-// uncommenting every setting still gives the defaults.
+// shippedConffile is the /etc/rtmp-server.env the packages install: a
+// conffile, which must not change between releases (dpkg would ask about
+// an edited copy and stop an unattended upgrade).
+const shippedConffile = "../../etc/rtmp-server.env"
+
+// TestShippedConffileNeedNotChange checks etc/rtmp-server.env: it sets
+// nothing, and it names no variable, so that documenting a new variable
+// (in the example and the man page) never changes it.
+func TestShippedConffileNeedNotChange(t *testing.T) {
+	vars, err := ReadEnvFile(shippedConffile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vars) != 0 {
+		t.Errorf("%s sets %q; it should set nothing", shippedConffile, vars)
+	}
+	text, err := os.ReadFile(shippedConffile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Variables() {
+		if strings.Contains(string(text), v.Name) {
+			t.Errorf("%s names %s: list variables in %s and the man page instead", shippedConffile, v.Name, shippedEnvFile)
+		}
+	}
+}
+
+// TestShippedEnvFile checks etc/rtmp-server.env.example: as shipped it gives
+// the defaults; it shows every variable, commented out, with its default;
+// and uncommenting every setting still gives the defaults.
 func TestShippedEnvFile(t *testing.T) {
 	vars, err := ReadEnvFile(shippedEnvFile)
 	if err != nil {

@@ -10,8 +10,8 @@ type Variable struct {
 	Secret      bool // the value is never shown
 }
 
-// variables lists every variable, grouped as in etc/rtmp-server.env. Parse
-// takes its defaults from here.
+// variables lists every variable, grouped as in
+// etc/rtmp-server.env.example. Parse takes its defaults from here.
 var variables = []Variable{
 	// Listeners.
 	{Name: "RTMP_PORT", Default: "1935", Description: "RTMP listening port (1..65535), also sent to the callback as rtmp_port."},
@@ -73,7 +73,7 @@ var variables = []Variable{
 }
 
 // Variables returns every variable the server reads, with its default and
-// a one-line description, in the order of etc/rtmp-server.env.
+// a one-line description, in the order of etc/rtmp-server.env.example.
 func Variables() []Variable { return slices.Clone(variables) }
 
 // lookupVariable returns the description of the named variable.

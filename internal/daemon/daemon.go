@@ -119,6 +119,8 @@ type daemon struct {
 
 	fatal   chan error // accept loops that failed
 	serveWG sync.WaitGroup
+	stored  []*os.File  // from the file descriptor store, until adopted (handover.go)
+	resumed resumedLine // what adopt resumed, shown in STATUS= for a while (handover.go)
 
 	fleet    *fleet.Fleet     // nil unless FLEET=YES
 	drainMu  sync.Mutex       // serialises drain changes
@@ -171,6 +173,10 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 		d.setDrain(true, "DRAIN=YES")
 	}
 	d.redis.onDrain = func(on bool) { d.setDrain(on, "redis") }
+	if len(d.stored) > 0 {
+		d.adopt(d.stored)
+		d.stored = nil
+	}
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	var bgWG sync.WaitGroup
@@ -213,6 +219,7 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 			d.setDrain(sig == syscall.SIGUSR1, "signal "+sig.String())
 			continue
 		case <-ctx.Done():
+			d.handOver()
 		case err := <-d.fatal:
 			d.log.Error("listener failed", "err", err)
 		}
@@ -223,10 +230,12 @@ func (d *daemon) run(ctx context.Context, cfg config.Config, hup <-chan os.Signa
 
 // listeners takes the sockets systemd passed, or binds its own.
 func (d *daemon) listeners(cfg config.Config) (map[string]net.Listener, error) {
-	activated, err := sd.Listeners(socketRTMP, socketRTMPS, socketAdmin)
+	passed, err := sd.ListenersAndStore(storePrefix, socketRTMP, socketRTMPS, socketAdmin)
 	if err != nil {
 		return nil, err
 	}
+	activated := passed.Listeners
+	d.stored = passed.Stored
 	d.admin.fromSystemd = activated[socketAdmin]
 	delete(activated, socketAdmin)
 	lns := make(map[string]net.Listener)
@@ -316,7 +325,7 @@ func (d *daemon) reportStatus(ctx context.Context) {
 		st := d.srv.Hub().Stats()
 		now := time.Now()
 		secs := max(now.Sub(last).Seconds(), 1)
-		_ = d.notifier.Status(fmt.Sprintf("%d publishers, %d players; in %s/s, out %s/s%s",
+		_ = d.notifier.Status(d.resumedStatus(now) + fmt.Sprintf("%d publishers, %d players; in %s/s, out %s/s%s",
 			st.Publishers, st.Players, bytesText(float64(st.BytesIn-lastIn)/secs), bytesText(float64(st.BytesOut-lastOut)/secs), d.drainStatus()))
 		lastIn, lastOut, last = st.BytesIn, st.BytesOut, now
 		select {

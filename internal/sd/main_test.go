@@ -20,6 +20,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "listeners":
 		os.Exit(listenersHelper())
+	case "store":
+		os.Exit(storeHelper())
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s role %q\n", helperEnv, role)
 		os.Exit(2)

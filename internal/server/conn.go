@@ -195,6 +195,12 @@ func (c *conn) run() {
 		go c.run()
 		return
 	}
+	if err == errParked { // see handover.go
+		if c.park() {
+			return
+		}
+		err = errShutdown
+	}
 	if r := c.reason(); r != nil {
 		err = r
 	}
@@ -277,9 +283,12 @@ func (c *conn) readLoop() error {
 		if c.kicked.Load() {
 			return c.reason()
 		}
+		if c.parkable() {
+			return errParked
+		}
 		msg, err := c.session.ReadMessage()
 		if err != nil {
-			return err
+			return c.readFailed(err)
 		}
 		now = time.Now()
 		c.lastRead.Store(now.UnixNano())

@@ -38,6 +38,7 @@ type publisher struct {
 	auth        Authorizer // the authorizer that approved it, told at the end
 	release     func()     // the Admission's, called at the end
 	started     time.Time
+	forwardURLs []string // the start callback's forward targets (kept for a hand-over)
 }
 
 func (p *publisher) write(typ uint8, ts uint32, payload []byte, metadata bool) {
@@ -148,7 +149,7 @@ func (c *conn) onPublish(cmd *message.Command) error {
 	} else if c.raw == nil {
 		c.reader.Rebuffer(c.nc, publishBufferSize)
 	}
-	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, release: release, started: time.Now()}
+	c.pub = &publisher{streamMsgID: msgID, key: key, streamID: streamID, pub: pub, auth: auth, release: release, started: time.Now(), forwardURLs: forwardURLs}
 	c.session.Publish(msgID, key)
 	c.srv.forwardStarted(pub, replaced, forwardURLs)
 	c.send(message.UserControl{Event: message.EventStreamBegin, Value: msgID})

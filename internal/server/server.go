@@ -79,6 +79,7 @@ type Server struct {
 	limitLog rateLimited
 	auth     atomic.Pointer[authHolder]
 	waiting  pendingPublishes // publishes not yet live, for kill-session and close-stream
+	handover handoverState    // HandOver's (handover.go)
 	ingest   ingestWatch      // the backstop of publishers' readers (ingest.go)
 
 	nextID atomic.Uint64

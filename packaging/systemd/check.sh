@@ -79,4 +79,9 @@ want_name rtmp-server-admin.socket admin
 sockets=$(sed -n 's/^Sockets=//p' "$here/rtmp-server.service")
 [[ $sockets == "rtmp-server.socket rtmp-server-admin.socket" ]] ||
 	fail "rtmp-server.service: want Sockets=rtmp-server.socket rtmp-server-admin.socket, have '$sockets'"
+# The store must hold what the server is told it holds.
+store_max=$(sed -n 's/^FileDescriptorStoreMax=//p' "$here/rtmp-server.service")
+store_env=$(sed -n 's/^Environment=FDSTORE=//p' "$here/rtmp-server.service")
+[[ -n $store_max && $store_max == "$store_env" ]] ||
+	fail "rtmp-server.service: want FileDescriptorStoreMax= equal to Environment=FDSTORE=, have '$store_max' and '$store_env'"
 echo "ok"

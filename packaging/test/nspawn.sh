@@ -2,15 +2,18 @@
 # Tests the .deb and .rpm packages under a real, booted systemd:
 #
 #   1. builds both packages twice (versions 1.0.0 and 1.0.1, for the
-#      upgrade) with `make package`, and lints them: lintian and rpmlint
+#      upgrade; 1.0.0 from a copy whose documentation of the variables
+#      differs) with `make package`, and lints them: lintian and rpmlint
 #      must report nothing that the committed overrides do not explain;
 #   2. boots a Debian 12 container with systemd-nspawn (private network,
 #      volatile overlay over a cached minbase rootfs, packages bound
 #      read-only at /pkgs) and, for the .deb: installs it, streams through the
 #      socket-activated service with the host's ffmpeg and ffprobe run in the
 #      container's network namespace, checks the service user, the journal
-#      fields, a reload of an edited env file, the watchdog, an upgrade that
-#      keeps the edited env file, then remove and purge;
+#      fields, a reload of an edited env file, the watchdog, a
+#      non-interactive upgrade (apt-get, stdin closed) that keeps the edited
+#      env file without a conffile question and leaves the sockets alone,
+#      then remove and purge;
 #   3. boots a fresh container and does install, upgrade and erase of the
 #      .rpm with Debian's rpm (--nodeps: its database knows none of the
 #      dpkg-installed dependencies).
@@ -147,8 +150,17 @@ if [[ -n ${RTMP_TEST_PKGS:-} ]]; then
 	cp "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version1"* "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version2"* "$work/pkgs/"
 else
 	log "building packages $version1 and $version2"
+	# $version1 is built from a copy of the tree whose documentation of the
+	# variables differs (the last variable undocumented, as if it were new in
+	# $version2): the upgrade below must still not stop at a conffile question.
+	mkdir -p "$work/src1"
+	(cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - --) | tar -C "$work/src1" -xf -
+	example=$work/src1/etc/rtmp-server.env.example
+	head -n -4 "$example" >"$example.tmp" && mv "$example.tmp" "$example"
 	for v in "$version1" "$version2"; do
-		make -C "$repo" --no-print-directory package VERSION="$v" PKG_OUT="$work/pkgs" >"$work/build-$v.log" 2>&1 ||
+		src=$repo
+		[[ $v == "$version1" ]] && src=$work/src1
+		make -C "$src" --no-print-directory package VERSION="$v" PKG_OUT="$work/pkgs" >"$work/build-$v.log" 2>&1 ||
 			{ cat "$work/build-$v.log" >&2; die "make package VERSION=$v failed"; }
 	done
 fi
@@ -197,6 +209,13 @@ deb_conffile() {
 		grep -qE '^-rw-r----- root/rtmp-server .* \./etc/rtmp-server\.env$' <<<"$listing"
 }
 check "deb: /etc/rtmp-server.env is a conffile, root:rtmp-server 0640" deb_conffile
+# What dpkg compares to decide whether to ask about an edited conffile.
+conffile_of() { dpkg-deb --fsys-tarfile "$1" | tar -xOf - ./etc/rtmp-server.env; }
+example_of() { dpkg-deb --fsys-tarfile "$1" | tar -xOf - ./usr/share/doc/rtmp-server/rtmp-server.env.example; }
+check "deb: $version1 and $version2 ship the same /etc/rtmp-server.env" cmp <(conffile_of "$deb1") <(conffile_of "$deb2")
+differs() { ! cmp -s "$1" "$2"; }
+check "deb: $version1 and $version2 document the variables differently (rtmp-server.env.example)" \
+	differs <(example_of "$deb1") <(example_of "$deb2")
 
 # --- rootfs ----------------------------------------------------------------------
 
@@ -321,6 +340,93 @@ common_install_checks() {
 
 version_is() { [[ $(ctr /usr/bin/rtmp-server --version) == "rtmp-server $1" ]]; }
 
+# --- streaming through a restart and an upgrade --------------------------------
+# A publisher (ffmpeg), two players (ffmpeg and rtmpdump, writing FLV) and a
+# connect loop (one attempt every 20 ms, counting refusals) run across
+# `systemctl restart` and the package upgrade; afterwards the players'
+# files must decode without error and have no gap over 1 s.
+running_new() {
+	local pid
+	pid=$(prop rtmp-server.service MainPID)
+	[[ $pid != 0 && $pid != "$pid_before" ]] && is_active rtmp-server.service
+}
+ho_pids=()
+# netexec COMMAND...: net, but the command replaces the (background)
+# subshell, so that $! is its pid and a signal reaches it.
+netexec() { exec nsenter -t "$pid1" -n -- "$@"; }
+ho_url=rtmp://127.0.0.1:$port/ho/key
+ho_probe() {
+	[[ $(net timeout 8 ffprobe -v error -select_streams v:0 -show_entries stream=codec_name \
+		-of csv=p=0 "$ho_url" 2>>"$work/ffprobe.log") == h264 ]]
+}
+ho_start() {
+	local url=$ho_url
+	netexec ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=25 \
+		-f lavfi -i sine=frequency=440:sample_rate=44100 -c:v libx264 -preset ultrafast -tune zerolatency \
+		-g 25 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv "$url" >"$work/ho-publisher.log" 2>&1 &
+	ho_pub=$!
+	# Also waits for the reload that allows 127.0.0.1 to play.
+	wait_for 30 ho_probe || true
+	netexec ffmpeg -hide_banner -loglevel error -nostdin -i "$url" -c copy -flush_packets 1 -f flv -y "$work/ho-ffmpeg.flv" \
+		>"$work/ho-ffmpeg.log" 2>&1 &
+	ho_ffmpeg=$!
+	netexec rtmpdump -q --live -r "$url" -o "$work/ho-rtmpdump.flv" >"$work/ho-rtmpdump.log" 2>&1 &
+	ho_rtmpdump=$!
+	: >"$work/ho-connects"
+	net bash -c 'while [[ ! -e '"$work"'/ho-stop ]]; do
+		if exec 3<>/dev/tcp/127.0.0.1/'"$port"'; then echo ok; exec 3>&-; else echo refused; fi
+		sleep 0.02
+	done' >>"$work/ho-connects" 2>/dev/null &
+	ho_loop=$!
+	# What the players receive, against the clock: every 50 ms, the time
+	# and the sizes of both recordings.
+	while [[ ! -e $work/ho-stop ]]; do
+		echo "$(date +%s%3N) $(stat -c %s "$work/ho-ffmpeg.flv" 2>/dev/null || echo 0) $(stat -c %s "$work/ho-rtmpdump.flv" 2>/dev/null || echo 0)"
+		sleep 0.05
+	done >"$work/ho-sizes" &
+	ho_sampler=$!
+	ho_pids=("$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump" "$ho_loop" "$ho_sampler")
+}
+# ho_max_stall COLUMN: the longest time, in ms, that a recording did not
+# grow (column 2: ffmpeg's, 3: rtmpdump's), from its first growth on.
+ho_max_stall() {
+	awk -v c="$1" '$c > 0 { if (last != "" && $c != size) { d = $1 - last; if (d > max) max = d } if ($c != size) { last = $1; size = $c } }
+		END { printf "%d\n", max + 0 }' "$work/ho-sizes"
+}
+ho_alive() {
+	local pid
+	for pid in "$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump"; do kill -0 "$pid" 2>/dev/null || return 1; done
+}
+ho_file_has() { [[ $(stat -c %s "$1" 2>/dev/null || echo 0) -gt $2 ]]; }
+ho_growing() { # FILE: it grows within 3 s
+	wait_for 3 ho_file_has "$1" "$(stat -c %s "$1" 2>/dev/null || echo 0)"
+}
+ho_stop() {
+	touch "$work/ho-stop"
+	local pid
+	for pid in "$ho_pub" "$ho_ffmpeg" "$ho_rtmpdump"; do kill -TERM "$pid" 2>/dev/null || true; done
+	# ffmpeg writes its trailer on TERM; whatever has not ended in 10 s is killed.
+	(sleep 10 && kill -KILL "${ho_pids[@]}" 2>/dev/null) &
+	local killer=$!
+	for pid in "${ho_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	kill "$killer" 2>/dev/null || true
+	wait "$killer" 2>/dev/null || true
+	ho_pids=()
+}
+# ho_max_gap FILE: the largest step between two video timestamps, in ms.
+ho_max_gap() {
+	{ ffprobe -v error -select_streams v:0 -show_entries packet=pts_time -of csv=p=0 "$1" 2>/dev/null || true; } |
+		awk 'NR > 1 { d = ($1 - last) * 1000; if (d > max) max = d } { last = $1 } END { printf "%d\n", max + 0 }'
+}
+ho_decodes() { # FILE: ffmpeg decodes it without a message; any goes to checks.log
+	local out
+	out=$(ffmpeg -hide_banner -nostdin -v error -i "$1" -f null - 2>&1)
+	[[ -z $out ]] || { echo "$1: $out" >&2; return 1; }
+}
+resumed_count() {
+	ctr journalctl -u rtmp-server.service --no-pager -q -o cat | grep -c '^resumed [0-9]* sessions' || true
+}
+
 # --- .deb ------------------------------------------------------------------------------
 
 start=$SECONDS
@@ -389,21 +495,76 @@ ctr rm -rf /run/systemd/system/rtmp-server.service.d
 ctr systemctl daemon-reload
 ctr systemctl restart rtmp-server.service >>"$work/watchdog.log" 2>&1 || true
 
+log "deb: stream through systemctl restart"
+# Players from 127.0.0.1 again (the reload above allowed 10.0.0.0/8 only).
+# All the peers here come from 127.0.0.1: no per-address limit.
+ctr sed -i 's#^RTMP_PLAY_WHITELIST=10.0.0.0/8$#RTMP_PLAY_WHITELIST=10.0.0.0/8,127.0.0.1#' /etc/rtmp-server.env
+ctr sh -c 'echo MAX_IP_CONCURRENT_CONNECTIONS=0 >>/etc/rtmp-server.env'
+# RTMPS as well: its sessions cannot be handed over and must end cleanly.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+	-keyout "$work/pkgs/tls.key" -out "$work/pkgs/tls.crt" >/dev/null 2>&1
+ctr sh -c 'install -d -m 0755 /etc/rtmp-server && install -m 0640 -g rtmp-server /pkgs/tls.crt /pkgs/tls.key /etc/rtmp-server/'
+ctr sh -c 'printf "SSL_CERT=/etc/rtmp-server/tls.crt\nSSL_KEY=/etc/rtmp-server/tls.key\n" >>/etc/rtmp-server.env'
+ctr systemctl stop rtmp-server.service >>"$work/reload.log" 2>&1 || true
+ctr systemctl enable --now rtmp-server-rtmps.socket >>"$work/reload.log" 2>&1 || true
+ctr systemctl start rtmp-server.service >>"$work/reload.log" 2>&1 || true
+tls_url=rtmps://127.0.0.1:443/tls/key
+tls_publish() {
+	netexec ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=320x240:rate=25 \
+		-c:v libx264 -preset ultrafast -tune zerolatency -g 25 -pix_fmt yuv420p -t "$1" -f flv "$tls_url" \
+		>>"$work/tls-publisher.log" 2>&1 &
+	tls_pub=$!
+}
+tls_probe() {
+	[[ $(net timeout 8 ffprobe -v error -select_streams v:0 -show_entries stream=codec_name \
+		-of csv=p=0 "$tls_url" 2>>"$work/ffprobe.log") == h264 ]]
+}
+tls_pub_ended() { ! kill -0 "$tls_pub" 2>/dev/null || [[ $(ps -o stat= -p "$tls_pub") == Z* ]]; }
+tls_publish 120
+check "an RTMPS publisher streams before the restart" wait_for 20 tls_probe
+ho_start
+check "players receive the stream before the restart" wait_for 20 ho_file_has "$work/ho-ffmpeg.flv" 100000
+resumed_before=$(resumed_count)
+pid_before=$(prop rtmp-server.service MainPID)
+ctr systemctl restart rtmp-server.service >"$work/restart.log" 2>&1 || true
+resumed_once() { (($(resumed_count) > resumed_before)); }
+check "the new process resumed the sessions (journal: resumed N sessions)" wait_for 20 resumed_once
+check "the restart replaced the process (MainPID $pid_before -> new)" running_new
+check "the restart logged: handing over 3 sessions (1 publishers, 2 players)" \
+	ctr sh -c 'journalctl -u rtmp-server.service --no-pager -q -o cat | grep -q "^handing over 3 sessions (1 publishers, 2 players)"'
+status_says_resumed() {
+	ctr systemctl show -P StatusText rtmp-server.service | grep -q "^resumed 3 sessions (1 publishers, 2 players)"
+}
+check "STATUS= says what was resumed" wait_for 5 status_says_resumed
+check "after the restart, the ffmpeg player still receives" ho_growing "$work/ho-ffmpeg.flv"
+check "after the restart, the rtmpdump player still receives" ho_growing "$work/ho-rtmpdump.flv"
+check "publisher and players still run after the restart" ho_alive
+check "the RTMPS publisher's session ended at the restart" wait_for 10 tls_pub_ended
+wait "$tls_pub" 2>/dev/null || true
+tls_ended_cleanly() {
+	ctr journalctl -u rtmp-server.service --no-pager -q -o cat | grep 'channel=tls' >"$work/tls-journal.log"
+	grep -q 'unpublish.*server shutting down' "$work/tls-journal.log"
+}
+check "the RTMPS publication ended as at a stop (unpublish, server shutting down)" wait_for 10 tls_ended_cleanly
+tls_publish 60
+check "an RTMPS publisher connects again after the restart" wait_for 20 tls_probe
+
 log "deb: upgrade to $version2"
 # Files of the admin's that no step may touch.
 ctr sh -c 'mkdir -p /etc/rtmp-server && echo mine >/etc/rtmp-server/fullchain.pem'
 wait_for 10 is_active rtmp-server.service || true
 pid_before=$(prop rtmp-server.service MainPID)
-step "dpkg -i $version2 (upgrade)" dpkg -i "/pkgs/$(basename "$deb2")"
-check "the upgrade keeps the edited env file" ctr grep -qx 'RTMP_PLAY_WHITELIST=10.0.0.0/8' /etc/rtmp-server.env
+resumed_before=$(resumed_count)
+sockets_since=$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)
+# As unattended-upgrades runs it: no terminal, nothing on stdin, the
+# configuration file edited. A conffile question would fail the step
+# ("end of file on stdin at conffile prompt").
+step "apt-get install $version2 (upgrade, non-interactive, edited env file)" \
+	env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "/pkgs/$(basename "$deb2")"
+check "the upgrade keeps the edited env file" ctr grep -qx 'RTMP_PLAY_WHITELIST=10.0.0.0/8,127.0.0.1' /etc/rtmp-server.env
 check "no .dpkg-dist/.dpkg-new left beside it" no_dpkg_leftovers
 check "the env file is still root:rtmp-server 0640" env_file_is "root:rtmp-server 640"
 check "the binary is $version2" version_is "$version2"
-running_new() {
-	local pid
-	pid=$(prop rtmp-server.service MainPID)
-	[[ $pid != 0 && $pid != "$pid_before" ]] && is_active rtmp-server.service
-}
 if [[ $pid_before != 0 ]]; then
 	check "the upgrade restarted the running service (MainPID $pid_before -> new)" wait_for 10 running_new
 else
@@ -411,6 +572,30 @@ else
 fi
 check "rtmp-server.socket is still enabled" enabled_state rtmp-server.socket enabled
 check "rtmp-server.socket is still active" is_active rtmp-server.socket
+check "the upgrade did not restart rtmp-server.socket (its listening socket stayed open)" \
+	[ "$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)" = "$sockets_since" ]
+check "the upgraded process resumed the sessions" wait_for 20 resumed_once
+check "after the upgrade, the ffmpeg player still receives" ho_growing "$work/ho-ffmpeg.flv"
+check "after the upgrade, the rtmpdump player still receives" ho_growing "$work/ho-rtmpdump.flv"
+check "publisher and players ran through the restart and the upgrade" ho_alive
+check "systemd holds no stored descriptor afterwards (NFileDescriptorStore=0)" \
+	[ "$(prop rtmp-server.service NFileDescriptorStore)" = 0 ]
+ho_stop
+kill -TERM "$tls_pub" 2>/dev/null || true
+wait "$tls_pub" 2>/dev/null || true
+ctr systemctl disable --now rtmp-server-rtmps.socket >>"$work/reload.log" 2>&1 || true
+refused=$(grep -c refused "$work/ho-connects" || true)
+attempts=$(wc -l <"$work/ho-connects")
+check "the connect loop saw 0 refused of $attempts attempts" [ "$refused" = 0 -a "$attempts" -gt 50 ]
+column=2
+for player in ffmpeg rtmpdump; do
+	stall=$(ho_max_stall "$column")
+	column=3
+	check "$player player: longest time without data ${stall} ms (at most 1000)" [ "$stall" -gt 0 -a "$stall" -le 1000 ]
+	gap=$(ho_max_gap "$work/ho-$player.flv")
+	check "$player player: largest gap between video frames ${gap} ms (at most 1000)" [ "$gap" -gt 0 -a "$gap" -le 1000 ]
+	check "$player player: the recording decodes without an error" ho_decodes "$work/ho-$player.flv"
+done
 
 log "deb: remove"
 step "dpkg -r" dpkg -r rtmp-server
@@ -449,7 +634,9 @@ ctr sh -c 'printf "\nLOG_DEBUG=YES\n" >>/etc/rtmp-server.env'
 ctr sh -c 'mkdir -p /etc/rtmp-server && echo mine >/etc/rtmp-server/fullchain.pem'
 wait_for 10 is_active rtmp-server.service || true
 pid_before=$(prop rtmp-server.service MainPID)
+sockets_since=$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)
 step "rpm -U --nodeps $version2" rpm -U --nodeps "/pkgs/$(basename "$rpm2")"
+check "rpm -U left no .rpmnew (the shipped env file did not change)" absent /etc/rtmp-server.env.rpmnew
 check "the upgrade keeps the edited env file" ctr grep -qx 'LOG_DEBUG=YES' /etc/rtmp-server.env
 check "the binary is $version2" version_is "$version2"
 if [[ $pid_before != 0 ]]; then
@@ -458,6 +645,8 @@ else
 	fail "the upgrade restarted the running service (it was not running before the upgrade)"
 fi
 check "rtmp-server.socket is still enabled" enabled_state rtmp-server.socket enabled
+check "the upgrade did not restart rtmp-server.socket (its listening socket stayed open)" \
+	[ "$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)" = "$sockets_since" ]
 
 log "rpm: erase"
 step "rpm -e" rpm -e rtmp-server
