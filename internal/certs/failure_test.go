@@ -96,7 +96,10 @@ func TestOnFailureHearsEveryFailedReload(t *testing.T) {
 	heard.mu.Lock()
 	defer heard.mu.Unlock()
 	for _, err := range heard.errs {
-		if !errors.Is(err, ErrNoCertificate) && !errors.Is(err, fs.ErrNotExist) {
+		// The broken and the missing file; and, while the watcher runs, the
+		// moment between the renewal's two renames (a new certificate
+		// beside the old key), which a real renewal has too.
+		if !errors.Is(err, ErrNoCertificate) && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrMismatch) {
 			t.Errorf("heard %v, want the reload's error", err)
 		}
 	}
