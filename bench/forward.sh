@@ -17,33 +17,10 @@ PLAYERS=${BENCH_PLAYERS:-500}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/rtmp-bench-forward.XXXXXX)}
 mkdir -p "$OUT"
 log() { echo "bench/forward: $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-go build -o "$OUT/rtmp-server" ./cmd/rtmp-server
-go build -o "$OUT/rtmp-bench" ./cmd/rtmp-bench
-
-free_port() {
-	local p low
-	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-	for p in $(shuf -i 10000-$((low - 1)) -n 200); do
-		if ! ss -tanH "sport = :$p" | grep -q .; then
-			echo "$p"
-			return
-		fi
-	done
-	log "no free port found"
-	exit 1
-}
-
-wait_listening() {
-	local pid=$1 port=$2
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || { log "server $pid exited"; exit 1; }
-		ss -ltnH "sport = :$port" | grep -q . && return
-		sleep 0.1
-	done
-	log "server $pid is not listening on $port"
-	exit 1
-}
+build_binaries
 
 PIDS=()
 cleanup() {

@@ -44,6 +44,8 @@ NGINX_SOURCE=${BENCH_NGINX:-private}
 NGINX_CACHE=${BENCH_NGINX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rtmp-server-bench/nginx}
 
 log() { printf 'run.sh: %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Every connection is a file descriptor in the tool and in the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -56,48 +58,10 @@ log "open files limit: $NOFILE"
 # fetch_nginx unpacks nginx and libnginx-mod-rtmp, and the libraries of
 # theirs that are not installed, into $NGINX_CACHE/root (once).
 fetch_nginx() {
-	local root=$NGINX_CACHE/root debs=$NGINX_CACHE/debs pkgs deb
-	if [ -x "$root/usr/sbin/nginx" ] && [ -f "$root/usr/lib/nginx/modules/ngx_rtmp_module.so" ]; then
-		return
-	fi
-	if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
-		log "nginx-rtmp: apt-get and dpkg-deb are needed to fetch it; or install nginx with the rtmp module and set BENCH_NGINX=system"
+	if ! bash "$(dirname "${BASH_SOURCE[0]}")/../scripts/fetch-nginx.sh" "$NGINX_CACHE" >/dev/null; then
+		log "nginx-rtmp could not be fetched; or install nginx with the rtmp module and set BENCH_NGINX=system"
 		exit 1
 	fi
-	log "fetching nginx and libnginx-mod-rtmp into $NGINX_CACHE with apt-get download (nothing is installed)"
-	rm -rf "$debs" "$root"
-	mkdir -p "$debs"
-	local sandbox=()
-	if [ "$(id -u)" -eq 0 ]; then
-		# apt's download user cannot write into root's home.
-		sandbox=(-o APT::Sandbox::User=root)
-	fi
-	download() { (cd "$debs" && apt-get download -qq "${sandbox[@]}" "$@" >/dev/null); }
-	if ! download nginx libnginx-mod-rtmp; then
-		if [ "$(id -u)" -ne 0 ]; then
-			log "apt-get download failed; if the package lists are stale, run apt-get update as root"
-			exit 1
-		fi
-		apt-get update -qq
-		download nginx libnginx-mod-rtmp
-	fi
-	# Their libraries that the machine lacks (nginx-common holds only
-	# configuration files, which the benchmark does not use).
-	pkgs=$(for deb in "$debs"/*.deb; do dpkg-deb -f "$deb" Depends; done | tr ',|' '\n\n' |
-		sed -E 's/^ *//; s/[ :(].*//' | grep '^lib' | sort -u |
-		while read -r p; do
-			dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || echo "$p"
-		done)
-	if [ -n "$pkgs" ]; then
-		log "fetching libraries the machine lacks: $pkgs"
-		# shellcheck disable=SC2086 # a list of package names
-		download $pkgs
-	fi
-	for deb in "$debs"/*.deb; do
-		dpkg-deb -x "$deb" "$root.tmp"
-	done
-	mv "$root.tmp" "$root"
-	log "nginx-rtmp unpacked: $(cd "$debs" && echo *.deb)"
 }
 
 NGINX_BIN=
@@ -137,45 +101,7 @@ if [[ " $SERVERS " == *" nginx "* ]]; then
 	fi
 fi
 
-log "building into $OUT"
-go build -o "$OUT/rtmp-bench" ./cmd/rtmp-bench
-if [ -n "${BENCH_SERVER_BIN:-}" ]; then
-	cp "$BENCH_SERVER_BIN" "$OUT/rtmp-server"
-else
-	go build -o "$OUT/rtmp-server" ./cmd/rtmp-server
-fi
-
-# free_port prints a TCP port that no socket uses, below the ephemeral range
-# (where the tool's own connections take their local ports).
-free_port() {
-	local p low
-	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-	for p in $(shuf -i 10000-$((low - 1)) -n 200); do
-		if ! ss -tanH "sport = :$p" | grep -q .; then
-			echo "$p"
-			return
-		fi
-	done
-	log "no free port found"
-	exit 1
-}
-
-# wait_listening PID PORT waits until PID listens on PORT.
-wait_listening() {
-	local pid=$1 port=$2 i
-	for i in $(seq 100); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			log "server $pid exited; see the logs in $OUT"
-			exit 1
-		fi
-		if ss -ltnH "sport = :$port" | grep -q .; then
-			return
-		fi
-		sleep 0.1
-	done
-	log "server $pid is not listening on $port"
-	exit 1
-}
+build_binaries
 
 SERVER_PID=
 stop_server() {

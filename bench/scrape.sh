@@ -29,6 +29,8 @@ OUT=${BENCH_OUT:-$(mktemp -d /tmp/rtmp-scrape.XXXXXX)}
 mkdir -p "$OUT"
 
 log() { printf 'scrape.sh: %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 for tool in curl jq ss; do
 	command -v "$tool" >/dev/null || {
@@ -38,27 +40,7 @@ for tool in curl jq ss; do
 done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-log "building into $OUT"
-go build -o "$OUT/rtmp-bench" ./cmd/rtmp-bench
-if [ -n "${BENCH_SERVER_BIN:-}" ]; then
-	cp "$BENCH_SERVER_BIN" "$OUT/rtmp-server"
-else
-	go build -o "$OUT/rtmp-server" ./cmd/rtmp-server
-fi
-
-# free_port prints a TCP port below the ephemeral range that no socket uses.
-free_port() {
-	local p low
-	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-	for p in $(shuf -i 10000-$((low - 1)) -n 200); do
-		if ! ss -tanH "sport = :$p" | grep -q .; then
-			echo "$p"
-			return
-		fi
-	done
-	log "no free port found"
-	exit 1
-}
+build_binaries
 
 SERVER_PID=
 SCRAPER_PID=
