@@ -237,12 +237,18 @@ func (c *Conn) Connect(app string) error {
 // ConnectURL sends connect for app with tcURL (the URL of the application,
 // as the target knows itself) and waits for the result.
 func (c *Conn) ConnectURL(app, tcURL string) error {
-	txn, err := c.Call(0, message.CommandConnect, amf.Object{
+	return c.ConnectWith(app, tcURL)
+}
+
+// ConnectWith is ConnectURL with more properties in the command object
+// (such as Enhanced RTMP's capsEx or fourCcList).
+func (c *Conn) ConnectWith(app, tcURL string, more ...amf.Property) error {
+	txn, err := c.Call(0, message.CommandConnect, append(amf.Object{
 		{Key: "app", Value: app},
 		{Key: "type", Value: "nonprivate"},
 		{Key: "flashVer", Value: FlashVer},
 		{Key: "tcUrl", Value: tcURL},
-	})
+	}, more...))
 	if err != nil {
 		return err
 	}

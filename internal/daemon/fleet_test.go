@@ -340,23 +340,8 @@ func dialCapsEx(t *testing.T, addr, channel string, capsEx float64) *client.Conn
 	}
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(evWaitLimit))
-	txn, err := c.Call(0, "connect", amf.Object{
-		{Key: "app", Value: channel},
-		{Key: "flashVer", Value: "FMLE/3.0 (compatible; fleet test)"},
-		{Key: "tcUrl", Value: "rtmp://" + addr + "/" + channel},
-		{Key: "capsEx", Value: capsEx},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cmd, err := c.ReadCommand()
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		if cmd.Txn == txn && cmd.Name == "_result" {
-			break
-		}
+	if err := c.ConnectWith(channel, "rtmp://"+addr+"/"+channel, amf.Property{Key: "capsEx", Value: capsEx}); err != nil {
+		t.Fatalf("connect: %v", err)
 	}
 	if _, err := c.CreateStream(); err != nil {
 		t.Fatal(err)

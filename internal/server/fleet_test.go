@@ -93,23 +93,8 @@ func dialCapsEx(t *testing.T, addr, app string, capsEx float64) *client.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	txn, err := c.Call(0, "connect", amf.Object{
-		{Key: "app", Value: app},
-		{Key: "flashVer", Value: "FMLE/3.0 (compatible; test)"},
-		{Key: "tcUrl", Value: "rtmp://localhost/" + app},
-		{Key: "capsEx", Value: capsEx},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cmd, err := c.ReadCommand()
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		if cmd.Txn == txn && cmd.Name == "_result" {
-			break
-		}
+	if err := c.ConnectWith(app, "rtmp://localhost/"+app, amf.Property{Key: "capsEx", Value: capsEx}); err != nil {
+		t.Fatalf("connect: %v", err)
 	}
 	if _, err := c.CreateStream(); err != nil {
 		t.Fatal(err)
