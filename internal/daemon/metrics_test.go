@@ -22,8 +22,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/rtmp-server/rtmp-server/internal/callback"
 	"github.com/rtmp-server/rtmp-server/internal/testpeer"
@@ -50,42 +48,18 @@ func scrapeMetrics(t *testing.T, base string) map[string]*dto.MetricFamily {
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d %s", code, body)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
-	}
-	return fams
+	return testpeer.ParseMetrics(t, body)
 }
 
 // metricValue returns the value of the series of name whose labels
-// include want (a histogram's sample count), and whether there is one.
+// include want, given as name, value pairs (a histogram's sample count),
+// and whether there is one.
 func metricValue(fams map[string]*dto.MetricFamily, name string, want ...string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
+	labels := make(map[string]string, len(want)/2)
+	for i := 0; i+1 < len(want); i += 2 {
+		labels[want[i]] = want[i+1]
 	}
-next:
-	for _, m := range f.Metric {
-		labels := map[string]string{}
-		for _, l := range m.Label {
-			labels[l.GetName()] = l.GetValue()
-		}
-		for i := 0; i+1 < len(want); i += 2 {
-			if labels[want[i]] != want[i+1] {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
+	return testpeer.MetricValue(fams, name, labels)
 }
 
 // waitMetric waits until the series of name with labels has value want,
