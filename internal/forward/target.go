@@ -107,7 +107,7 @@ func (t *target) setState(s State, err error, args ...any) {
 	prev, prevErr := t.state, t.lastErr
 	errText := ""
 	if err != nil {
-		errText = clipErr(err)
+		errText = clipErr(maskKey(err, t.pub.Key))
 	}
 	if s != prev {
 		t.since = time.Now()
