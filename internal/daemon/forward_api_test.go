@@ -3,6 +3,8 @@ package daemon
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +84,14 @@ func TestForwardStreamsAPI(t *testing.T) {
 	_, body := httpGet(t, "http://"+adminAddr+"/v1/streams", "")
 	if !strings.Contains(body, `"target": "`+wantTarget+`"`) || strings.Contains(body, key) {
 		t.Errorf("GET /v1/streams: want the forward to %s and no key:\n%s", wantTarget, body)
+	}
+
+	// So does the status command, with the forwards by state.
+	cmd := exec.Command(bin, "status", "--config", origin.cfgPath, "--admin", adminAddr)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "FORWARDS") || !strings.Contains(string(out), "1 live") || strings.Contains(string(out), key) {
+		t.Errorf("rtmp-server status (%v): want a FORWARDS column with 1 live and no key:\n%s", err, out)
 	}
 
 	target.proc.Kill()
