@@ -30,7 +30,7 @@ type Forward struct {
 	// skipped to the next keyframe.
 	QueueSkips uint64 `json:"queue_skips"`
 	// LastError is why the last connection failed (bounded, the stream key
-	// masked); empty while live.
+	// masked), kept while it connects again; empty once live.
 	LastError string `json:"last_error,omitempty"`
 }
 

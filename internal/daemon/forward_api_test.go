@@ -17,8 +17,9 @@ import (
 // the first, which forwards to the second by FORWARD_URLS. The first's
 // GET /v1/streams/{channel} shows the forward, live with its bytes
 // growing, and not among the players; when the second is killed, the
-// forward shows retrying with the error, then its reconnects counted. No
-// answer shows the stream key.
+// forward shows retrying with the error, then its reconnects counted, the
+// error kept while it connects again. No answer, nor the status command's
+// table, shows the stream key.
 func TestForwardStreamsAPI(t *testing.T) {
 	t.Parallel()
 	testpeer.Need(t, "ffmpeg")
@@ -100,7 +101,7 @@ func TestForwardStreamsAPI(t *testing.T) {
 		t.Errorf("retrying forward = %+v, want an error and the bytes kept", failed)
 	}
 	waitForward("the reconnect counted", func(f admin.Forward) bool {
-		return f.Reconnects >= 1 && f.State != "live"
+		return f.Reconnects >= 1 && f.State != "live" && f.LastError != ""
 	})
 	if pub.Exited() {
 		t.Fatalf("the publisher stopped: %v\n%s", pub.Err(), pub.Stderr.String())

@@ -237,7 +237,7 @@ type Status struct {
 	Bytes      uint64    `json:"bytes"`
 	Reconnects uint64    `json:"reconnects"`
 	Skips      uint64    `json:"skips"`
-	LastError  string    `json:"last_error,omitempty"`
+	LastError  string    `json:"last_error,omitempty"` // why the last connection failed (bounded, key masked); empty once live
 }
 
 // Forwards returns the state of every running forward.
