@@ -37,7 +37,10 @@ type Stream struct {
 	GOPCachePackets     int               `json:"gop_cache_packets"`
 	BitrateHistoryBPS   []float64         `json:"bitrate_history_bps"`
 	MeasurementWindowMS int64             `json:"measurement_window_ms"`
-	Players             []Player          `json:"players"`
+	// Players are the connections playing the channel.
+	Players []Player `json:"players"`
+	// Forwards are the pushes of the publication to other servers.
+	Forwards []Forward `json:"forwards"`
 }
 
 // Publisher is the publishing connection.
@@ -93,7 +96,7 @@ func round(v float64, places int) float64 {
 	return math.Round(v*p) / p
 }
 
-func apiStream(s hub.StreamStats, now time.Time) Stream {
+func apiStream(s hub.StreamStats, forwards []Forward, now time.Time) Stream {
 	out := Stream{
 		Channel: s.Channel, Published: s.Published, StreamID: s.StreamID,
 		BytesIn: s.BytesIn, MessagesIn: s.MessagesIn,
@@ -104,6 +107,10 @@ func apiStream(s hub.StreamStats, now time.Time) Stream {
 		BitrateHistoryBPS:   s.BitrateHistory,
 		MeasurementWindowMS: hub.StatsWindow.Milliseconds(),
 		Players:             make([]Player, 0, len(s.Players)),
+		Forwards:            forwards,
+	}
+	if out.Forwards == nil {
+		out.Forwards = []Forward{}
 	}
 	if out.BitrateHistoryBPS == nil {
 		out.BitrateHistoryBPS = []float64{}
@@ -143,6 +150,9 @@ func apiStream(s hub.StreamStats, now time.Time) Stream {
 		out.Audio = a
 	}
 	for _, p := range s.Players {
+		if isForward(p.SessionID) {
+			continue // listed under Forwards
+		}
 		pl := Player{Session: p.SessionID, Since: p.Since.UTC(), Playing: p.Playing, BytesSent: p.BytesSent, QueueSkips: p.Skips}
 		if p.Addr.IsValid() {
 			pl.Address = p.Addr.String()
@@ -163,9 +173,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) streams(w http.ResponseWriter, _ *http.Request) {
 	now := time.Now()
 	all := s.Source.StreamStats()
+	fwd := forwardsByChannel(s.Forwards, now)
 	out := StreamsResponse{Time: now.UTC(), Streams: make([]Stream, 0, len(all))}
 	for _, st := range all {
-		out.Streams = append(out.Streams, apiStream(st, now))
+		out.Streams = append(out.Streams, apiStream(st, fwd[st.Channel], now))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -176,5 +187,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such channel"})
 		return
 	}
-	writeJSON(w, http.StatusOK, apiStream(st, time.Now()))
+	now := time.Now()
+	writeJSON(w, http.StatusOK, apiStream(st, forwardsByChannel(s.Forwards, now)[st.Channel], now))
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,10 +67,10 @@ func FetchStreams(ctx context.Context, client *http.Client, base, token string) 
 // WriteTable prints the streams as a table, one line per channel.
 func WriteTable(w io.Writer, resp StreamsResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHANNEL\tSTREAM ID\tFROM\tUPTIME\tVIDEO\tKBIT/S\tFPS\tKEYINT\tAUDIO\tKBIT/S\tDRIFT\tANOMALIES\tPLAYERS")
+	fmt.Fprintln(tw, "CHANNEL\tSTREAM ID\tFROM\tUPTIME\tVIDEO\tKBIT/S\tFPS\tKEYINT\tAUDIO\tKBIT/S\tDRIFT\tANOMALIES\tPLAYERS\tFORWARDS")
 	for _, s := range resp.Streams {
 		if !s.Published {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%d waiting\n", terminalSafe(s.Channel), len(s.Players))
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%d waiting\t-\n", terminalSafe(s.Channel), len(s.Players))
 			continue
 		}
 		from := "-"
@@ -94,11 +95,33 @@ func WriteTable(w io.Writer, resp StreamsResponse) error {
 			arate = fmt.Sprintf("%.0f", a.BitrateBPS/1000)
 		}
 		uptime := (time.Duration(s.UptimeSeconds) * time.Second).String()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3fs\t%d\t%d\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3fs\t%d\t%d\t%s\n",
 			terminalSafe(s.Channel), terminalSafe(orDash(s.StreamID)), from, uptime, video, vrate, fps, keyint, audio, arate,
-			s.AVDriftSeconds, s.TimestampAnomalies.Backwards+s.TimestampAnomalies.Jumps, len(s.Players))
+			s.AVDriftSeconds, s.TimestampAnomalies.Backwards+s.TimestampAnomalies.Jumps, len(s.Players), forwardStates(s.Forwards))
 	}
 	return tw.Flush()
+}
+
+// forwardStates sums up a stream's forwards for a table cell: how many
+// are in each state, as "2 live, 1 retrying".
+func forwardStates(fs []Forward) string {
+	if len(fs) == 0 {
+		return "-"
+	}
+	count := make(map[string]int)
+	var order []string
+	for _, f := range fs {
+		if count[f.State] == 0 {
+			order = append(order, f.State)
+		}
+		count[f.State]++
+	}
+	slices.Sort(order)
+	parts := make([]string, 0, len(order))
+	for _, st := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", count[st], terminalSafe(st)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // terminalSafe bounds a name for a table cell and replaces what a terminal

@@ -265,7 +265,12 @@ func TestStatusPageInChromium(t *testing.T) {
 	chromium := testpeer.Need(t, "chromium")
 	srv, rtmpAddr, _ := rtmpServer(t)
 	const token = "chromium-admin-token-8"
-	base := startAdmin(t, &Server{Source: srv.Hub(), Token: token})
+	// One forward of the stream, as the daemon reports them, shown in its row.
+	forwards := func() []Forward {
+		return []Forward{{Channel: "studio", Target: "rtmp://origin.example/live/***", State: "retrying",
+			Since: time.Now().Add(-3 * time.Second), BytesSent: 12345, Reconnects: 2, LastError: "dial: connection refused"}}
+	}
+	base := startAdmin(t, &Server{Source: srv.Hub(), Token: token, Forwards: forwards})
 	signedIn := strings.Replace(base, "http://", "http://admin:"+token+"@", 1)
 	const key = "chromiumKey77"
 	pub := publishCBR(t, "rtmp://"+rtmpAddr+"/studio/"+key)
@@ -298,7 +303,8 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Errorf("without credentials, the page rendered:\n%s", dom)
 	}
 	dom := string(run("--dump-dom", signedIn+"/"))
-	for _, want := range []string{`data-channel="studio"`, "avc1", "mp4a", "fps", "keyframe interval", "live stream(s)"} {
+	for _, want := range []string{`data-channel="studio"`, "avc1", "mp4a", "fps", "keyframe interval", "live stream(s)",
+		"rtmp://origin.example/live/***", "retrying", "dial: connection refused", "0/1", "forwards live"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %q:\n%s", want, dom)
 		}

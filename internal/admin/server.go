@@ -47,6 +47,9 @@ type Server struct {
 	Source Source
 	// Metrics is the registry /metrics serves; nil serves one made from Source.
 	Metrics *Metrics
+	// Forwards reports the forwards of the live streams, shown with each
+	// stream in the streams API; nil shows none.
+	Forwards func() []Forward
 	// Healthy is the liveness check of /healthz; nil always passes.
 	Healthy func(context.Context) error
 	// Ready reports whether publishes are accepted, for /readyz; nil means yes.

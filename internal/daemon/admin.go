@@ -55,12 +55,13 @@ func (d *daemon) startAdmin(cfg config.Config) error {
 	addForwardMetrics(m.metrics.Registry(), d.forwards)
 	d.srv.Observer = server.Observers(d.srv.Observer, m.metrics.Observe) // before any Serve; after the request log
 	m.srv = &admin.Server{
-		Source:  d.srv.Hub(),
-		Metrics: m.metrics,
-		Healthy: d.healthy,
-		Ready:   func() bool { return m.ready.Load() && d.srv.Draining() == server.DrainOff },
-		Token:   cfg.AdminToken.Reveal(),
-		Logger:  d.log.With("listener", "admin"),
+		Source:   d.srv.Hub(),
+		Metrics:  m.metrics,
+		Forwards: adminForwards(d.forwards),
+		Healthy:  d.healthy,
+		Ready:    func() bool { return m.ready.Load() && d.srv.Draining() == server.DrainOff },
+		Token:    cfg.AdminToken.Reveal(),
+		Logger:   d.log.With("listener", "admin"),
 	}
 	d.log.Info("listening", "proto", "http", "addr", ln.Addr().String(), "from", from, "token", cfg.AdminToken != "")
 	m.wg.Add(1)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rtmp-server/rtmp-server/internal/admin"
 	"github.com/rtmp-server/rtmp-server/internal/config"
 	"github.com/rtmp-server/rtmp-server/internal/forward"
 	"github.com/rtmp-server/rtmp-server/internal/server"
@@ -84,4 +85,19 @@ func (c *forwardCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(t.Bytes))
 	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(t.Reconnects))
 	ch <- prometheus.MustNewConstMetric(c.skips, prometheus.CounterValue, float64(t.Skips))
+}
+
+// adminForwards shows m's forwards in the streams API.
+func adminForwards(m *forward.Manager) func() []admin.Forward {
+	return func() []admin.Forward {
+		all := m.Forwards()
+		out := make([]admin.Forward, 0, len(all))
+		for _, st := range all {
+			out = append(out, admin.Forward{
+				Channel: st.Channel, Target: st.Target, State: string(st.State), Since: st.Since,
+				BytesSent: st.Bytes, Reconnects: st.Reconnects, QueueSkips: st.Skips, LastError: st.LastError,
+			})
+		}
+		return out
+	}
 }

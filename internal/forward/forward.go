@@ -10,7 +10,10 @@
 package forward
 
 import (
+	"errors"
 	"log/slog"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -234,7 +237,7 @@ type Status struct {
 	Bytes      uint64    `json:"bytes"`
 	Reconnects uint64    `json:"reconnects"`
 	Skips      uint64    `json:"skips"`
-	LastError  string    `json:"last_error,omitempty"`
+	LastError  string    `json:"last_error,omitempty"` // why the last connection failed (bounded, key masked); empty once live
 }
 
 // Forwards returns the state of every running forward.
@@ -250,6 +253,23 @@ func (m *Manager) Forwards() []Status {
 		}
 	}
 	return out
+}
+
+// maskKey returns err with the stream key masked wherever it appears: a
+// target's error status may quote the stream name it refused.
+func maskKey(err error, key string) error {
+	text := err.Error()
+	out := text
+	if key != "" {
+		out = strings.ReplaceAll(out, key, masked)
+		if esc := url.PathEscape(key); esc != key {
+			out = strings.ReplaceAll(out, esc, masked)
+		}
+	}
+	if out == text {
+		return err
+	}
+	return errors.New(out)
 }
 
 // clipErr bounds an error's text for a log line or a Status: it may quote

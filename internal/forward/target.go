@@ -107,7 +107,9 @@ func (t *target) setState(s State, err error, args ...any) {
 	prev, prevErr := t.state, t.lastErr
 	errText := ""
 	if err != nil {
-		errText = clipErr(err)
+		errText = clipErr(maskKey(err, t.pub.Key))
+	} else if s == StateConnecting {
+		errText = prevErr // a retry shows why the last connection failed until it is live
 	}
 	if s != prev {
 		t.since = time.Now()

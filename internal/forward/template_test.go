@@ -84,3 +84,21 @@ func TestMask(t *testing.T) {
 		t.Errorf("template shown as %q", got)
 	}
 }
+
+// TestMaskKey: a target's error status may quote the stream name it
+// refused; the key is masked in the text a Status and a log line show.
+func TestMaskKey(t *testing.T) {
+	const key = "my key/1"
+	err := errors.New(`forward: target sent an error status: NetStream.Publish.BadName: "my key/1" (as my%20key%2F1) is in use`)
+	got := maskKey(err, key).Error()
+	if strings.Contains(got, "my key") || strings.Contains(got, "my%20key") {
+		t.Errorf("maskKey left the key: %s", got)
+	}
+	if want := `BadName: "***" (as ***) is in use`; !strings.Contains(got, want) {
+		t.Errorf("maskKey = %s, want it to contain %s", got, want)
+	}
+	plain := errors.New("dial: connection refused")
+	if maskKey(plain, key) != plain || maskKey(plain, "") != plain {
+		t.Error("maskKey changed an error without the key")
+	}
+}
