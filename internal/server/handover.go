@@ -56,10 +56,10 @@ var (
 	errHandedOver = errors.New("handed over to the next process")
 	// ErrHandOverBusy is a second HandOver.
 	ErrHandOverBusy = errors.New("server: hand-over already started")
-	// ErrHandOverAdmission is HandOver on a server with an Admission (a
-	// fleet): the next process could not take the publications' claims
-	// over, so the sessions end as at a shutdown.
-	ErrHandOverAdmission = errors.New("server: no hand-over with an Admission (fleet): its claims cannot be carried over")
+	// ErrHandOverAdmission is HandOver on a server with an Admission that
+	// is not a CarriedAdmission: the next process could not take the
+	// publications' admissions over, so the sessions end as at a shutdown.
+	ErrHandOverAdmission = errors.New("server: no hand-over with an Admission that cannot carry its admissions over")
 )
 
 // handoverState is the Server's side of a hand-over.
@@ -126,8 +126,9 @@ type HandedOver struct {
 // afterwards: the caller calls HandedOver.Done once the next process has
 // what it needs (or Abort), then Shutdown for anything left.
 func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
-	if s.Admission != nil {
-		return nil, ErrHandOverAdmission
+	carrier, err := s.carrier()
+	if err != nil {
+		return nil, err
 	}
 	h := &s.handover
 	h.mu.Lock()
@@ -220,6 +221,11 @@ func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
 			c.log.Warn("session not handed over", "reason", err)
 			c.unpark(err)
 			continue
+		}
+		if c.pub != nil && carrier != nil {
+			// From here the claim is the next process's: this one no
+			// longer refreshes or releases it.
+			saved.Publisher.Claim, _ = carrier.CarryOver(c.event(c.pub.key, c.pub.streamID))
 		}
 		f, err := c.nc.(*net.TCPConn).File()
 		if err != nil {
@@ -594,15 +600,20 @@ func (s *Server) adoptPublisher(c *conn, saved *handover.Session, str handover.S
 		GOPCacheBytes: srvOpts.GOPCacheBytes,
 		StaleAfter:    s.PublisherStaleAfter,
 	}
+	release, err := s.takeBack(c, p.Name, saved.Publisher)
+	if err != nil {
+		return err
+	}
 	pub, _, err := s.hub.Publish(c.channel, p.Name, saved.Publisher.StreamID, c, opts)
 	if err != nil {
+		release()
 		return fmt.Errorf("publishing again: %w", err)
 	}
 	for _, pkt := range str.Packets {
 		pub.Write(pkt.Type, pkt.Timestamp, pkt.Payload, pkt.Metadata)
 	}
 	c.pub = &publisher{streamMsgID: p.ID, key: p.Name, streamID: saved.Publisher.StreamID, pub: pub,
-		auth: s.authorizer(), started: saved.Publisher.Started, forwardURLs: saved.Publisher.ForwardURLs}
+		auth: s.authorizer(), release: release, started: saved.Publisher.Started, forwardURLs: saved.Publisher.ForwardURLs}
 	// Forwards are outgoing connections of the previous process, which
 	// ended with it: they start again.
 	s.forwardStarted(pub, nil, saved.Publisher.ForwardURLs)
