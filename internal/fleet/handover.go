@@ -2,11 +2,11 @@ package fleet
 
 // A hand-over to the next process of this box (a restart or an upgrade):
 // the claims of the publishes handed over go on. The old process gives
-// each claim's value away (CarryOver) and no longer refreshes or deletes
-// it; the new one takes it back (TakeBack) with the compare-and-extend:
-// the claim is extended if it still holds that value, set again if it
-// expired meanwhile, and the publish ends if another box claimed the
-// channel in between.
+// each claim's value away (Token, then CarriedOver once the hand-over
+// happened) and no longer refreshes or deletes it; the new one takes it
+// back (TakeBack) with the compare-and-extend: the claim is extended if it
+// still holds that value, set again if it expired meanwhile, and the
+// publish ends if another box claimed the channel in between.
 
 import (
 	"context"
@@ -16,31 +16,45 @@ import (
 	"github.com/rtmp-server/rtmp-server/internal/server"
 )
 
-// CarryOver returns the claim value of the live publish ev for the next
-// process (as server.CarriedAdmission) and stops keeping the claim here:
-// it is no longer refreshed, and its release leaves it in Redis. ok is
-// false when this box has no claim for ev.
-func (f *Fleet) CarryOver(ev server.PublishEvent) (value string, ok bool) {
+// Token returns the claim value of the live publish ev for the next
+// process (as server.CarriedAdmission); ok is false when this box has no
+// claim for ev. The claim is still this process's until CarriedOver.
+func (f *Fleet) Token(ev server.PublishEvent) (value string, ok bool) {
 	f.mu.Lock()
-	var found *claim
-	for c := range f.claims {
-		if c.rec.Channel == ev.Channel && c.rec.StreamID == ev.StreamID {
-			found = c
-			break
-		}
+	defer f.mu.Unlock()
+	if c := f.find(ev); c != nil {
+		return c.value, true
 	}
-	if found != nil {
-		delete(f.claims, found)
+	return "", false
+}
+
+// CarriedOver stops keeping the claim of the publish ev, which went to the
+// next process (as server.CarriedAdmission): it is no longer refreshed,
+// and its release leaves it in Redis.
+func (f *Fleet) CarriedOver(ev server.PublishEvent) {
+	f.mu.Lock()
+	c := f.find(ev)
+	if c != nil {
+		delete(f.claims, c)
 	}
 	f.mu.Unlock()
-	if found == nil {
-		return "", false
+	if c == nil {
+		return
 	}
-	found.opMu.Lock()
-	found.carried = true
-	found.done = true
-	found.opMu.Unlock()
-	return found.value, true
+	c.opMu.Lock()
+	c.carried = true
+	c.done = true
+	c.opMu.Unlock()
+}
+
+// find returns the live claim of ev, or nil. f.mu is held.
+func (f *Fleet) find(ev server.PublishEvent) *claim {
+	for c := range f.claims {
+		if c.rec.Channel == ev.Channel && c.rec.StreamID == ev.StreamID {
+			return c
+		}
+	}
+	return nil
 }
 
 // KeepEntry makes Close leave the box's registry entry in Redis: the next

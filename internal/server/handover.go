@@ -117,6 +117,7 @@ type HandedOver struct {
 	// Sessions, Publishers and Players count what was handed over.
 	Sessions, Publishers, Players int
 	conns                         []*conn
+	carrier                       CarriedAdmission // the server's, if any
 }
 
 // HandOver stops the server's sessions for the next process: it stops
@@ -213,7 +214,7 @@ func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
 			c.pub.pub.Sync()
 		}
 	}
-	out := &HandedOver{srv: s}
+	out := &HandedOver{srv: s, carrier: carrier}
 	st := &handover.State{Saved: time.Now().UTC()}
 	for _, c := range parked {
 		saved, err := c.saveForHandOver()
@@ -223,9 +224,7 @@ func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
 			continue
 		}
 		if c.pub != nil && carrier != nil {
-			// From here the claim is the next process's: this one no
-			// longer refreshes or releases it.
-			saved.Publisher.Claim, _ = carrier.CarryOver(c.event(c.pub.key, c.pub.streamID))
+			saved.Publisher.Claim, _ = carrier.Token(c.event(c.pub.key, c.pub.streamID))
 		}
 		f, err := c.nc.(*net.TCPConn).File()
 		if err != nil {
@@ -327,6 +326,11 @@ func (ho *HandedOver) Done() {
 		_ = f.Close()
 	}
 	for _, c := range ho.conns {
+		if c.pub != nil && ho.carrier != nil {
+			// The admission is the next process's now: this one
+			// neither refreshes nor releases it.
+			ho.carrier.CarriedOver(c.event(c.pub.key, c.pub.streamID))
+		}
 		c.Kick(errHandedOver)
 		c.queue.Close()
 		if c.ingest != nil {

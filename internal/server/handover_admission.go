@@ -15,12 +15,15 @@ import (
 // (ErrHandOverAdmission).
 type CarriedAdmission interface {
 	Admission
-	// CarryOver returns what the next process needs to take back the
-	// admission of the live publish ev, and stops keeping it in this
-	// process: the release Admit returned for it then does nothing (the
-	// admission is the next process's, or expires). ok is false when ev
-	// has no admission here.
-	CarryOver(ev PublishEvent) (token string, ok bool)
+	// Token returns what the next process needs to take back the
+	// admission of the live publish ev; ok is false when ev has none here.
+	// It changes nothing: a hand-over that does not happen releases the
+	// admission as usual.
+	Token(ev PublishEvent) (token string, ok bool)
+	// CarriedOver tells that the publish ev went to the next process: its
+	// admission is no longer kept here, and the release Admit returned for
+	// it does nothing (the admission is the next process's, or expires).
+	CarriedOver(ev PublishEvent)
 	// TakeBack takes back, in the next process, the admission of a
 	// publish handed over with token. It returns the release as Admit
 	// does; its error ends the publish (its text is logged, clipped).

@@ -452,7 +452,7 @@ func (admitAll) Admit(context.Context, PublishEvent) (func(), error) { return fu
 type carrier struct {
 	mu       sync.Mutex
 	releases int      // guarded by mu: releases called
-	carried  []string // guarded by mu: tokens given by CarryOver
+	carried  []string // guarded by mu: CarriedOver's publishes, as tokens
 	taken    []string // guarded by mu: tokens given to TakeBack
 	refuse   error    // TakeBack's error
 }
@@ -465,12 +465,15 @@ func (a *carrier) release() {
 
 func (a *carrier) Admit(context.Context, PublishEvent) (func(), error) { return a.release, nil }
 
-func (a *carrier) CarryOver(ev PublishEvent) (string, bool) {
+func (a *carrier) Token(ev PublishEvent) (string, bool) {
+	return "claim|" + ev.Channel + "|" + ev.Key + "|" + ev.StreamID, true
+}
+
+func (a *carrier) CarriedOver(ev PublishEvent) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	tok := "claim|" + ev.Channel + "|" + ev.Key + "|" + ev.StreamID
+	tok, _ := a.Token(ev)
 	a.carried = append(a.carried, tok)
-	return tok, true
 }
 
 func (a *carrier) TakeBack(_ context.Context, ev PublishEvent, token string) (func(), error) {
@@ -559,4 +562,31 @@ func TestHandOverCarriesAdmission(t *testing.T) {
 			t.Fatalf("callback: %d starts, %d stops; want 1 and 1", starts, stops)
 		}
 	}
+}
+
+// TestHandOverAbortReleasesAdmission: a hand-over that does not happen
+// (Abort: the store could not take it) ends the publish as at a shutdown,
+// releasing its admission; none is carried over.
+func TestHandOverAbortReleasesAdmission(t *testing.T) {
+	t.Parallel()
+	auth := newRecordingAuthorizer()
+	a := &carrier{}
+	ts := startServer(t, nil, func(s *Server) { s.SetAuthorizer(auth); s.Admission = a })
+	pub := ts.dial(t, "live")
+	st, err := pub.Publish("key")
+	expectStatus(t, st, err, "NetStream.Publish.Start")
+	ho, err := ts.HandOver(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ho.Publishers != 1 {
+		t.Fatalf("handed over %d publishers, want 1", ho.Publishers)
+	}
+	ho.Abort()
+	readUntilClosed(t, "publisher", pub)
+	waitFor(t, "the release", 10*time.Second, func() bool { n, _, _ := a.counts(); return n == 1 })
+	if _, carried, _ := a.counts(); len(carried) != 0 {
+		t.Fatalf("carried over %q after an Abort, want none", carried)
+	}
+	waitFor(t, "the stop event", 10*time.Second, func() bool { _, stops, _ := auth.counts(); return stops == 1 })
 }
