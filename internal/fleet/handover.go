@@ -78,6 +78,12 @@ func (f *Fleet) TakeBack(ctx context.Context, ev server.PublishEvent, value stri
 	}
 	c := &claim{f: f, key: f.StreamKey(ev.Channel), value: value, rec: *rec}
 	log := f.log.With("session", ev.Session, "channel", ev.Channel, "stream_id", logging.Clip(ev.StreamID))
+	if f.RedisDown() {
+		// Found unreachable for an earlier one: the others do not wait
+		// for a timeout each before their players get media again.
+		log.Info("fleet: handed-over publish goes on without its claim: Redis unreachable; claimed when it returns")
+		return f.register(c), nil
+	}
 	rctx, cancel := context.WithTimeout(ctx, opTimeout)
 	res, err := extendScript.Run(rctx, f.rdb, []string{c.key}, c.value, f.cfg.TTL.Milliseconds()).Result()
 	cancel()

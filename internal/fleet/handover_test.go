@@ -286,3 +286,35 @@ func TestCarryOverNotReleased(t *testing.T) {
 		t.Fatalf("TakeBack of the carried claim: %v", err)
 	}
 }
+
+// TestTakeBackRedisDown: with Redis unreachable the handed-over publishes
+// go on unclaimed; when Redis returns their claims are set again with the
+// carried values.
+func TestTakeBackRedisDown(t *testing.T) {
+	r := testpeer.StartRedis(t)
+	a, _ := newTestFleet(t, r, "box-a", 3*time.Second)
+	evs := []server.PublishEvent{event("x", "k", "sid-x"), event("y", "k", "sid-y")}
+	values := make([]string, len(evs))
+	for i, ev := range evs {
+		if _, err := a.Admit(ctx(t), ev); err != nil {
+			t.Fatal(err)
+		}
+		values[i], _ = a.Token(ev)
+	}
+	r.Stop()
+	b, _ := newTestFleet(t, r, "box-a", 3*time.Second)
+	if _, err := b.TakeBack(ctx(t), evs[0], values[0]); err != nil {
+		t.Fatalf("TakeBack with Redis down: %v, want the publish to go on", err)
+	}
+	if _, err := b.TakeBack(ctx(t), evs[1], values[1]); err != nil {
+		t.Fatalf("TakeBack with Redis down: %v, want the publish to go on", err)
+	}
+	r.Restart()
+	rc := testClient(t, r)
+	b.Start()
+	for i, ev := range evs {
+		testpeer.WaitFor(t, "the claim back", 10*time.Second, func() bool {
+			return rc.Get(context.Background(), "t:stream:"+ev.Channel).Val() == values[i]
+		})
+	}
+}
