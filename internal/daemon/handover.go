@@ -71,6 +71,11 @@ func (d *daemon) handOver() {
 		return
 	}
 	ho.Done()
+	if d.fleet != nil {
+		// The next process of this box goes on with the registry entry
+		// and the handed-over claims (which the fleet no longer releases).
+		d.fleet.KeepEntry()
+	}
 	d.log.Info(msg, "sessions", ho.Sessions, "publishers", ho.Publishers, "players", ho.Players,
 		"state_bytes", len(ho.State), "duration", time.Since(start).Round(time.Microsecond).String())
 }

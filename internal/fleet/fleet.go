@@ -29,6 +29,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -128,6 +129,8 @@ type Fleet struct {
 
 	releases sync.WaitGroup // release requests in flight
 
+	keepEntry atomic.Bool // Close leaves the registry entry: the next process of this box goes on with it
+
 	mu     sync.Mutex
 	claims map[*claim]struct{} // guarded by mu: the live publishes of this box
 	down   bool                // guarded by mu: Redis failed, and the outage is logged
@@ -141,6 +144,7 @@ type claim struct {
 	rec     StreamRecord // immutable
 	opMu    sync.Mutex   // serialises the claim's Redis requests
 	done    bool         // guarded by opMu: released; no request may claim it again
+	carried bool         // guarded by opMu: handed to the next process; never deleted here
 	lost    bool         // guarded by opMu: a conflict ended it; not refreshed
 	claimed bool         // guarded by opMu: Redis held the value at the last request
 }
@@ -248,6 +252,9 @@ func (f *Fleet) close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
+	if f.keepEntry.Load() {
+		return f.rdb.Close()
+	}
 	if err := f.rdb.Del(ctx, f.BoxKey()).Err(); err != nil {
 		f.log.Warn("fleet: registry entry not removed; it expires", "error", err, "ttl", f.cfg.TTL)
 	}
@@ -467,6 +474,9 @@ func (c *claim) release() {
 		c.opMu.Lock()
 		defer c.opMu.Unlock()
 		c.done = true
+		if c.carried {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
 		if err := deleteScript.Run(ctx, f.rdb, []string{c.key}, c.value).Err(); err != nil && f.redisFailed(err) {

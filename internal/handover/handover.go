@@ -111,6 +111,9 @@ type Publisher struct {
 	// ForwardURLs are the start callback's forward targets for this
 	// publish; the next process forwards to them again.
 	ForwardURLs []string `json:"forward_urls,omitempty"`
+	// Claim is the publish's admission carried to the next process (a
+	// fleet's claim value, see server.CarriedAdmission); empty without one.
+	Claim string `json:"claim,omitempty"`
 }
 
 // Player is a playing connection. Everything queued for it was written
@@ -260,6 +263,8 @@ func (s *Session) check() ([2]netip.AddrPort, error) {
 		return pair, errors.New("playing stream key of a bad length")
 	case s.Publisher != nil && len(s.Publisher.StreamID) > MaxText:
 		return pair, errors.New("stream id too long")
+	case s.Publisher != nil && len(s.Publisher.Claim) > MaxText:
+		return pair, errors.New("claim too long")
 	case s.Publisher != nil && len(s.Publisher.ForwardURLs) > MaxForwardURLs:
 		return pair, fmt.Errorf("%d forward URLs (at most %d)", len(s.Publisher.ForwardURLs), MaxForwardURLs)
 	case s.Player != nil && (s.Player.ChunkSize < 1 || s.Player.ChunkSize > chunk.MaxChunkSize):

@@ -56,10 +56,10 @@ var (
 	errHandedOver = errors.New("handed over to the next process")
 	// ErrHandOverBusy is a second HandOver.
 	ErrHandOverBusy = errors.New("server: hand-over already started")
-	// ErrHandOverAdmission is HandOver on a server with an Admission (a
-	// fleet): the next process could not take the publications' claims
-	// over, so the sessions end as at a shutdown.
-	ErrHandOverAdmission = errors.New("server: no hand-over with an Admission (fleet): its claims cannot be carried over")
+	// ErrHandOverAdmission is HandOver on a server with an Admission that
+	// is not a CarriedAdmission: the next process could not take the
+	// publications' admissions over, so the sessions end as at a shutdown.
+	ErrHandOverAdmission = errors.New("server: no hand-over with an Admission that cannot carry its admissions over")
 )
 
 // handoverState is the Server's side of a hand-over.
@@ -117,6 +117,7 @@ type HandedOver struct {
 	// Sessions, Publishers and Players count what was handed over.
 	Sessions, Publishers, Players int
 	conns                         []*conn
+	carrier                       CarriedAdmission // the server's, if any
 }
 
 // HandOver stops the server's sessions for the next process: it stops
@@ -126,8 +127,9 @@ type HandedOver struct {
 // afterwards: the caller calls HandedOver.Done once the next process has
 // what it needs (or Abort), then Shutdown for anything left.
 func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
-	if s.Admission != nil {
-		return nil, ErrHandOverAdmission
+	carrier, err := s.carrier()
+	if err != nil {
+		return nil, err
 	}
 	h := &s.handover
 	h.mu.Lock()
@@ -212,7 +214,7 @@ func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
 			c.pub.pub.Sync()
 		}
 	}
-	out := &HandedOver{srv: s}
+	out := &HandedOver{srv: s, carrier: carrier}
 	st := &handover.State{Saved: time.Now().UTC()}
 	for _, c := range parked {
 		saved, err := c.saveForHandOver()
@@ -220,6 +222,9 @@ func (s *Server) HandOver(ctx context.Context) (*HandedOver, error) {
 			c.log.Warn("session not handed over", "reason", err)
 			c.unpark(err)
 			continue
+		}
+		if c.pub != nil && carrier != nil {
+			saved.Publisher.Claim, _ = carrier.Token(c.event(c.pub.key, c.pub.streamID))
 		}
 		f, err := c.nc.(*net.TCPConn).File()
 		if err != nil {
@@ -321,6 +326,11 @@ func (ho *HandedOver) Done() {
 		_ = f.Close()
 	}
 	for _, c := range ho.conns {
+		if c.pub != nil && ho.carrier != nil {
+			// The admission is the next process's now: this one
+			// neither refreshes nor releases it.
+			ho.carrier.CarriedOver(c.event(c.pub.key, c.pub.streamID))
+		}
 		c.Kick(errHandedOver)
 		c.queue.Close()
 		if c.ingest != nil {
@@ -594,15 +604,20 @@ func (s *Server) adoptPublisher(c *conn, saved *handover.Session, str handover.S
 		GOPCacheBytes: srvOpts.GOPCacheBytes,
 		StaleAfter:    s.PublisherStaleAfter,
 	}
+	release, err := s.takeBack(c, p.Name, saved.Publisher)
+	if err != nil {
+		return err
+	}
 	pub, _, err := s.hub.Publish(c.channel, p.Name, saved.Publisher.StreamID, c, opts)
 	if err != nil {
+		release()
 		return fmt.Errorf("publishing again: %w", err)
 	}
 	for _, pkt := range str.Packets {
 		pub.Write(pkt.Type, pkt.Timestamp, pkt.Payload, pkt.Metadata)
 	}
 	c.pub = &publisher{streamMsgID: p.ID, key: p.Name, streamID: saved.Publisher.StreamID, pub: pub,
-		auth: s.authorizer(), started: saved.Publisher.Started, forwardURLs: saved.Publisher.ForwardURLs}
+		auth: s.authorizer(), release: release, started: saved.Publisher.Started, forwardURLs: saved.Publisher.ForwardURLs}
 	// Forwards are outgoing connections of the previous process, which
 	// ended with it: they start again.
 	s.forwardStarted(pub, nil, saved.Publisher.ForwardURLs)

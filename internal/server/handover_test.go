@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -446,12 +448,145 @@ type admitAll struct{}
 
 func (admitAll) Admit(context.Context, PublishEvent) (func(), error) { return func() {}, nil }
 
-// TestHandOverRefusedWithAdmission: a fleet's claims cannot be carried
-// over, so a server with an Admission does not hand over.
+// carrier is a CarriedAdmission that records what it is asked.
+type carrier struct {
+	mu       sync.Mutex
+	releases int      // guarded by mu: releases called
+	carried  []string // guarded by mu: CarriedOver's publishes, as tokens
+	taken    []string // guarded by mu: tokens given to TakeBack
+	refuse   error    // TakeBack's error
+}
+
+func (a *carrier) release() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.releases++
+}
+
+func (a *carrier) Admit(context.Context, PublishEvent) (func(), error) { return a.release, nil }
+
+func (a *carrier) Token(ev PublishEvent) (string, bool) {
+	return "claim|" + ev.Channel + "|" + ev.Key + "|" + ev.StreamID, true
+}
+
+func (a *carrier) CarriedOver(ev PublishEvent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tok, _ := a.Token(ev)
+	a.carried = append(a.carried, tok)
+}
+
+func (a *carrier) TakeBack(_ context.Context, ev PublishEvent, token string) (func(), error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.taken = append(a.taken, token)
+	if token != "claim|"+ev.Channel+"|"+ev.Key+"|"+ev.StreamID {
+		return nil, fmt.Errorf("token %q does not match the publish", token)
+	}
+	if a.refuse != nil {
+		return nil, a.refuse
+	}
+	return a.release, nil
+}
+
+func (a *carrier) counts() (releases int, carried, taken []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.releases, slices.Clone(a.carried), slices.Clone(a.taken)
+}
+
+// TestHandOverRefusedWithAdmission: an Admission that cannot carry its
+// admissions over (not a CarriedAdmission) keeps a server from handing
+// over.
 func TestHandOverRefusedWithAdmission(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, func(s *Server) { s.Admission = admitAll{} })
 	if _, err := ts.HandOver(context.Background()); !errors.Is(err, ErrHandOverAdmission) {
 		t.Fatalf("HandOver = %v, want ErrHandOverAdmission", err)
 	}
+}
+
+// TestHandOverCarriesAdmission: a CarriedAdmission's admission (a fleet's
+// claim) goes with the publish to the next process, which takes it back;
+// the old process does not release it, and the callback server hears no
+// stop or start. When the next process cannot take it back, the publish
+// ends there: its connection closes and its stop event is sent once.
+func TestHandOverCarriesAdmission(t *testing.T) {
+	t.Parallel()
+	for _, refuse := range []bool{false, true} {
+		auth := newRecordingAuthorizer()
+		old := &carrier{}
+		ts := startServer(t, nil, func(s *Server) { s.SetAuthorizer(auth); s.Admission = old })
+		pub := ts.dial(t, "live")
+		st, err := pub.Publish("key")
+		expectStatus(t, st, err, "NetStream.Publish.Start")
+		next := &carrier{}
+		if refuse {
+			next.refuse = errors.New("channel claimed by box-b during the hand-over")
+		}
+		nextSrv := handOver(t, ts, auth, func(s *Server) { s.Admission = next })
+		if err := ts.Shutdown(context.Background()); err != nil && !errors.Is(err, ErrServerClosed) {
+			t.Fatal(err)
+		}
+		oldReleases, carried, _ := old.counts()
+		_, _, taken := next.counts()
+		if oldReleases != 0 || len(carried) != 1 {
+			t.Fatalf("old process: %d releases, carried %q; want none released and one carried", oldReleases, carried)
+		}
+		if !slices.Equal(taken, carried) {
+			t.Fatalf("next process took back %q, want %q", taken, carried)
+		}
+		if !refuse {
+			if nextSrv.resumed.Publishers != 1 || nextSrv.resumed.Failed != 0 {
+				t.Fatalf("resumed %+v, want the publisher", nextSrv.resumed)
+			}
+			if starts, stops, _ := auth.counts(); starts != 1 || stops != 0 {
+				t.Fatalf("callback: %d starts, %d stops; want 1 and 0", starts, stops)
+			}
+			if live, _ := nextSrv.KillSession("live"); !live {
+				t.Fatal("kill-session found no resumed publisher")
+			}
+			waitFor(t, "the next process's release", 10*time.Second, func() bool { n, _, _ := next.counts(); return n == 1 })
+			waitFor(t, "the stop event", 10*time.Second, func() bool { _, stops, _ := auth.counts(); return stops == 1 })
+			continue
+		}
+		if nextSrv.resumed.Publishers != 0 || nextSrv.resumed.Failed != 1 {
+			t.Fatalf("resumed %+v, want the publisher ended", nextSrv.resumed)
+		}
+		if !strings.Contains(nextSrv.logs.String(), "channel claimed by box-b during the hand-over") {
+			t.Fatalf("the next process's log does not say why:\n%s", nextSrv.logs.String())
+		}
+		readUntilClosed(t, "refused publisher", pub)
+		waitFor(t, "the stop event", 10*time.Second, func() bool { _, stops, _ := auth.counts(); return stops == 1 })
+		if starts, stops, _ := auth.counts(); starts != 1 || stops != 1 {
+			t.Fatalf("callback: %d starts, %d stops; want 1 and 1", starts, stops)
+		}
+	}
+}
+
+// TestHandOverAbortReleasesAdmission: a hand-over that does not happen
+// (Abort: the store could not take it) ends the publish as at a shutdown,
+// releasing its admission; none is carried over.
+func TestHandOverAbortReleasesAdmission(t *testing.T) {
+	t.Parallel()
+	auth := newRecordingAuthorizer()
+	a := &carrier{}
+	ts := startServer(t, nil, func(s *Server) { s.SetAuthorizer(auth); s.Admission = a })
+	pub := ts.dial(t, "live")
+	st, err := pub.Publish("key")
+	expectStatus(t, st, err, "NetStream.Publish.Start")
+	ho, err := ts.HandOver(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ho.Publishers != 1 {
+		t.Fatalf("handed over %d publishers, want 1", ho.Publishers)
+	}
+	ho.Abort()
+	readUntilClosed(t, "publisher", pub)
+	waitFor(t, "the release", 10*time.Second, func() bool { n, _, _ := a.counts(); return n == 1 })
+	if _, carried, _ := a.counts(); len(carried) != 0 {
+		t.Fatalf("carried over %q after an Abort, want none", carried)
+	}
+	waitFor(t, "the stop event", 10*time.Second, func() bool { _, stops, _ := auth.counts(); return stops == 1 })
 }

@@ -423,6 +423,22 @@ ho_decodes() { # FILE: ffmpeg decodes it without a message; any goes to checks.l
 	out=$(ffmpeg -hide_banner -nostdin -v error -i "$1" -f null - 2>&1)
 	[[ -z $out ]] || { echo "$1: $out" >&2; return 1; }
 }
+# ho_results PATH: what the connect loop and the players saw, once ho_stop
+# ended them (PATH names the package path in the check lines).
+ho_results() {
+	local refused attempts column=2 player stall gap
+	refused=$(grep -c refused "$work/ho-connects" || true)
+	attempts=$(wc -l <"$work/ho-connects")
+	check "$1: the connect loop saw 0 refused of $attempts attempts" [ "$refused" = 0 -a "$attempts" -gt 50 ]
+	for player in ffmpeg rtmpdump; do
+		stall=$(ho_max_stall "$column")
+		column=3
+		check "$1: $player player: longest time without data ${stall} ms (at most 1000)" [ "$stall" -gt 0 -a "$stall" -le 1000 ]
+		gap=$(ho_max_gap "$work/ho-$player.flv")
+		check "$1: $player player: largest gap between video frames ${gap} ms (at most 1000)" [ "$gap" -gt 0 -a "$gap" -le 1000 ]
+		check "$1: $player player: the recording decodes without an error" ho_decodes "$work/ho-$player.flv"
+	done
+}
 resumed_count() {
 	ctr journalctl -u rtmp-server.service --no-pager -q -o cat | grep -c '^resumed [0-9]* sessions' || true
 }
@@ -584,18 +600,7 @@ ho_stop
 kill -TERM "$tls_pub" 2>/dev/null || true
 wait "$tls_pub" 2>/dev/null || true
 ctr systemctl disable --now rtmp-server-rtmps.socket >>"$work/reload.log" 2>&1 || true
-refused=$(grep -c refused "$work/ho-connects" || true)
-attempts=$(wc -l <"$work/ho-connects")
-check "the connect loop saw 0 refused of $attempts attempts" [ "$refused" = 0 -a "$attempts" -gt 50 ]
-column=2
-for player in ffmpeg rtmpdump; do
-	stall=$(ho_max_stall "$column")
-	column=3
-	check "$player player: longest time without data ${stall} ms (at most 1000)" [ "$stall" -gt 0 -a "$stall" -le 1000 ]
-	gap=$(ho_max_gap "$work/ho-$player.flv")
-	check "$player player: largest gap between video frames ${gap} ms (at most 1000)" [ "$gap" -gt 0 -a "$gap" -le 1000 ]
-	check "$player player: the recording decodes without an error" ho_decodes "$work/ho-$player.flv"
-done
+ho_results deb
 
 log "deb: remove"
 step "dpkg -r" dpkg -r rtmp-server
@@ -632,7 +637,16 @@ common_install_checks
 log "rpm: upgrade to $version2"
 ctr sh -c 'printf "\nLOG_DEBUG=YES\n" >>/etc/rtmp-server.env'
 ctr sh -c 'mkdir -p /etc/rtmp-server && echo mine >/etc/rtmp-server/fullchain.pem'
+# Streaming across the upgrade, as for the .deb: players from 127.0.0.1,
+# no per-address limit (the restart applies both).
+ctr sed -i 's#^RTMP_PLAY_WHITELIST=10.0.0.0/8$#RTMP_PLAY_WHITELIST=10.0.0.0/8,127.0.0.1#' /etc/rtmp-server.env
+ctr sh -c 'echo MAX_IP_CONCURRENT_CONNECTIONS=0 >>/etc/rtmp-server.env'
+ctr systemctl restart rtmp-server.service >>"$work/reload.log" 2>&1 || true
 wait_for 10 is_active rtmp-server.service || true
+rm -f "$work/ho-stop" "$work/ho-ffmpeg.flv" "$work/ho-rtmpdump.flv" "$work/ho-sizes" "$work/ho-connects"
+ho_start
+check "rpm: players receive the stream before the upgrade" wait_for 20 ho_file_has "$work/ho-ffmpeg.flv" 100000
+resumed_before=$(resumed_count)
 pid_before=$(prop rtmp-server.service MainPID)
 sockets_since=$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)
 step "rpm -U --nodeps $version2" rpm -U --nodeps "/pkgs/$(basename "$rpm2")"
@@ -647,6 +661,16 @@ fi
 check "rtmp-server.socket is still enabled" enabled_state rtmp-server.socket enabled
 check "the upgrade did not restart rtmp-server.socket (its listening socket stayed open)" \
 	[ "$(prop rtmp-server.socket ActiveEnterTimestampMonotonic)" = "$sockets_since" ]
+check "rpm: the upgraded process resumed the sessions" wait_for 20 resumed_once
+check "rpm: the upgrade logged: handing over 3 sessions (1 publishers, 2 players)" \
+	ctr sh -c 'journalctl -u rtmp-server.service --no-pager -q -o cat | grep -q "^handing over 3 sessions (1 publishers, 2 players)"'
+check "rpm: after the upgrade, the ffmpeg player still receives" ho_growing "$work/ho-ffmpeg.flv"
+check "rpm: after the upgrade, the rtmpdump player still receives" ho_growing "$work/ho-rtmpdump.flv"
+check "rpm: publisher and players ran through the upgrade" ho_alive
+check "rpm: systemd holds no stored descriptor afterwards (NFileDescriptorStore=0)" \
+	[ "$(prop rtmp-server.service NFileDescriptorStore)" = 0 ]
+ho_stop
+ho_results rpm
 
 log "rpm: erase"
 step "rpm -e" rpm -e rtmp-server
