@@ -6,6 +6,8 @@
 #   FUZZ_TIME            fuzzing time per target (default 5s)
 #   FUZZ_MINIMIZE_TIME   time to minimise a crashing input (default 5s)
 #
+#   FUZZ_JOBS            targets fuzzed at once (default: the number of CPUs)
+#
 # With the defaults the whole run takes about a minute and a half on two
 # cores. A crashing input is written under the package's
 # testdata/fuzz/<Target>/ and printed; rerun it with
@@ -38,32 +40,61 @@ if ((${#targets[@]} == 0)); then
 fi
 echo "== fuzz-ci: ${#targets[@]} targets, $fuzz_time each"
 
-# fuzz runs one target; its output is kept in $log.
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# Targets run FUZZ_JOBS at a time (default: the number of CPUs), each with
+# one fuzzing worker: the same fuzzing work as one target at a time with a
+# worker per CPU, but the builds and start-ups of the targets overlap. Each
+# target's output is kept in its own file and printed when it ends.
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
+((jobs >= 1)) || jobs=1
+workers=1
+if ((jobs == 1)); then
+  workers=$(nproc 2>/dev/null || echo 1)
+fi
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+# fuzz runs one target for $3, appending its output to $4.
 fuzz() {
-  go test -run='^$' -fuzz="^${2}\$" -fuzztime="$3" -fuzzminimizetime="$minimize_time" "$1" 2>&1 | tee "$log"
-  return "${PIPESTATUS[0]}"
+  go test -run='^$' -fuzz="^${2}\$" -fuzztime="$3" -fuzzminimizetime="$minimize_time" -parallel="$workers" "$1" >>"$4" 2>&1
 }
 
-failed=()
-for target in "${targets[@]}"; do
-  read -r pkg name <<<"$target"
-  echo "== $pkg $name"
-  if fuzz "$pkg" "$name" "$fuzz_time"; then
-    continue
+# run_target fuzzes one target and records its result in $logs/N.failed
+# when it found a crash.
+run_target() {
+  local n=$1 pkg=$2 name=$3 log=$logs/$1.log
+  echo "== $pkg $name" >"$log"
+  if fuzz "$pkg" "$name" "$fuzz_time" "$log"; then
+    return
   fi
   # When the time runs out in the middle of a slow input, go test can end
   # with "context deadline exceeded" and no failing input: that is the
   # fuzzing engine's timer, not a crash. Run the target again for a fixed
   # number of inputs instead, which has no deadline to hit.
   if grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log"; then
-    echo "== $pkg $name: the time ran out inside an input; running 2000 inputs instead"
-    if fuzz "$pkg" "$name" 2000x; then
-      continue
+    echo "== $pkg $name: the time ran out inside an input; running 2000 inputs instead" >>"$log"
+    if fuzz "$pkg" "$name" 2000x "$log"; then
+      return
     fi
   fi
-  failed+=("$pkg $name")
+  echo "$pkg $name" >"$logs/$n.failed"
+}
+
+n=0
+for target in "${targets[@]}"; do
+  read -r pkg name <<<"$target"
+  while (($(jobs -rp | wc -l) >= jobs)); do
+    wait -n || true
+  done
+  n=$((n + 1))
+  run_target "$n" "$pkg" "$name" &
+done
+wait
+failed=()
+for i in $(seq "$n"); do
+  cat "$logs/$i.log"
+  if [[ -f $logs/$i.failed ]]; then
+    failed+=("$(cat "$logs/$i.failed")")
+  fi
 done
 
 echo "== fuzz-ci: $((SECONDS - start)) s"
