@@ -151,12 +151,13 @@ trap 'exit 130' INT TERM
 # of the releases before it stopped changing (the long file that documented
 # every variable): only nfpm runs again.
 build_old_format() {
-	local yaml=bin/pkg/nfpm-$arch.yaml
+	local yaml=bin/pkg/nfpm-$arch.yaml t0=$SECONDS
 	(cd "$repo" && git show 5fe54b0:etc/rtmp-server.env) >"$work/src1/etc/rtmp-server.env"
 	sed -i "s/^version: $version1\$/version: $version0/" "$work/src1/$yaml"
 	(cd "$work/src1" && go tool nfpm package -f "$yaml" -p deb -t "$work/pkgs/" &&
 		go tool nfpm package -f "$yaml" -p rpm -t "$work/pkgs/") >"$work/build-$version0.log" 2>&1 ||
 		{ cat "$work/build-$version0.log" >&2; die "packaging $version0 failed"; }
+	echo "packaged $version0 in $((SECONDS - t0)) s"
 }
 
 start=$SECONDS
@@ -467,6 +468,7 @@ same_env() { cmp "$1" <(ctr cat /etc/rtmp-server.env); }
 no_env_leftovers() { ! ctr sh -c 'ls -d /etc/rtmp-server.env?*' 2>/dev/null; }
 
 deb_old_format_upgrade() {
+	local t0=$SECONDS
 	log "deb: upgrade from the old env file format ($version0 -> $version2)"
 	step "dpkg -i $version0 (old env file format)" dpkg -i "/pkgs/$(basename "$deb0")"
 	edit_old_env
@@ -491,11 +493,13 @@ deb_old_format_upgrade() {
 	check "the unedited env file is replaced by the new one" same_env <(conffile_of "$deb2")
 	check "no file left beside it" no_env_leftovers
 	step "dpkg -P" dpkg -P rtmp-server
+	echo "($((SECONDS - t0)) s)"
 }
 
 # rpm_old_format_upgrade: %config(noreplace) keeps the edited file and writes
 # the new one as .rpmnew, without a question.
 rpm_old_format_upgrade() {
+	local t0=$SECONDS
 	log "rpm: upgrade from the old env file format ($version0 -> $version2)"
 	step "rpm -i --nodeps $version0 (old env file format)" rpm -i --nodeps "/pkgs/$(basename "$rpm0")"
 	edit_old_env
@@ -504,6 +508,7 @@ rpm_old_format_upgrade() {
 	check "the new env file is beside it as .rpmnew" same_env_rpmnew
 	check "the binary is $version2" version_is "$version2"
 	step "rpm -e" rpm -e rtmp-server
+	echo "($((SECONDS - t0)) s)"
 }
 same_env_rpmnew() { cmp <(conffile_of "$deb2") <(ctr cat /etc/rtmp-server.env.rpmnew); }
 
