@@ -33,8 +33,9 @@
 #   RTMP_TEST_CACHE   cache directory for the rootfs tarball
 #                     (default ${XDG_CACHE_HOME:-~/.cache}/rtmp-server-test)
 #   KEEP=1            keep the work directory (logs, packages, rootfs)
-#   RTMP_TEST_PKGS    directory with packages 1.0.0 and 1.0.1 already built
-#                     (make package VERSION=1.0.0 PKG_OUT=DIR, and 1.0.1)
+#   RTMP_TEST_PKGS    directory with packages 0.9.0, 1.0.0 and 1.0.1 already
+#                     built (make package VERSION=1.0.0 PKG_OUT=DIR, and 1.0.1;
+#                     0.9.0 with the env file of commit 5fe54b0)
 #   RTMP_TEST_SKIP_CHROOT=1  in a chroot, skip with exit status 0 instead of 3
 set -euo pipefail
 
