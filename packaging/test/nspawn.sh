@@ -16,7 +16,11 @@
 #      then remove and purge;
 #   3. boots a fresh container and does install, upgrade and erase of the
 #      .rpm with Debian's rpm (--nodeps: its database knows none of the
-#      dpkg-installed dependencies).
+#      dpkg-installed dependencies);
+#   4. in each container, the one upgrade from a package of the old format
+#      (version 0.9.0, repackaged from 1.0.0's build with the long, documented
+#      env file of old releases) to 1.0.1, over an edited and an unedited env
+#      file: no question, the edited file kept byte for byte.
 #
 # Each check prints PASS or FAIL and the run goes on; the exit status is 1
 # if any check failed, 2 if the test could not be set up, 3 if it cannot run
@@ -29,8 +33,9 @@
 #   RTMP_TEST_CACHE   cache directory for the rootfs tarball
 #                     (default ${XDG_CACHE_HOME:-~/.cache}/rtmp-server-test)
 #   KEEP=1            keep the work directory (logs, packages, rootfs)
-#   RTMP_TEST_PKGS    directory with packages 1.0.0 and 1.0.1 already built
-#                     (make package VERSION=1.0.0 PKG_OUT=DIR, and 1.0.1)
+#   RTMP_TEST_PKGS    directory with packages 0.9.0, 1.0.0 and 1.0.1 already
+#                     built (make package VERSION=1.0.0 PKG_OUT=DIR, and 1.0.1;
+#                     0.9.0 with the env file of commit 5fe54b0)
 #   RTMP_TEST_SKIP_CHROOT=1  in a chroot, skip with exit status 0 instead of 3
 set -euo pipefail
 
@@ -43,6 +48,7 @@ suite=bookworm
 include=systemd,systemd-sysv,dbus,procps,rpm
 version1=1.0.0
 version2=1.0.1
+version0=0.9.0 # the old format of /etc/rtmp-server.env
 machine=rtmp-server-test-$$
 port=1935 # inside the container's private network
 
@@ -142,12 +148,27 @@ trap 'exit 130' INT TERM
 
 # --- packages ------------------------------------------------------------------
 
+# build_old_format: $version0, $version1's build repackaged with the env file
+# of the releases before it stopped changing (the long file that documented
+# every variable, as in commit 5fe54b0): only nfpm runs again.
+build_old_format() {
+	local yaml=bin/pkg/nfpm-$arch.yaml t0=$SECONDS
+	(cd "$repo" && git show 5fe54b0:etc/rtmp-server.env) >"$work/src1/etc/rtmp-server.env"
+	# gzip instead of xz: it is only installed here, and packs in a fraction of the time.
+	sed -i -e "s/^version: $version1\$/version: $version0/" -e 's/^\( *compression:\) xz$/\1 gzip/' "$work/src1/$yaml"
+	(cd "$work/src1" && go tool nfpm package -f "$yaml" -p deb -t "$work/pkgs/" &&
+		go tool nfpm package -f "$yaml" -p rpm -t "$work/pkgs/") >"$work/build-$version0.log" 2>&1 ||
+		{ cat "$work/build-$version0.log" >&2; die "packaging $version0 failed"; }
+	echo "packaged $version0 in $((SECONDS - t0)) s"
+}
+
 start=$SECONDS
 arch=$(cd "$repo" && go env GOARCH)
 if [[ -n ${RTMP_TEST_PKGS:-} ]]; then
 	log "packages from $RTMP_TEST_PKGS"
 	mkdir -p "$work/pkgs"
-	cp "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version1"* "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version2"* "$work/pkgs/"
+	cp "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version0"* "$RTMP_TEST_PKGS"/rtmp-server[-_]"$version1"* \
+		"$RTMP_TEST_PKGS"/rtmp-server[-_]"$version2"* "$work/pkgs/"
 else
 	log "building packages $version1 and $version2"
 	# $version1 is built from a copy of the tree whose documentation of the
@@ -163,13 +184,16 @@ else
 		make -C "$src" --no-print-directory package VERSION="$v" PKG_OUT="$work/pkgs" >"$work/build-$v.log" 2>&1 ||
 			{ cat "$work/build-$v.log" >&2; die "make package VERSION=$v failed"; }
 	done
+	build_old_format
 fi
 deb_arch=$(dpkg-deb -f "$work/pkgs/rtmp-server_${version1}_"*.deb Architecture)
 deb1=$work/pkgs/rtmp-server_${version1}_${deb_arch}.deb
 deb2=$work/pkgs/rtmp-server_${version2}_${deb_arch}.deb
 rpm1=$(echo "$work/pkgs/rtmp-server-${version1}-1."*.rpm)
 rpm2=$(echo "$work/pkgs/rtmp-server-${version2}-1."*.rpm)
-for f in "$deb1" "$deb2" "$rpm1" "$rpm2"; do
+deb0=$work/pkgs/rtmp-server_${version0}_${deb_arch}.deb
+rpm0=$(echo "$work/pkgs/rtmp-server-${version0}-1."*.rpm)
+for f in "$deb0" "$deb1" "$deb2" "$rpm0" "$rpm1" "$rpm2"; do
 	[[ -f $f ]] || die "no package $f"
 done
 echo "packages ($arch, $((SECONDS - start)) s): $(cd "$work/pkgs" && echo *)"
@@ -216,6 +240,10 @@ check "deb: $version1 and $version2 ship the same /etc/rtmp-server.env" cmp <(co
 differs() { ! cmp -s "$1" "$2"; }
 check "deb: $version1 and $version2 document the variables differently (rtmp-server.env.example)" \
 	differs <(example_of "$deb1") <(example_of "$deb2")
+check "deb: $version0 ships the old, different /etc/rtmp-server.env" differs <(conffile_of "$deb0") <(conffile_of "$deb2")
+# preinst writes the shipped env file itself (see the script).
+preinst_env() { sed -n "/^\tcat <<'END-OF-ENV'\$/,/^END-OF-ENV\$/p" "$repo/packaging/deb/preinst" | sed '1d;$d'; }
+check "deb: preinst's copy of the env file is the shipped one" cmp <(preinst_env) <(conffile_of "$deb2")
 
 # --- rootfs ----------------------------------------------------------------------
 
@@ -443,6 +471,65 @@ resumed_count() {
 	ctr journalctl -u rtmp-server.service --no-pager -q -o cat | grep -c '^resumed [0-9]* sessions' || true
 }
 
+# --- the upgrade from the old env file format --------------------------------------
+# Packages before $version1's format shipped a long /etc/rtmp-server.env; the
+# upgrade from one of them changes the conffile once. Over an edited file,
+# dpkg would ask (and fail without a terminal): preinst keeps it out of the
+# question (see packaging/deb/preinst).
+
+# edit_old_env: edits the env file of $version0 and keeps a copy to compare.
+edit_old_env() {
+	ctr sh -c 'printf "\n# edited\nLOG_DEBUG=YES\n" >>/etc/rtmp-server.env'
+	ctr cat /etc/rtmp-server.env >"$work/env-edited"
+}
+same_env() { cmp "$1" <(ctr cat /etc/rtmp-server.env); }
+no_env_leftovers() { ! ctr sh -c 'ls -d /etc/rtmp-server.env?*' 2>/dev/null; }
+
+deb_old_format_upgrade() {
+	local t0=$SECONDS
+	log "deb: upgrade from the old env file format ($version0 -> $version2)"
+	step "dpkg -i $version0 (old env file format)" dpkg -i "/pkgs/$(basename "$deb0")"
+	edit_old_env
+	ctr systemctl start rtmp-server.service >/dev/null 2>&1 || true
+	pid_before=$(prop rtmp-server.service MainPID)
+	step "apt-get install $version2 over an edited old-format env file (stdin closed, no question)" \
+		env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "/pkgs/$(basename "$deb2")"
+	check "the edited env file is byte for byte what it was" same_env "$work/env-edited"
+	check "the env file is still root:rtmp-server 0640" env_file_is "root:rtmp-server 640"
+	check "no file left beside it (.dpkg-keep, .dpkg-new, .dpkg-dist, .dpkg-old)" no_env_leftovers
+	check "the binary is $version2" version_is "$version2"
+	if [[ $pid_before != 0 ]]; then
+		check "the upgrade restarted the service (MainPID $pid_before -> new)" wait_for 10 running_new
+	else
+		fail "the upgrade restarted the service (it was not running before the upgrade)"
+	fi
+	check "ffmpeg publishes and ffprobe plays after the upgrade" stream old-format
+	step "dpkg -P" dpkg -P rtmp-server
+	step "dpkg -i $version0 (old env file format, left unedited)" dpkg -i "/pkgs/$(basename "$deb0")"
+	step "apt-get install $version2 over the unedited old-format env file" \
+		env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "/pkgs/$(basename "$deb2")"
+	check "the unedited env file is replaced by the new one" same_env <(conffile_of "$deb2")
+	check "no file left beside it" no_env_leftovers
+	step "dpkg -P" dpkg -P rtmp-server
+	echo "($((SECONDS - t0)) s)"
+}
+
+# rpm_old_format_upgrade: %config(noreplace) keeps the edited file and writes
+# the new one as .rpmnew, without a question.
+rpm_old_format_upgrade() {
+	local t0=$SECONDS
+	log "rpm: upgrade from the old env file format ($version0 -> $version2)"
+	step "rpm -i --nodeps $version0 (old env file format)" rpm -i --nodeps "/pkgs/$(basename "$rpm0")"
+	edit_old_env
+	step "rpm -U --nodeps $version2 over an edited old-format env file" rpm -U --nodeps "/pkgs/$(basename "$rpm2")"
+	check "the edited env file is byte for byte what it was" same_env "$work/env-edited"
+	check "the new env file is beside it as .rpmnew" same_env_rpmnew
+	check "the binary is $version2" version_is "$version2"
+	step "rpm -e" rpm -e rtmp-server
+	echo "($((SECONDS - t0)) s)"
+}
+same_env_rpmnew() { cmp <(conffile_of "$deb2") <(ctr cat /etc/rtmp-server.env.rpmnew); }
+
 # --- .deb ------------------------------------------------------------------------------
 
 start=$SECONDS
@@ -617,6 +704,7 @@ check "purge leaves the admin's other files" ctr grep -qx mine /etc/rtmp-server/
 leftovers=$(ctr find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled \
 	/var/lib/systemd/deb-systemd-helper-masked -name '*rtmp-server*' 2>/dev/null || true)
 check "purge leaves no unit links or masks${leftovers:+: $leftovers}" [ -z "$leftovers" ]
+deb_old_format_upgrade
 stop_container
 
 # --- .rpm ------------------------------------------------------------------------------
@@ -682,6 +770,7 @@ check "the binary is gone" absent /usr/bin/rtmp-server
 check "erase saves the edited env file as /etc/rtmp-server.env.rpmsave" ctr grep -qx 'LOG_DEBUG=YES' /etc/rtmp-server.env.rpmsave
 check "erase leaves no /etc/rtmp-server.env" absent /etc/rtmp-server.env
 check "erase leaves the admin's other files" ctr grep -qx mine /etc/rtmp-server/fullchain.pem
+rpm_old_format_upgrade
 stop_container
 
 echo
