@@ -64,8 +64,12 @@ func TestNoWritesUnderHubLock(t *testing.T) {
 			q := NewDirectQueue(func() {}, sock.write)
 			if end != "play" {
 				mustPlay(t, h, "big", NewPlayer(2, "k", q, &events{}))
-				pub.Write(message.TypeVideo, 33, inter(2), false) // pending when the publication ends
+				// Armed before the last packet: its write blocks whether the
+				// stream's fan-out takes it at once or the end delivers it
+				// (armed after, a fast fan-out could have written it already,
+				// leaving the end nothing to write).
 				sock.arm()
+				pub.Write(message.TypeVideo, 33, inter(2), false)
 			} else {
 				sock.arm()
 			}
