@@ -2,6 +2,7 @@ package server
 
 import (
 	"io"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -12,95 +13,108 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The publisher's read path. A publisher's read loop is woken about once
-// per message, and with a plain net.Conn half of its reads return EAGAIN:
-// after a message, Go reads again before it parks (its poller forgets a
-// readiness reported while the goroutine was busy, so it must look).
-// ingestReader reads the socket itself and, after a short read (the socket
-// had less than asked for, so it was drained), does not read again but
-// waits for the socket to be readable, as nginx does.
+// The publisher's read path. Read as a plain net.Conn, a publisher's read
+// loop is woken once per message: one poller wake-up, one scheduler
+// hand-off and one or two read calls per audio or video message, which
+// made ingest cost about twice nginx-rtmp's CPU per GB.
 //
-// What arrived between the short read and the wait is then only noticed
-// with the next arrival. The backstop (ingestWatch) bounds that: a reader
-// that has waited longer than ingestMaxWait after skipping a read is
-// nudged once: its socket's receive low-water mark (SO_RCVLOWAT) is set to
-// 1 byte, its value, which makes Linux recheck the socket and report it
-// readable if it holds anything (or the peer has closed). So no message
-// waits in the kernel longer than ingestMaxWait plus one ingestWatchTick:
-// within one frame interval (33 ms), at any bitrate.
+// ingestReader reads on a clock instead. Once a read comes back short (the
+// socket is drained), the reader does not wait for the socket to become
+// readable: it waits for the next tick of the server's ingest clock and
+// then reads whatever arrived meanwhile. Every publisher of the server
+// reads at the same tick, so their read loops run one after another on
+// the same threads, without a thread being woken for each message, and
+// each read takes what a tick brought (at 2 Mbit/s and 30 fps, a video
+// frame and one or two audio frames) instead of one message.
 //
-// A low-water mark sized to the bitrate (so that one wake-up finds a
-// frame, or a frame and audio, instead of one message) was measured too:
-// within the one-frame bound on the delay it raised the poller's and the
-// scheduler's work more than it saved (BENCHMARKS.md).
+// While a reader reads on the clock, its socket's receive low-water mark
+// (SO_RCVLOWAT) is raised as far as Linux allows, so that arrivals do not
+// wake the poller (only a reader waiting for readiness cares about them).
+// A read on the clock is non-blocking and returns what is there whatever
+// the mark. After ingestIdleTicks ticks in a row that found nothing (a
+// paused or a very sparse stream), the reader lowers the mark to 1 byte
+// (which makes Linux report the socket readable at once if anything
+// arrived meanwhile, or the peer closed it) and waits for readiness, as
+// any connection does, with its read deadline; the first bytes to arrive
+// are read at once, and the reader goes back to the clock.
+//
+// So a message waits in the kernel at most one tick (ingestTick), plus
+// the time the read loops ahead of it at that tick take: within one frame
+// interval (33 ms) at any bitrate. A kicked or closed connection notices
+// at the next tick.
 const (
-	// ingestMaxWait is how long a publisher's reader may wait after
-	// skipping a read before the backstop makes it look.
-	ingestMaxWait = 25 * time.Millisecond
-	// ingestWatchTick is how often the backstop looks.
-	ingestWatchTick = 8 * time.Millisecond
+	// ingestTick is the period of the ingest clock.
+	ingestTick = 20 * time.Millisecond
+	// ingestIdleTicks is how many ticks in a row may find nothing to read
+	// before a reader waits for readiness instead.
+	ingestIdleTicks = 3
+	// ingestLowWater is the low-water mark asked for while reading on the
+	// clock; Linux caps it at half the largest receive buffer
+	// (net.ipv4.tcp_rmem), and raises the socket's receive buffer to
+	// hold it, as far as autotuning would have.
+	ingestLowWater = math.MaxInt32
 )
 
 // ingestReader reads a publisher's socket (plain TCP) as described above.
-// Read is for the read loop alone; the watch only nudges.
+// Read is for the read loop alone.
 type ingestReader struct {
 	raw   syscall.RawConn
-	watch *ingestWatch
+	clock *ingestClock
 
 	// Owned by the read loop.
-	p      []byte
-	n      int
-	err    error
-	first  bool
-	skip   bool // the last read was short: wait for readiness before reading
-	readFn func(fd uintptr) bool
-
-	// skippedAt is when the reader began to wait without reading (unix
-	// nanoseconds), 0 while it does not; the watch clears it when it
-	// nudges.
-	skippedAt atomic.Int64
+	p        []byte
+	n        int
+	err      error
+	empty    bool // the read on the clock found nothing
+	onClock  bool // reading on the clock (and the low-water mark is raised)
+	waitTick bool // the last read was short: wait for the next tick
+	idle     int  // ticks in a row that found nothing
+	readFn   func(fd uintptr) bool
 }
 
-// newIngestReader returns a reader of raw, watched by w until Close.
-func newIngestReader(raw syscall.RawConn, w *ingestWatch) *ingestReader {
-	r := &ingestReader{raw: raw, watch: w}
+// newIngestReader returns a reader of raw on clock c, until Close. The
+// socket's low-water mark is set to 1 byte first: a socket handed over by
+// another process may come with it raised.
+func newIngestReader(raw syscall.RawConn, c *ingestClock) *ingestReader {
+	r := &ingestReader{raw: raw, clock: c}
 	r.readFn = r.read
-	w.add(r)
+	_ = raw.Control(func(fd uintptr) { setLowWater(fd, 1) })
+	c.add()
 	return r
 }
 
-// Close stops watching the reader (the connection stays open).
-func (r *ingestReader) Close() { r.watch.remove(r) }
+// Close takes the reader off the clock (the connection stays open).
+func (r *ingestReader) Close() { r.clock.remove() }
 
 func (r *ingestReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.p, r.n, r.err, r.first = p, 0, nil, true
-	err := r.raw.Read(r.readFn)
-	r.p = nil
-	r.skippedAt.Store(0)
-	switch {
-	case err != nil:
-		return 0, err
-	case r.err != nil:
-		return 0, r.err
-	case r.n == 0:
-		return 0, io.EOF
+	for {
+		if r.waitTick {
+			r.clock.wait()
+		}
+		r.p, r.n, r.err, r.empty = p, 0, nil, false
+		err := r.raw.Read(r.readFn)
+		r.p = nil
+		switch {
+		case err != nil:
+			return 0, err
+		case r.err != nil:
+			return 0, r.err
+		case r.empty:
+			r.waitTick = true
+			continue
+		case r.n == 0:
+			return 0, io.EOF
+		}
+		r.waitTick = r.onClock && r.n < len(p)
+		return r.n, nil
 	}
-	r.skip = r.n < len(p)
-	return r.n, nil
 }
 
 // read is the RawConn.Read callback; false means: wait for readiness.
 func (r *ingestReader) read(fd uintptr) bool {
-	if r.first {
-		r.first = false
-		if r.skip {
-			r.skippedAt.Store(r.watch.now.Load())
-			return false
-		}
-	}
 	for {
 		// A raw system call, as for the direct writes: the socket is
 		// non-blocking, so the call is short, and the scheduler need not
@@ -110,99 +124,97 @@ func (r *ingestReader) read(fd uintptr) bool {
 		case errno == unix.EINTR:
 			continue
 		case errno == unix.EAGAIN:
-			return false // nothing queued: the next arrival wakes the reader
+			if r.onClock && r.idle < ingestIdleTicks {
+				r.idle++
+				r.empty = true
+				return true
+			}
+			if r.onClock {
+				r.onClock = false
+				setLowWater(fd, 1)
+			}
+			return false // the next arrival (or the deadline) wakes the reader
 		case errno != 0:
 			r.err = os.NewSyscallError("read", errno)
 		default:
 			r.n = int(n)
+			r.idle = 0
+			if !r.onClock && n > 0 {
+				r.onClock = true
+				setLowWater(fd, ingestLowWater)
+			}
 		}
 		return true
 	}
 }
 
-// nudge makes the kernel report the socket readable if it holds anything
-// (or the peer has closed), once per wait: skippedAt is the start of the
-// wait the watch found too long, and a reader that has begun another wait
-// meanwhile is left to the next tick. It runs on the watch's goroutine.
-func (r *ingestReader) nudge(skippedAt int64) {
-	if !r.skippedAt.CompareAndSwap(skippedAt, 0) {
-		return
-	}
-	_ = r.raw.Control(func(fd uintptr) {
-		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, 1)
-	})
+// setLowWater sets the socket's receive low-water mark. It cannot fail on
+// a TCP socket; were it to, the reader would only be woken more often.
+func setLowWater(fd uintptr, n int) {
+	_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, n)
 }
 
-// ingestWatch is the backstop of the server's ingest readers: one
-// goroutine, running while there are readers, that nudges those that
-// skipped a read and have waited longer than ingestMaxWait.
-type ingestWatch struct {
+// ingestClock is the server's ingest clock: one goroutine, running while
+// there are readers, that ends a tick every ingestTick. Waiting for a tick
+// is receiving from the tick's channel, which the clock closes: every
+// waiting reader becomes runnable at once.
+type ingestClock struct {
 	mu      sync.Mutex
-	readers map[*ingestReader]struct{} // guarded by mu
-	stop    chan struct{}              // guarded by mu: closes to stop the goroutine; nil while none runs
+	readers int           // guarded by mu
+	stop    chan struct{} // guarded by mu: closes to stop the goroutine; nil while none runs
 	wg      sync.WaitGroup
-	// now is the time of the last tick (unix nanoseconds): a clock for the
-	// readers coarse enough to cost nothing, which makes the watch nudge
-	// at most one tick early.
-	now atomic.Int64
+	tick    atomic.Pointer[chan struct{}] // closed at the end of the current tick
 }
 
-func (w *ingestWatch) add(r *ingestReader) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.readers == nil {
-		w.readers = make(map[*ingestReader]struct{})
-	}
-	w.readers[r] = struct{}{}
-	if w.stop == nil {
-		w.now.Store(time.Now().UnixNano())
-		w.stop = make(chan struct{})
-		w.wg.Add(1)
-		go w.run(w.stop)
+func (k *ingestClock) add() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.readers++
+	if k.stop == nil {
+		ch := make(chan struct{})
+		k.tick.Store(&ch)
+		k.stop = make(chan struct{})
+		k.wg.Add(1)
+		go k.run(k.stop)
 	}
 }
 
-func (w *ingestWatch) remove(r *ingestReader) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	delete(w.readers, r)
-	if len(w.readers) == 0 && w.stop != nil {
-		close(w.stop)
-		w.stop = nil
+func (k *ingestClock) remove() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.readers--
+	if k.readers == 0 && k.stop != nil {
+		close(k.stop)
+		k.stop = nil
 	}
 }
 
-// wait waits for the goroutine to end (once every reader is removed).
-func (w *ingestWatch) wait() { w.wg.Wait() }
+// wait waits for the end of the current tick. Only a reader (between add
+// and remove) may wait.
+func (k *ingestClock) wait() { <-*k.tick.Load() }
 
-func (w *ingestWatch) run(stop chan struct{}) {
-	defer w.wg.Done()
-	t := time.NewTicker(ingestWatchTick)
+// waitStopped waits for the goroutine to end (once every reader is removed).
+func (k *ingestClock) waitStopped() { k.wg.Wait() }
+
+func (k *ingestClock) run(stop chan struct{}) {
+	defer k.wg.Done()
+	t := time.NewTicker(ingestTick)
 	defer t.Stop()
-	type lateReader struct {
-		r         *ingestReader
-		skippedAt int64
-	}
-	var late []lateReader
 	for {
 		select {
 		case <-stop:
-			return
-		case now := <-t.C:
-			w.now.Store(now.UnixNano())
-			limit := now.Add(-ingestMaxWait).UnixNano()
-			w.mu.Lock()
-			for r := range w.readers {
-				if at := r.skippedAt.Load(); at != 0 && at < limit {
-					late = append(late, lateReader{r, at})
-				}
-			}
-			w.mu.Unlock()
-			for _, l := range late {
-				l.r.nudge(l.skippedAt)
-			}
-			clear(late)
-			late = late[:0]
+			return // nobody waits: a reader is removed once its read loop has ended
+		case <-t.C:
 		}
+		next := make(chan struct{})
+		k.mu.Lock()
+		if k.stop != stop {
+			// Stopped, and maybe started again since: the channel is
+			// the new goroutine's.
+			k.mu.Unlock()
+			return
+		}
+		close(*k.tick.Swap(&next))
+		k.mu.Unlock()
 	}
 }

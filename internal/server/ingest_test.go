@@ -17,8 +17,9 @@ import (
 )
 
 // ingestPair returns a publisher's end of a loopback TCP connection and
-// the server's end read through an ingestReader (a chunk reader over it),
-// with the watch that backs it up.
+// the server's end read through an ingestReader (a chunk reader over it)
+// on a clock of its own. A read waits 30 s at most: a reader that misses
+// what arrived fails instead of hanging.
 func ingestPair(t *testing.T) (pub net.Conn, r *ingestReader, in *chunk.Reader) {
 	t.Helper()
 	ln := testpeer.Listen(t)
@@ -41,15 +42,18 @@ func ingestPair(t *testing.T) (pub net.Conn, r *ingestReader, in *chunk.Reader) 
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { srv.Close() })
+	if err := srv.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	raw, err := srv.(syscall.Conn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &ingestWatch{}
-	r = newIngestReader(raw, w)
+	clock := &ingestClock{}
+	r = newIngestReader(raw, clock)
 	t.Cleanup(func() {
 		r.Close()
-		w.wait()
+		clock.waitStopped()
 	})
 	in = chunk.NewReader(r)
 	in.Rebuffer(r, publishBufferSize)
@@ -131,9 +135,9 @@ func TestIngestReaderOneByteAtATime(t *testing.T) {
 }
 
 // maxIngestDelay is the most a message may wait in the kernel for the
-// ingest reader: the backstop's wait and tick, plus room for a machine
-// busy with other work (the bound itself is ingestMaxWait+ingestWatchTick).
-const maxIngestDelay = ingestMaxWait + ingestWatchTick + 150*time.Millisecond
+// ingest reader: one tick, plus room for a machine busy with other work
+// (the bound itself is ingestTick).
+const maxIngestDelay = ingestTick + 150*time.Millisecond
 
 // TestIngestReaderPauseAndResume: a publisher sends steadily at 2 Mbit/s,
 // pauses for seconds with a lone small message in the middle, and
@@ -238,8 +242,9 @@ func TestIngestReaderAudioOnly(t *testing.T) {
 
 // TestIngestReaderEOF: the publisher closing its end is io.EOF, after
 // every byte sent, within the bound. The end arrives with the last
-// message, before the reader's short read of it: the reader skips its
-// next read and waits, and only the backstop makes it notice the end.
+// message, before the reader's short read of it: the reader waits for the
+// next tick, with the socket's low-water mark raised, and finds the end
+// then.
 func TestIngestReaderEOF(t *testing.T) {
 	t.Parallel()
 	pub, _, in := ingestPair(t)
@@ -286,11 +291,28 @@ func queued(t *testing.T, r *ingestReader) (n int, closed bool) {
 	return n, closed
 }
 
-// TestIngestReaderBackstop: what arrives between a short read and the
-// reader's next wait (the reader skips its read, and the poller has
-// forgotten the arrival) is read within the bound all the same, data and
-// the end of the stream alike.
-func TestIngestReaderBackstop(t *testing.T) {
+// lowWater is the receive low-water mark of r's socket.
+func lowWater(t *testing.T, r *ingestReader) int {
+	t.Helper()
+	var n int
+	var err error
+	if cerr := r.raw.Control(func(fd uintptr) {
+		n, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT)
+	}); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestIngestReaderReadsOnTheClock: after a short read the reader reads
+// on the clock, with the socket's low-water mark raised so that arrivals
+// wake nobody; what arrives then is read at the next tick all the same,
+// data and the end of the stream alike. Left idle, the reader lowers the
+// mark and waits for readiness.
+func TestIngestReaderReadsOnTheClock(t *testing.T) {
 	t.Parallel()
 	pub, r, _ := ingestPair(t)
 	buf := make([]byte, 4096)
@@ -299,11 +321,14 @@ func TestIngestReaderBackstop(t *testing.T) {
 		if _, err := pub.Write([]byte{byte(i), 1, 2}); err != nil {
 			t.Fatal(err)
 		}
-		testpeer.WaitFor(t, "the first bytes queued", 5*time.Second, func() bool { n, _ := queued(t, r); return n == 3 })
 		if n, err := r.Read(buf); n != 3 || err != nil {
 			t.Fatalf("%s: read %d, %v; want 3 bytes", what, n, err)
 		}
-		// More arrives before the next Read.
+		if got := lowWater(t, r); got <= 64<<10 {
+			t.Fatalf("%s: low-water mark %d on the clock, want it raised", what, got)
+		}
+		// More arrives before the next Read: below the mark, so the
+		// socket is not reported readable.
 		if what == "data" {
 			if _, err := pub.Write([]byte{9, 9}); err != nil {
 				t.Fatal(err)
@@ -324,5 +349,67 @@ func TestIngestReaderBackstop(t *testing.T) {
 		case took > maxIngestDelay:
 			t.Errorf("%s: read %v after it was queued, want at most %v", what, took, maxIngestDelay)
 		}
+		if what == "data" {
+			// Idle: after ingestIdleTicks empty ticks the reader waits
+			// for readiness, with the mark lowered.
+			readc := make(chan error, 1)
+			go func() {
+				n, err := r.Read(buf)
+				if err == nil && (n != 1 || buf[0] != 7) {
+					err = fmt.Errorf("read %d bytes (%v), want the byte 7", n, buf[:n])
+				}
+				readc <- err
+			}()
+			testpeer.WaitFor(t, "the mark lowered", 5*time.Second, func() bool { return lowWater(t, r) == 1 })
+			sent := time.Now()
+			if _, err := pub.Write([]byte{7}); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-readc; err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(sent); took > maxIngestDelay {
+				t.Errorf("after idling: read %v after it was sent, want at most %v", took, maxIngestDelay)
+			}
+		}
+	}
+}
+
+// TestIngestReaderHandedOverSocket: a socket that comes from another
+// process with its low-water mark raised (handed over while reading on
+// the clock) is read as soon as anything arrives.
+func TestIngestReaderHandedOverSocket(t *testing.T) {
+	t.Parallel()
+	pub, r, in := ingestPair(t)
+	r.Close()
+	if err := r.raw.Control(func(fd uintptr) { setLowWater(fd, ingestLowWater) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := lowWater(t, r); got <= 64<<10 {
+		t.Fatalf("low-water mark %d, want it raised", got)
+	}
+	clock := &ingestClock{}
+	adopted := newIngestReader(r.raw, clock)
+	t.Cleanup(func() {
+		adopted.Close()
+		clock.waitStopped()
+	})
+	r.clock.add() // for ingestPair's cleanup
+	if got := lowWater(t, adopted); got != 1 {
+		t.Fatalf("low-water mark %d once adopted, want 1: a reader waiting for readiness would not be woken", got)
+	}
+	in.Rebuffer(adopted, publishBufferSize)
+	sent := time.Now()
+	if _, err := pub.Write(stampedMessage(0, 100, sent)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := in.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if delay, err := checkStamped(m, 0, 100); err != nil {
+		t.Fatal(err)
+	} else if delay > maxIngestDelay {
+		t.Errorf("read %v after it was sent, want at most %v", delay, maxIngestDelay)
 	}
 }

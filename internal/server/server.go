@@ -80,7 +80,7 @@ type Server struct {
 	auth     atomic.Pointer[authHolder]
 	waiting  pendingPublishes // publishes not yet live, for kill-session and close-stream
 	handover handoverState    // HandOver's (handover.go)
-	ingest   ingestWatch      // the backstop of publishers' readers (ingest.go)
+	ingest   ingestClock      // the clock publishers read on (ingest.go)
 
 	nextID atomic.Uint64
 	drain  atomic.Uint32 // a DrainMode
@@ -497,7 +497,7 @@ func (s *Server) closeLocked() {
 func (s *Server) wait() {
 	s.serveWG.Wait()
 	s.connWG.Wait()
-	s.ingest.wait()
+	s.ingest.waitStopped()
 	s.hub.Wait()
 }
 
