@@ -2,7 +2,6 @@ package server
 
 import (
 	"io"
-	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -28,10 +27,16 @@ import (
 // frame and one or two audio frames) instead of one message.
 //
 // While a reader reads on the clock, its socket's receive low-water mark
-// (SO_RCVLOWAT) is raised as far as Linux allows, so that arrivals do not
-// wake the poller (only a reader waiting for readiness cares about them).
-// A read on the clock is non-blocking and returns what is there whatever
-// the mark. After ingestIdleTicks ticks in a row that found nothing (a
+// (SO_RCVLOWAT) is raised, so that arrivals do not wake the poller (only
+// a reader waiting for readiness cares about them); a read on the clock is
+// non-blocking and returns what is there whatever the mark. The mark is a
+// sixteenth of the socket's receive buffer, which autotuning grows with
+// the bitrate: above what a tick brings at usual bitrates, and small
+// enough that Linux neither grows the receive buffer nor clamps the
+// window for it (it does when twice the mark exceeds the buffer), so the
+// mark lets no peer queue more in the kernel than before.
+//
+// After ingestIdleTicks ticks in a row that found nothing (a
 // paused or a very sparse stream), the reader lowers the mark to 1 byte
 // (which makes Linux report the socket readable at once if anything
 // arrived meanwhile, or the peer closed it) and waits for readiness, as
@@ -48,11 +53,9 @@ const (
 	// ingestIdleTicks is how many ticks in a row may find nothing to read
 	// before a reader waits for readiness instead.
 	ingestIdleTicks = 3
-	// ingestLowWater is the low-water mark asked for while reading on the
-	// clock; Linux caps it at half the largest receive buffer
-	// (net.ipv4.tcp_rmem), and raises the socket's receive buffer to
-	// hold it, as far as autotuning would have.
-	ingestLowWater = math.MaxInt32
+	// ingestLowWaterShare is the low-water mark while reading on the
+	// clock, as a share of the socket's receive buffer: 1/ingestLowWaterShare.
+	ingestLowWaterShare = 16
 )
 
 // ingestReader reads a publisher's socket (plain TCP) as described above.
@@ -141,11 +144,21 @@ func (r *ingestReader) read(fd uintptr) bool {
 			r.idle = 0
 			if !r.onClock && n > 0 {
 				r.onClock = true
-				setLowWater(fd, ingestLowWater)
+				raiseLowWater(fd)
 			}
 		}
 		return true
 	}
+}
+
+// raiseLowWater raises the socket's low-water mark for reading on the
+// clock (see above).
+func raiseLowWater(fd uintptr) {
+	buf, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		return // the mark stays 1: the poller is woken for nothing more often
+	}
+	setLowWater(fd, max(buf/ingestLowWaterShare, 1))
 }
 
 // setLowWater sets the socket's receive low-water mark. It cannot fail on

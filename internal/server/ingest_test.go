@@ -292,12 +292,15 @@ func queued(t *testing.T, r *ingestReader) (n int, closed bool) {
 }
 
 // lowWater is the receive low-water mark of r's socket.
-func lowWater(t *testing.T, r *ingestReader) int {
+func lowWater(t *testing.T, r *ingestReader) int { return sockopt(t, r, unix.SO_RCVLOWAT) }
+
+// sockopt is a socket-level option of r's socket.
+func sockopt(t *testing.T, r *ingestReader, opt int) int {
 	t.Helper()
 	var n int
 	var err error
 	if cerr := r.raw.Control(func(fd uintptr) {
-		n, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT)
+		n, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, opt)
 	}); cerr != nil {
 		t.Fatal(cerr)
 	}
@@ -310,12 +313,14 @@ func lowWater(t *testing.T, r *ingestReader) int {
 // TestIngestReaderReadsOnTheClock: after a short read the reader reads
 // on the clock, with the socket's low-water mark raised so that arrivals
 // wake nobody; what arrives then is read at the next tick all the same,
-// data and the end of the stream alike. Left idle, the reader lowers the
-// mark and waits for readiness.
+// data and the end of the stream alike. The raised mark does not grow the
+// receive buffer (a peer could then queue more in the kernel). Left idle,
+// the reader lowers the mark and waits for readiness.
 func TestIngestReaderReadsOnTheClock(t *testing.T) {
 	t.Parallel()
 	pub, r, _ := ingestPair(t)
 	buf := make([]byte, 4096)
+	rcvbuf := sockopt(t, r, unix.SO_RCVBUF)
 	for i, what := range []string{"data", "end"} {
 		// A short read: the socket held less than asked for.
 		if _, err := pub.Write([]byte{byte(i), 1, 2}); err != nil {
@@ -324,8 +329,11 @@ func TestIngestReaderReadsOnTheClock(t *testing.T) {
 		if n, err := r.Read(buf); n != 3 || err != nil {
 			t.Fatalf("%s: read %d, %v; want 3 bytes", what, n, err)
 		}
-		if got := lowWater(t, r); got <= 64<<10 {
+		if got := lowWater(t, r); got <= 1 {
 			t.Fatalf("%s: low-water mark %d on the clock, want it raised", what, got)
+		}
+		if got := sockopt(t, r, unix.SO_RCVBUF); got > rcvbuf {
+			t.Fatalf("%s: receive buffer %d on the clock, was %d: the mark grew it", what, got, rcvbuf)
 		}
 		// More arrives before the next Read: below the mark, so the
 		// socket is not reported readable.
@@ -382,7 +390,7 @@ func TestIngestReaderHandedOverSocket(t *testing.T) {
 	t.Parallel()
 	pub, r, in := ingestPair(t)
 	r.Close()
-	if err := r.raw.Control(func(fd uintptr) { setLowWater(fd, ingestLowWater) }); err != nil {
+	if err := r.raw.Control(func(fd uintptr) { setLowWater(fd, 1<<20) }); err != nil {
 		t.Fatal(err)
 	}
 	if got := lowWater(t, r); got <= 64<<10 {
