@@ -61,8 +61,9 @@ const (
 // ingestReader reads a publisher's socket (plain TCP) as described above.
 // Read is for the read loop alone.
 type ingestReader struct {
-	raw   syscall.RawConn
-	clock *ingestClock
+	raw    syscall.RawConn
+	clock  *ingestClock
+	closed atomic.Bool
 
 	// Owned by the read loop.
 	p        []byte
@@ -86,8 +87,13 @@ func newIngestReader(raw syscall.RawConn, c *ingestClock) *ingestReader {
 	return r
 }
 
-// Close takes the reader off the clock (the connection stays open).
-func (r *ingestReader) Close() { r.clock.remove() }
+// Close takes the reader off the clock (the connection stays open); only
+// the first call counts.
+func (r *ingestReader) Close() {
+	if r.closed.CompareAndSwap(false, true) {
+		r.clock.remove()
+	}
+}
 
 func (r *ingestReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {

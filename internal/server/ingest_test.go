@@ -402,7 +402,6 @@ func TestIngestReaderHandedOverSocket(t *testing.T) {
 		adopted.Close()
 		clock.waitStopped()
 	})
-	r.clock.add() // for ingestPair's cleanup
 	if got := lowWater(t, adopted); got != 1 {
 		t.Fatalf("low-water mark %d once adopted, want 1: a reader waiting for readiness would not be woken", got)
 	}
@@ -419,5 +418,21 @@ func TestIngestReaderHandedOverSocket(t *testing.T) {
 		t.Fatal(err)
 	} else if delay > maxIngestDelay {
 		t.Errorf("read %v after it was sent, want at most %v", delay, maxIngestDelay)
+	}
+}
+
+// TestIngestReaderCloseTwice: a second Close of a reader does not take
+// another reader off the clock (which would stop the clock under it).
+func TestIngestReaderCloseTwice(t *testing.T) {
+	t.Parallel()
+	_, r, _ := ingestPair(t)
+	other := newIngestReader(r.raw, r.clock)
+	other.Close()
+	other.Close()
+	r.clock.mu.Lock()
+	n, running := r.clock.readers, r.clock.stop != nil
+	r.clock.mu.Unlock()
+	if n != 1 || !running {
+		t.Fatalf("after closing the other reader twice: %d readers, clock running %v; want 1, true", n, running)
 	}
 }
