@@ -168,7 +168,7 @@ func raiseLowWater(fd uintptr) {
 }
 
 // setLowWater sets the socket's receive low-water mark. It cannot fail on
-// a TCP socket; were it to, the reader would only be woken more often.
+// an open TCP socket, and on a closed one the next read fails anyway.
 func setLowWater(fd uintptr, n int) {
 	_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, n)
 }
